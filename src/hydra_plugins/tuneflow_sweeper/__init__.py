@@ -1,0 +1,1 @@
+"""tuneflow's Hydra sweeper: Optuna drives the multirun, trials report back and get pruned."""

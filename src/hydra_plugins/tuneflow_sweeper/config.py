@@ -1,0 +1,163 @@
+"""Structured configs of the tuneflow sweeper, registered in Hydra's ConfigStore.
+
+One dataclass per Optuna object, with ``_target_`` naming the real class, so that
+``hydra/sweeper/sampler=random`` or ``hydra.sweeper.sampler.seed=3`` on the command line
+configure Optuna itself; nothing here re-implements a sampler or a pruner.
+"""
+
+# No `from __future__ import annotations`: OmegaConf reads these annotations at runtime, and Hydra
+# loads this module in a way that breaks dataclasses with string annotations.
+from dataclasses import dataclass, field
+from typing import Any, Dict, List, Optional
+
+from hydra.core.config_store import ConfigStore
+
+# --- samplers (hydra/sweeper/sampler) -------------------------------------------------------
+
+
+@dataclass
+class TPESamplerConfig:
+    """Tree-structured Parzen Estimator, Optuna's default."""
+
+    _target_: str = "optuna.samplers.TPESampler"
+    # Seed of the sampler's random state; null = a fresh seed per process.
+    seed: Optional[int] = None
+    # Random trials before TPE starts modelling the space.
+    n_startup_trials: int = 10
+    # Model the parameters jointly rather than one by one.
+    multivariate: bool = True
+    # With multivariate: model each conditional sub-space separately.
+    group: bool = False
+    # Treat running trials as bad so parallel workers spread out (recommended with several workers).
+    constant_liar: bool = True
+
+
+@dataclass
+class RandomSamplerConfig:
+    """Uniform random search."""
+
+    _target_: str = "optuna.samplers.RandomSampler"
+    # Seed of the sampler's random state; null = a fresh seed per process.
+    seed: Optional[int] = None
+
+
+@dataclass
+class GridSamplerConfig:
+    """Every combination once, in random order. The grid is built from the search space."""
+
+    _target_: str = "optuna.samplers.GridSampler"
+    # Filled in by the sweeper from the search space (choice and range parameters only).
+    search_space: Any = None
+    # Seed of the order in which the grid is visited.
+    seed: Optional[int] = None
+
+
+@dataclass
+class GPSamplerConfig:
+    """Gaussian-process Bayesian optimisation; strong on small budgets of continuous parameters."""
+
+    _target_: str = "optuna.samplers.GPSampler"
+    # Seed of the sampler's random state; null = a fresh seed per process.
+    seed: Optional[int] = None
+    # Random trials before the Gaussian process is fitted.
+    n_startup_trials: int = 10
+
+
+# --- pruners (hydra/sweeper/pruner) ---------------------------------------------------------
+
+
+@dataclass
+class MedianPrunerConfig:
+    """Stop a trial whose metric is worse than the median of earlier trials at the same epoch."""
+
+    _target_: str = "optuna.pruners.MedianPruner"
+    # Trials that always run to the end before pruning starts.
+    n_startup_trials: int = 5
+    # Epochs every trial runs before it can be pruned.
+    n_warmup_steps: int = 2
+    # Check every this many epochs.
+    interval_steps: int = 1
+
+
+@dataclass
+class HyperbandPrunerConfig:
+    """Hyperband: several successive-halving brackets with different aggressiveness."""
+
+    _target_: str = "optuna.pruners.HyperbandPruner"
+    # Epochs every trial is granted.
+    min_resource: int = 1
+    # Most epochs a trial can run; "auto" = learnt from the first completed trial.
+    max_resource: Any = "auto"
+    # Keep 1/reduction_factor of the trials at each rung.
+    reduction_factor: int = 3
+
+
+@dataclass
+class SuccessiveHalvingPrunerConfig:
+    """Asynchronous successive halving (ASHA)."""
+
+    _target_: str = "optuna.pruners.SuccessiveHalvingPruner"
+    # Epochs before the first rung; "auto" = estimated from the first trials.
+    min_resource: Any = "auto"
+    # Keep 1/reduction_factor of the trials at each rung.
+    reduction_factor: int = 4
+    # Skip this many of the lowest rungs.
+    min_early_stopping_rate: int = 0
+
+
+@dataclass
+class NopPrunerConfig:
+    """Never prune: every trial trains to its end."""
+
+    _target_: str = "optuna.pruners.NopPruner"
+
+
+# --- the sweeper ----------------------------------------------------------------------------
+
+
+@dataclass
+class TuneflowSweeperConf:
+    _target_: str = "hydra_plugins.tuneflow_sweeper.tuneflow_sweeper.TuneflowSweeper"
+    # Hand sampler and pruner to the sweeper as configs: it builds them once the search space is known.
+    _recursive_: bool = False
+    defaults: List[Any] = field(default_factory=lambda: [{"sampler": "tpe"}, {"pruner": "median"}])
+
+    # Optuna sampler (hydra/sweeper/sampler=tpe|random|grid|gp).
+    sampler: Any = None
+    # Optuna pruner (hydra/sweeper/pruner=median|hyperband|successive_halving|none).
+    pruner: Any = None
+    # minimize | maximize; null = the architecture's arch.direction.
+    direction: Optional[str] = None
+    # Name of the study; running the same command again resumes it. null = the architecture's name.
+    study_name: Optional[str] = None
+    # Optuna storage URL; null = SQLite under root_dir (embedded, no server).
+    storage: Optional[str] = None
+    # Finished (complete or pruned) trials the study should hold in total, across runs and workers.
+    n_trials: int = 20
+    # Trials launched together per batch (use with a parallel launcher such as joblib).
+    n_jobs: int = 1
+    # Stop with an error once more than this share of n_trials has failed.
+    max_failure_rate: float = 0.25
+    # Seconds between trial heartbeats on the storage (a killed worker's trial is failed and retried).
+    heartbeat_interval: Optional[int] = 60
+    # Search space in Hydra's sweep syntax; keys without a dot are names under `params`.
+    params: Dict[str, Any] = field(default_factory=dict)
+
+
+def register_configs() -> None:
+    store = ConfigStore.instance()
+    store.store(group="hydra/sweeper", name="tuneflow", node=TuneflowSweeperConf, provider="tuneflow")
+    samplers = {"tpe": TPESamplerConfig, "random": RandomSamplerConfig, "grid": GridSamplerConfig, "gp": GPSamplerConfig}
+    for name, node in samplers.items():
+        store.store(group="hydra/sweeper/sampler", name=name, node=node, provider="tuneflow")
+    pruners = {
+        "median": MedianPrunerConfig,
+        "hyperband": HyperbandPrunerConfig,
+        "successive_halving": SuccessiveHalvingPrunerConfig,
+        "none": NopPrunerConfig,
+    }
+    for name, node in pruners.items():
+        store.store(group="hydra/sweeper/pruner", name=name, node=node, provider="tuneflow")
+
+
+register_configs()

@@ -1,0 +1,26 @@
+"""The thin public face Hydra discovers; the work lives in tuneflow.sweep, imported lazily
+so that plugin discovery (which imports every module here) stays cheap."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from hydra.plugins.sweeper import Sweeper
+from hydra.types import HydraContext, TaskFunction
+from omegaconf import DictConfig
+
+# Registers the sweeper, sampler and pruner configs in Hydra's ConfigStore.
+from hydra_plugins.tuneflow_sweeper import config as _config  # noqa: F401
+
+
+class TuneflowSweeper(Sweeper):
+    def __init__(self, **sweeper_cfg: Any) -> None:
+        from tuneflow.sweep import StudySweeper
+
+        self._impl = StudySweeper(**sweeper_cfg)
+
+    def setup(self, *, hydra_context: HydraContext, task_function: TaskFunction, config: DictConfig) -> None:
+        self._impl.setup(hydra_context=hydra_context, task_function=task_function, config=config)
+
+    def sweep(self, arguments: list[str]) -> Any:
+        return self._impl.sweep(arguments)

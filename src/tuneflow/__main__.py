@@ -1,0 +1,3 @@
+from tuneflow.cli import main
+
+main()

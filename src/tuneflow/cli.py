@@ -1,0 +1,123 @@
+"""``python -m tuneflow`` / ``tuneflow``: the Hydra application.
+
+``python -m tuneflow +arch=mlp`` trains once with the architecture's default params;
+``python -m tuneflow +arch=mlp -m`` tunes it with the tuneflow sweeper. Errors a user can fix are
+printed as one line (``tuneflow: error: ...``) with exit status 2; nothing is created before them.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import sys
+from typing import Any
+
+import hydra
+from omegaconf import DictConfig, OmegaConf
+
+EXIT_USAGE = 2
+
+# `hydra.sweeper.params.lr=tag(log, interval(1e-4, 1e-1))` is a sweep over Hydra's own config, which
+# Hydra refuses; tuneflow reads it as the string it is meant to be.
+_SWEEPER_PARAM = re.compile(r"^(\+{0,2}hydra\.sweeper\.params\.[^=]+)=(.+)$")
+
+
+def quote_sweeper_params(argv: list[str]) -> list[str]:
+    quoted = []
+    for argument in argv:
+        match = _SWEEPER_PARAM.match(argument)
+        if match and not match.group(2)[:1] in ("'", '"'):
+            value = match.group(2).replace("\\", "\\\\").replace("'", "\\'")
+            argument = f"{match.group(1)}='{value}'"
+        quoted.append(argument)
+    return quoted
+
+
+def run_task(cfg: DictConfig) -> Any:
+    """Hydra's task function: one job = one training run (a study's trial under the tuneflow sweeper)."""
+    from hydra.core.hydra_config import HydraConfig
+
+    from tuneflow.errors import ConfigError
+    from tuneflow.study import study_settings
+    from tuneflow.trial_runner import run_single, run_trial
+
+    if "arch" not in cfg:
+        raise ConfigError(f"no architecture chosen: add +arch=NAME, one of {', '.join(available_archs())}")
+    if cfg.trial.number is None:
+        outcome = run_single(cfg)
+        print(f"trained {cfg.arch.name}: {cfg.arch.objective}={outcome.value:.6g}; MLflow run {outcome.run_id}")
+        return outcome
+    sweeper = OmegaConf.to_container(HydraConfig.get().sweeper, resolve=True)
+    return run_trial(cfg, study_settings(sweeper, cfg), int(cfg.trial.number))  # type: ignore[arg-type]
+
+
+def available_archs() -> list[str]:
+    from importlib.resources import files
+
+    return sorted(p.name.removesuffix(".yaml") for p in files("tuneflow").joinpath("conf/arch").iterdir()
+                  if p.name.endswith(".yaml"))
+
+
+@hydra.main(version_base="1.3", config_path="conf", config_name="config")
+def _hydra_main(cfg: DictConfig) -> Any:
+    return run_task(cfg)
+
+
+def flags_first(argv: list[str]) -> list[str]:
+    """``+arch=mlp -m n=1`` -> ``-m +arch=mlp n=1``: argparse takes one run of positional overrides
+    only, and users write ``-m`` anywhere."""
+    flags = [a for a in argv if a in ("-m", "--multirun")]
+    return flags + [a for a in argv if a not in ("-m", "--multirun")]
+
+
+def quiet_library_warnings() -> None:
+    """Warnings about choices tuneflow made on purpose (heartbeats with ask/tell, pickled torch
+    models for 0.05 s saves instead of 3 s exports) say nothing a user can act on."""
+    import warnings
+
+    warnings.filterwarnings("ignore", message=".*heartbeat.*", category=Warning)
+    warnings.filterwarnings("ignore", message=".*fail_stale_trials.*", category=Warning)
+    warnings.filterwarnings("ignore", message=".*Heartbeat of storage.*", category=UserWarning)
+    os.environ.setdefault("PYTHONWARNINGS", "ignore::FutureWarning")
+
+
+def main() -> None:
+    quiet_library_warnings()
+    sys.argv = [sys.argv[0], *flags_first(quote_sweeper_params(sys.argv[1:]))]
+    # Let errors reach us instead of Hydra's multi-line report; we print one line per fixable error.
+    os.environ["HYDRA_FULL_ERROR"] = "1"
+    try:
+        _hydra_main()
+    except SystemExit:
+        raise
+    except BaseException as error:  # noqa: BLE001
+        message = one_line_error(error)
+        if message is None:
+            raise
+        print(f"tuneflow: error: {message}", file=sys.stderr)
+        sys.exit(EXIT_USAGE)
+
+
+def one_line_error(error: BaseException) -> str | None:
+    """The one line that tells the user what to fix, or None for a bug (the traceback is shown)."""
+    from hydra.errors import HydraException, MissingConfigException
+    from omegaconf.errors import OmegaConfBaseException
+
+    from tuneflow.errors import TuneflowError
+
+    if isinstance(error, TuneflowError):
+        return str(error)
+    if isinstance(error, MissingConfigException):
+        missing = error.missing_cfg_file or ""
+        group, _, option = str(missing).rpartition("/")
+        options = ", ".join(error.options or [])
+        if group and options:
+            return f"unknown {group} {option!r}: choose one of {options}"
+        return str(error).strip().splitlines()[0]
+    if isinstance(error, (HydraException, OmegaConfBaseException)):
+        lines = [line.strip() for line in str(error).strip().splitlines() if line.strip()]
+        cause = error.__cause__
+        if cause is not None and str(cause).strip():
+            lines.append(str(cause).strip().splitlines()[0])
+        return " ".join(lines[:3]) if lines else type(error).__name__
+    return None

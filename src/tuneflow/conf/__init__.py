@@ -1,0 +1,1 @@
+"""Hydra config groups of tuneflow (a package so that the configs ship inside wheels)."""

@@ -1,0 +1,1 @@
+"""Architectures: each module exposes ``train(params, data, report, *, seed, device) -> TrainResult``."""

@@ -1,0 +1,182 @@
+"""The Optuna side of a study: storage, creation or resumption, and counting what is done.
+
+The study is created up front, with its pruner, on a storage every process can reach; a job opens the
+same study and becomes its trial (``trial_handle``). That is what lets pruning work inside a Hydra
+multirun, with parallel launchers and with several independent worker processes.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import optuna
+from optuna.trial import FrozenTrial, TrialState
+
+from tuneflow.errors import ConfigError
+
+#: Trials that count towards ``n_trials``: a failed trial is retried, so it does not.
+FINISHED_STATES = (TrialState.COMPLETE, TrialState.PRUNED)
+#: Trials another worker is running now: they will finish, so they also count.
+ACTIVE_STATES = (TrialState.RUNNING, TrialState.WAITING)
+
+#: Study user attribute: the MLflow parent run of the study.
+PARENT_RUN_ATTR = "mlflow_parent_run_id"
+#: Trial user attribute: the trial's MLflow run.
+RUN_ID_ATTR = "mlflow_run_id"
+#: Trial user attribute set on a trial asked after the study already had n_trials (a lost race).
+SURPLUS_ATTR = "tuneflow_surplus"
+#: Trial user attribute: the error that failed the trial.
+ERROR_ATTR = "error"
+
+
+def default_storage_url(root_dir: str | Path) -> str:
+    """The embedded default: one SQLite file under the project's ``root_dir``."""
+    path = Path(root_dir).resolve() / "optuna.db"
+    return f"sqlite:///{path}"
+
+
+def open_storage(
+    url: str,
+    *,
+    heartbeat_interval: int | None = None,
+    on_stale_trial: Callable[[optuna.Study, FrozenTrial], None] | None = None,
+) -> optuna.storages.RDBStorage:
+    """An RDB storage (SQLite or a server database) with heartbeats when asked for.
+
+    SQLite gets WAL mode and a generous lock timeout: several workers on one machine then wait for
+    each other instead of failing with "database is locked".
+    """
+    engine_kwargs: dict[str, Any] = {}
+    if url.startswith("sqlite:///"):
+        db_path = Path(url[len("sqlite:///") :])
+        db_path.parent.mkdir(parents=True, exist_ok=True)
+        _enable_wal(db_path)
+        engine_kwargs = {"connect_args": {"timeout": 120}}
+    else:
+        engine_kwargs = {"pool_pre_ping": True}
+    return optuna.storages.RDBStorage(
+        url,
+        engine_kwargs=engine_kwargs,
+        heartbeat_interval=heartbeat_interval,
+        grace_period=None if heartbeat_interval is None else 2 * heartbeat_interval,
+        heartbeat_stale_trial_callback=on_stale_trial,
+    )
+
+
+def _enable_wal(db_path: Path) -> None:
+    # WAL lets readers (dashboards, other workers) proceed while one worker writes; it is a property
+    # of the database file, so setting it once is enough.
+    with sqlite3.connect(db_path, timeout=120) as connection:
+        connection.execute("PRAGMA journal_mode=WAL")
+
+
+def count_trials(study: optuna.Study) -> dict[str, int]:
+    """How many trials are finished, active and failed (surplus trials excluded)."""
+    counts = {"finished": 0, "active": 0, "failed": 0}
+    for trial in study.get_trials(deepcopy=False):
+        if trial.user_attrs.get(SURPLUS_ATTR):
+            continue
+        if trial.state in FINISHED_STATES:
+            counts["finished"] += 1
+        elif trial.state in ACTIVE_STATES:
+            counts["active"] += 1
+        elif trial.state == TrialState.FAIL:
+            counts["failed"] += 1
+    return counts
+
+
+def is_surplus(study: optuna.Study, trial_number: int, n_trials: int) -> bool:
+    """Whether trial ``trial_number`` was asked after the study already had ``n_trials`` under way.
+
+    Workers check the count before they ask, but two may ask at once; the storage numbers trials
+    atomically, so counting the trials numbered before this one settles who was first.
+    """
+    earlier = [
+        t
+        for t in study.get_trials(deepcopy=False)
+        if t.number < trial_number
+        and not t.user_attrs.get(SURPLUS_ATTR)
+        and t.state in FINISHED_STATES + ACTIVE_STATES
+    ]
+    return len(earlier) >= n_trials
+
+
+def trial_handle(
+    study: optuna.Study, storage: optuna.storages.BaseStorage, trial_number: int
+) -> tuple[optuna.trial.Trial, int]:
+    """The live ``Trial`` of a study by number (and its storage id), for a job that reports and asks
+    whether to prune. ``storage`` is the one ``study`` was loaded from; only public methods are used.
+    """
+    study_id = storage.get_study_id_from_name(study.study_name)
+    trial_id = storage.get_trial_id_from_study_id_trial_number(study_id, trial_number)
+    return optuna.trial.Trial(study, trial_id), trial_id
+
+
+def best_trial_or_none(study: optuna.Study) -> FrozenTrial | None:
+    try:
+        return study.best_trial
+    except ValueError:
+        return None
+
+
+@dataclass(frozen=True)
+class StudySettings:
+    """Everything the sweeper and its jobs must agree on, resolved once from the config."""
+
+    name: str
+    storage_url: str
+    direction: str
+    objective: str
+    n_trials: int
+    root_dir: str
+    heartbeat_interval: int | None
+    #: The pruner's config (``_target_`` + arguments); jobs build the same pruner from it.
+    pruner: dict[str, Any] = field(default_factory=dict)
+
+
+def study_settings(sweeper: Mapping[str, Any], cfg: Mapping[str, Any]) -> StudySettings:
+    """Resolve the sweeper's nullable fields against the job config (arch name, root_dir)."""
+    arch = cfg.get("arch") or {}
+    direction = sweeper.get("direction") or arch.get("direction") or "minimize"
+    if direction not in ("minimize", "maximize"):
+        raise ConfigError(f"hydra.sweeper.direction is {direction!r}, but must be minimize or maximize")
+    n_trials = int(sweeper.get("n_trials", 20))
+    if n_trials < 1:
+        raise ConfigError(f"hydra.sweeper.n_trials is {n_trials}, but must be at least 1")
+    root_dir = str(cfg.get("root_dir", "mlruns"))
+    heartbeat = sweeper.get("heartbeat_interval")
+    return StudySettings(
+        name=str(sweeper.get("study_name") or arch.get("name") or "tuneflow"),
+        storage_url=str(sweeper.get("storage") or default_storage_url(root_dir)),
+        direction=str(direction),
+        objective=str(arch.get("objective", "val_loss")),
+        n_trials=n_trials,
+        root_dir=root_dir,
+        heartbeat_interval=None if heartbeat in (None, 0) else int(heartbeat),
+        pruner=dict(sweeper.get("pruner") or {"_target_": "optuna.pruners.NopPruner"}),
+    )
+
+
+def build_pruner(pruner_cfg: Mapping[str, Any]) -> optuna.pruners.BasePruner:
+    from hydra.utils import instantiate
+
+    pruner = instantiate(dict(pruner_cfg))
+    if not isinstance(pruner, optuna.pruners.BasePruner):
+        raise ConfigError(f"hydra.sweeper.pruner builds {type(pruner).__name__}, not an Optuna pruner")
+    return pruner
+
+
+def load_study_for_job(settings: StudySettings) -> tuple[optuna.Study, optuna.storages.RDBStorage]:
+    """The study as a job sees it: same storage and pruner; it never samples, so a cheap sampler."""
+    storage = open_storage(settings.storage_url)
+    study = optuna.load_study(
+        study_name=settings.name,
+        storage=storage,
+        sampler=optuna.samplers.RandomSampler(),
+        pruner=build_pruner(settings.pruner),
+    )
+    return study, storage

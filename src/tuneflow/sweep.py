@@ -1,0 +1,431 @@
+"""The sweeper behind ``hydra_plugins.tuneflow_sweeper``: ask, launch, tell, summarise.
+
+1. ``plan``: read the search space (arch defaults + ``hydra.sweeper.params`` + sweeps on the command
+   line), validate it against the composed config. Nothing is created yet, so bad input leaves no trace.
+2. ``open``: create or resume the Optuna study (with its pruner) on a shared storage, and the study's
+   MLflow parent run.
+3. ``loop``: until the study holds ``n_trials`` finished trials (across every worker and every earlier
+   run): ask a batch of trials, launch them as Hydra jobs (each job opens the same study and becomes its
+   trial, which is how it reports per epoch and gets pruned), tell their outcomes, rewrite the CSV.
+4. ``summarise``: best trial, parent run, CSV.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import optuna
+from hydra.core.override_parser.overrides_parser import OverridesParser
+from hydra.core.plugins import Plugins
+from hydra.core.utils import JobReturn, JobStatus
+from hydra.types import HydraContext, TaskFunction
+from omegaconf import DictConfig, OmegaConf
+from optuna.distributions import BaseDistribution, CategoricalDistribution
+from optuna.trial import TrialState
+
+from tuneflow import results, search_space, tracking
+from tuneflow.errors import ConfigError, TooManyFailures
+from tuneflow.study import (
+    ERROR_ATTR,
+    PARENT_RUN_ATTR,
+    RUN_ID_ATTR,
+    SURPLUS_ATTR,
+    StudySettings,
+    best_trial_or_none,
+    count_trials,
+    is_surplus,
+    open_storage,
+    study_settings,
+)
+from tuneflow.trial_runner import TrialOutcome
+
+log = logging.getLogger("tuneflow")
+
+_STATES = {"COMPLETE": TrialState.COMPLETE, "PRUNED": TrialState.PRUNED, "FAIL": TrialState.FAIL}
+
+
+@dataclass
+class SweepPlan:
+    """What to search and how, validated, before anything exists on disk."""
+
+    settings: StudySettings
+    distributions: dict[str, BaseDistribution]
+    #: Overrides every job receives unchanged (fixed values from the command line or the space).
+    fixed_overrides: list[str]
+    sampler: optuna.samplers.BaseSampler
+    #: Size of the grid when the grid sampler runs: the study stops when every point was tried.
+    grid_size: int | None = None
+    n_jobs: int = 1
+    max_failures: int = 0
+    trial_lines: list[str] = field(default_factory=list)
+
+
+class StudySweeper:
+    def __init__(
+        self,
+        sampler: Any = None,
+        pruner: Any = None,
+        direction: str | None = None,
+        study_name: str | None = None,
+        storage: str | None = None,
+        n_trials: int = 20,
+        n_jobs: int = 1,
+        max_failure_rate: float = 0.25,
+        heartbeat_interval: int | None = 60,
+        params: Any = None,
+    ) -> None:
+        self.sweeper_cfg: dict[str, Any] = {
+            "sampler": _plain(sampler),
+            "pruner": _plain(pruner),
+            "direction": direction,
+            "study_name": study_name,
+            "storage": storage,
+            "n_trials": n_trials,
+            "n_jobs": n_jobs,
+            "max_failure_rate": max_failure_rate,
+            "heartbeat_interval": heartbeat_interval,
+        }
+        self.space: dict[str, Any] = _plain(params) or {}
+        self.config: DictConfig | None = None
+        self.hydra_context: HydraContext | None = None
+        self.launcher: Any = None
+
+    def setup(self, *, hydra_context: HydraContext, task_function: TaskFunction, config: DictConfig) -> None:
+        self.config = config
+        self.hydra_context = hydra_context
+        self.launcher = Plugins.instance().instantiate_launcher(
+            hydra_context=hydra_context, task_function=task_function, config=config
+        )
+
+    # --- 1. plan ----------------------------------------------------------------------------
+
+    def plan(self, arguments: Sequence[str]) -> SweepPlan:
+        assert self.config is not None
+        settings = study_settings(self.sweeper_cfg, self.config)
+        distributions, fixed = search_space.parse_search_space(self.space)
+        cli_distributions, cli_fixed = split_arguments(arguments)
+        distributions.update(cli_distributions)
+        fixed.update(cli_fixed)
+        if not distributions:
+            raise ConfigError(
+                "the search space is empty: pick an architecture with +arch=NAME, or give "
+                "hydra.sweeper.params.NAME=... sweeps"
+            )
+        self.check_parameters_exist(distributions)
+        fixed_overrides = [f"{path}={value}" for path, value in fixed.items()]
+        self.check_job_composes(fixed_overrides + search_space.to_overrides(sample_point(distributions)))
+        sampler_cfg = dict(self.sweeper_cfg["sampler"] or {"_target_": "optuna.samplers.TPESampler"})
+        grid_size = None
+        if sampler_cfg["_target_"] == "optuna.samplers.GridSampler":
+            grid = search_space.grid_of(distributions)
+            sampler_cfg["search_space"] = grid
+            grid_size = math.prod(len(values) for values in grid.values())
+        n_jobs = int(self.sweeper_cfg["n_jobs"])
+        if n_jobs < 1:
+            raise ConfigError(f"hydra.sweeper.n_jobs is {n_jobs}, but must be at least 1")
+        rate = float(self.sweeper_cfg["max_failure_rate"])
+        if not 0.0 <= rate <= 1.0:
+            raise ConfigError(f"hydra.sweeper.max_failure_rate is {rate}, but must be between 0 and 1")
+        return SweepPlan(
+            settings=settings,
+            distributions=distributions,
+            fixed_overrides=fixed_overrides,
+            sampler=build_sampler(sampler_cfg),
+            grid_size=grid_size,
+            n_jobs=n_jobs,
+            max_failures=int(rate * settings.n_trials),
+        )
+
+    def check_parameters_exist(self, distributions: Mapping[str, BaseDistribution]) -> None:
+        assert self.config is not None
+        arch = OmegaConf.select(self.config, "arch.name", default="?")
+        known = sorted(OmegaConf.select(self.config, "params", default={}) or {})
+        for name in distributions:
+            path = search_space.config_path(name)
+            if OmegaConf.select(self.config, path, default=_Missing) is _Missing:
+                raise ConfigError(
+                    f"search space: {name!r} is not a parameter of arch {arch} "
+                    f"(no {path} in the config); known parameters: {', '.join(known)}"
+                )
+
+    def check_job_composes(self, overrides: list[str]) -> None:
+        """Compose one job's config now, so a type error shows before the study exists."""
+        assert self.hydra_context is not None and self.config is not None
+        try:
+            self.hydra_context.config_loader.load_sweep_config(self.config, list(overrides))
+        except Exception as error:  # noqa: BLE001 - Hydra raises several types; all mean the same
+            first_line = str(error).strip().splitlines()[0]
+            raise ConfigError(f"search space: a trial's config does not compose: {first_line}") from None
+
+    # --- 2. open ----------------------------------------------------------------------------
+
+    def open(self, plan: SweepPlan) -> tuple[optuna.Study, Any, str]:
+        settings = plan.settings
+        client = tracking.client_for(tracking.resolve_tracking_uri(self._tracking_uri(), settings.root_dir))
+        storage = open_storage(
+            settings.storage_url,
+            heartbeat_interval=settings.heartbeat_interval,
+            on_stale_trial=StaleTrialHandler(client),
+        )
+        study = optuna.create_study(
+            study_name=settings.name,
+            storage=storage,
+            sampler=plan.sampler,
+            pruner=optuna.pruners.NopPruner(),  # pruning happens in the jobs, with the configured pruner
+            direction=settings.direction,  # type: ignore[arg-type]
+            load_if_exists=True,
+        )
+        existing = study.direction.name.lower()
+        if existing != settings.direction:
+            raise ConfigError(
+                f"study {settings.name!r} already exists with direction {existing}; "
+                f"use another hydra.sweeper.study_name or direction={existing}"
+            )
+        assert self.config is not None
+        experiment_id = tracking.experiment_id_for(
+            client,
+            OmegaConf.select(self.config, "tracking.experiment") or settings.name,
+            tracking.default_artifact_location(client.tracking_uri, settings.root_dir),
+        )
+        parent_run_id = study.user_attrs.get(PARENT_RUN_ATTR) or tracking.open_study_run(
+            client, experiment_id, settings.name, {"tuneflow.arch": str(self.config.arch.name)}
+        )
+        if PARENT_RUN_ATTR in study.user_attrs:
+            client.update_run(parent_run_id, status="RUNNING")
+        else:
+            study.set_user_attr(PARENT_RUN_ATTR, parent_run_id)
+            tracking.log_values(client, parent_run_id, params=_study_params(plan))
+        return study, client, parent_run_id
+
+    def _tracking_uri(self) -> str | None:
+        assert self.config is not None
+        return OmegaConf.select(self.config, "tracking.uri")
+
+    # --- 3. loop ----------------------------------------------------------------------------
+
+    def sweep(self, arguments: list[str]) -> list[TrialOutcome]:
+        optuna.logging.set_verbosity(optuna.logging.WARNING)
+        plan = self.plan(arguments)
+        study, client, parent_run_id = self.open(plan)
+        csv_path = results.results_csv_path(plan.settings.root_dir, plan.settings.name)
+        self._save_multirun_config()
+        outcomes: list[TrialOutcome] = []
+        status = "FAILED"
+        try:
+            outcomes = self.loop(study, plan, csv_path)
+            status = "FINISHED"
+        except KeyboardInterrupt:
+            status = "KILLED"
+            raise
+        finally:
+            results.write_trials_csv(study, csv_path)
+            client.log_artifact(parent_run_id, str(csv_path))
+            summarise_to_parent(client, parent_run_id, study)
+            client.set_terminated(parent_run_id, status=status)
+        self.summarise(study, plan, parent_run_id, csv_path)
+        return outcomes
+
+    def loop(self, study: optuna.Study, plan: SweepPlan, csv_path: Path) -> list[TrialOutcome]:
+        settings = plan.settings
+        target = settings.n_trials if plan.grid_size is None else min(settings.n_trials, plan.grid_size)
+        outcomes: list[TrialOutcome] = []
+        while True:
+            optuna.storages.fail_stale_trials(study)
+            counts = count_trials(study)
+            if counts["failed"] > plan.max_failures:
+                raise TooManyFailures(
+                    f"study {settings.name!r}: {counts['failed']} trials failed, more than "
+                    f"max_failure_rate x n_trials = {plan.max_failures}; last error: {last_error(study)}"
+                )
+            remaining = target - counts["finished"] - counts["active"]
+            if remaining <= 0:
+                if not outcomes:
+                    log.info(
+                        f"study {settings.name!r} already has {counts['finished']} of {target} trials finished"
+                        + (f" ({counts['active']} running elsewhere)" if counts["active"] else "")
+                        + "; raise hydra.sweeper.n_trials to run more"
+                    )
+                return outcomes
+            trials = self.ask(study, plan, min(plan.n_jobs, remaining))
+            if not trials:
+                continue
+            batch = [self.job_overrides(plan, trial) for trial in trials]
+            returns = self.launcher.launch(batch, initial_job_idx=trials[0].number)
+            for trial, job_return in zip(trials, returns):
+                outcome = outcome_of(trial.number, job_return)
+                tell(study, trial, outcome)
+                outcomes.append(outcome)
+                log.info(progress_line(study, outcome, target))
+            results.write_trials_csv(study, csv_path)
+
+    def ask(self, study: optuna.Study, plan: SweepPlan, count: int) -> list[optuna.trial.Trial]:
+        """Ask ``count`` trials; one that lost a race with another worker for the last places is
+        marked surplus and failed at once, so the study never exceeds ``n_trials``."""
+        asked = []
+        for _ in range(count):
+            trial = study.ask(plan.distributions)
+            if is_surplus(study, trial.number, plan.settings.n_trials):
+                trial.set_user_attr(SURPLUS_ATTR, True)
+                study.tell(trial, state=TrialState.FAIL)
+                continue
+            asked.append(trial)
+        return asked
+
+    def job_overrides(self, plan: SweepPlan, trial: optuna.trial.Trial) -> list[str]:
+        return [
+            *plan.fixed_overrides,
+            *search_space.to_overrides(trial.params),
+            f"trial.number={trial.number}",
+        ]
+
+    def _save_multirun_config(self) -> None:
+        assert self.config is not None
+        sweep_dir = Path(str(self.config.hydra.sweep.dir))
+        sweep_dir.mkdir(parents=True, exist_ok=True)
+        OmegaConf.save(self.config, sweep_dir / "multirun.yaml")
+
+    # --- 4. summarise -----------------------------------------------------------------------
+
+    def summarise(self, study: optuna.Study, plan: SweepPlan, parent_run_id: str, csv_path: Path) -> None:
+        best = best_trial_or_none(study)
+        counts = count_trials(study)
+        lines = [f"study {plan.settings.name!r}: {counts['finished']} finished, {counts['failed']} failed"]
+        if best is not None:
+            params = ", ".join(f"{k}={v}" for k, v in best.params.items())
+            lines.append(f"best trial #{best.number}: {plan.settings.objective}={best.value:.6g} ({params})")
+        lines.append(f"MLflow parent run: {parent_run_id}")
+        lines.append(f"results CSV: {csv_path}")
+        for line in lines:
+            log.info(line)
+
+
+class _Missing:
+    """Sentinel for a config path that does not exist."""
+
+
+class StaleTrialHandler:
+    """Called when a worker died mid-trial (its heartbeat went stale): end the dead trial's MLflow
+    run as FAILED, then let Optuna's ``RetryHeartbeatStaleTrialCallback`` queue a retry with the
+    same params (the retry gets a new MLflow run, tagged with the trial it retries)."""
+
+    def __init__(self, client: Any, max_retry: int = 3) -> None:
+        self.client = client
+        self.retry = optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=max_retry)
+
+    def __call__(self, study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
+        run_id = trial.user_attrs.get(RUN_ID_ATTR)
+        if run_id:
+            try:
+                tracking.log_values(self.client, run_id, tags={tracking.STATE_TAG: "FAIL",
+                                                               "tuneflow.error": "worker stopped heartbeating"})
+                self.client.set_terminated(run_id, status="FAILED")
+            except Exception as error:  # noqa: BLE001 - the retry matters more than the bookkeeping
+                log.warning(f"could not end MLflow run {run_id} of stale trial {trial.number}: {error}")
+        self.retry(study, trial)
+
+
+def split_arguments(arguments: Sequence[str]) -> tuple[dict[str, BaseDistribution], dict[str, str]]:
+    """Command-line arguments of a multirun: sweeps join the search space, the rest stay fixed."""
+    distributions: dict[str, BaseDistribution] = {}
+    fixed: dict[str, str] = {}
+    for override in OverridesParser.create().parse_overrides(list(arguments)):
+        key = override.get_key_element()
+        if override.is_sweep_override():
+            distributions[search_space.short_name(key)] = search_space.to_distribution(override)
+        else:
+            fixed[key] = override.get_value_element_as_str()
+    return distributions, fixed
+
+
+def sample_point(distributions: Mapping[str, BaseDistribution]) -> dict[str, Any]:
+    """A valid point of the space (each lower bound / first choice), to test-compose a job."""
+    point: dict[str, Any] = {}
+    for name, distribution in distributions.items():
+        if isinstance(distribution, CategoricalDistribution):
+            point[name] = distribution.choices[0]
+        else:
+            point[name] = distribution.low  # type: ignore[attr-defined]
+    return point
+
+
+def build_sampler(sampler_cfg: Mapping[str, Any]) -> optuna.samplers.BaseSampler:
+    from hydra.utils import instantiate
+
+    sampler = instantiate(dict(sampler_cfg), _convert_="all")
+    if not isinstance(sampler, optuna.samplers.BaseSampler):
+        raise ConfigError(f"hydra.sweeper.sampler builds {type(sampler).__name__}, not an Optuna sampler")
+    return sampler
+
+
+def outcome_of(number: int, job_return: JobReturn) -> TrialOutcome:
+    """The job's own outcome, or a FAIL outcome if the job raised before it could produce one."""
+    if job_return.status == JobStatus.COMPLETED and isinstance(job_return.return_value, TrialOutcome):
+        return job_return.return_value
+    error = getattr(job_return, "_return_value", None)
+    return TrialOutcome(number=number, state="FAIL", error=f"{type(error).__name__}: {error}")
+
+
+def tell(study: optuna.Study, trial: optuna.trial.Trial, outcome: TrialOutcome) -> None:
+    if outcome.error:
+        trial.set_user_attr(ERROR_ATTR, outcome.error[:4000])
+    if outcome.state == "COMPLETE":
+        study.tell(trial, outcome.value, skip_if_finished=True)
+    else:
+        study.tell(trial, state=_STATES[outcome.state], skip_if_finished=True)
+
+
+def progress_line(study: optuna.Study, outcome: TrialOutcome, target: int) -> str:
+    counts = count_trials(study)
+    value = "" if outcome.value is None else f" value={outcome.value:.6g}"
+    detail = ""
+    if outcome.state == "PRUNED":
+        detail = f" at step {outcome.pruned_at_step}"
+    elif outcome.state == "FAIL":
+        detail = f" ({outcome.error})"
+    best = best_trial_or_none(study)
+    best_text = "" if best is None else f" | best={best.value:.6g} (#{best.number})"
+    return (
+        f"[{counts['finished']}/{target}] trial {outcome.number} {outcome.state}{detail}{value}"
+        f" in {outcome.seconds:.1f}s{best_text}"
+    )
+
+
+def last_error(study: optuna.Study) -> str:
+    failed = [t for t in study.get_trials(deepcopy=False, states=(TrialState.FAIL,)) if ERROR_ATTR in t.user_attrs]
+    return failed[-1].user_attrs[ERROR_ATTR] if failed else "unknown"
+
+
+def summarise_to_parent(client: Any, parent_run_id: str, study: optuna.Study) -> None:
+    """The parent run shows the study's best so far and its counts."""
+    best = best_trial_or_none(study)
+    counts = count_trials(study)
+    metrics = [(f"n_{state}", float(n), 0) for state, n in counts.items()]
+    tags: dict[str, Any] = {}
+    if best is not None and best.value is not None:
+        metrics.append(("best_value", float(best.value), 0))
+        tags = {"tuneflow.best_trial": best.number, "tuneflow.best_run_id": best.user_attrs.get(RUN_ID_ATTR, "")}
+    tracking.log_values(client, parent_run_id, metrics=metrics, tags=tags)
+
+
+def _study_params(plan: SweepPlan) -> dict[str, Any]:
+    settings = plan.settings
+    params: dict[str, Any] = {
+        "direction": settings.direction,
+        "objective": settings.objective,
+        "n_trials": settings.n_trials,
+        "sampler": type(plan.sampler).__name__,
+        "pruner": str(settings.pruner.get("_target_", "")).rsplit(".", 1)[-1],
+    }
+    params.update({f"space.{name}": repr(dist) for name, dist in plan.distributions.items()})
+    return params
+
+
+def _plain(node: Any) -> Any:
+    if isinstance(node, DictConfig):
+        return OmegaConf.to_container(node, resolve=True)
+    return node

@@ -1,0 +1,280 @@
+"""Where search and tracking meet: one job = one training run = one MLflow run (= one Optuna trial).
+
+The trainer sees neither Optuna nor MLflow. It gets a ``report`` hook; this module's hook buffers the
+metrics for MLflow, reports the objective to the Optuna trial and raises ``optuna.TrialPruned`` when
+the pruner says so. Whatever happens (completed, pruned, failed), the MLflow run ends with the matching
+status and the job returns a ``TrialOutcome`` for the sweeper to ``tell``.
+"""
+
+from __future__ import annotations
+
+import importlib
+import math
+import threading
+import time
+import traceback
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from omegaconf import DictConfig, OmegaConf
+
+from tuneflow import data as datasets
+from tuneflow import tracking
+from tuneflow.errors import ConfigError, MetricIsNaN
+from tuneflow.models.base import Trainer, TrainResult
+from tuneflow.study import ERROR_ATTR, RUN_ID_ATTR, StudySettings
+
+
+@dataclass
+class TrialOutcome:
+    """What a job hands back to the sweeper (picklable: it crosses process boundaries)."""
+
+    number: int | None
+    state: str  # COMPLETE | PRUNED | FAIL
+    value: float | None = None
+    run_id: str | None = None
+    error: str | None = None
+    pruned_at_step: int | None = None
+    seconds: float = 0.0
+    metrics: dict[str, float] = field(default_factory=dict)
+
+
+def load_trainer(path: str) -> Trainer:
+    """``tuneflow.models.mlp.train`` -> the function."""
+    module_name, _, attribute = path.rpartition(".")
+    try:
+        trainer = getattr(importlib.import_module(module_name), attribute)
+    except (ImportError, AttributeError, ValueError):
+        raise ConfigError(f"arch.trainer {path!r} cannot be imported; name a module function") from None
+    return trainer  # type: ignore[no-any-return]
+
+
+def hyperparameters(cfg: DictConfig) -> dict[str, Any]:
+    return dict(OmegaConf.to_container(cfg.params, resolve=True))  # type: ignore[arg-type]
+
+
+class Reporter:
+    """The hook handed to trainers: MLflow buffer + Optuna intermediate values + pruning + NaN check."""
+
+    def __init__(self, objective: str, buffer: tracking.MetricBuffer | None, trial: Any | None) -> None:
+        self.objective = objective
+        self.buffer = buffer
+        self.trial = trial
+        self.prefix = ""
+        self.step_offset = 0
+        self.last_step = 0
+
+    def start_fold(self, index: int, name: str, steps_per_fold: int, n_folds: int) -> None:
+        # Steps continue across folds, so the pruner compares trials at the same point of the same range.
+        self.prefix = f"{name}/" if n_folds > 1 else ""
+        self.step_offset = index * steps_per_fold
+
+    def __call__(self, step: int, metrics: Mapping[str, float]) -> None:
+        global_step = self.step_offset + step
+        self.last_step = global_step
+        if self.buffer is not None:
+            self.buffer.add(global_step, metrics, prefix=self.prefix)
+        if self.objective not in metrics:
+            raise ConfigError(
+                f"arch.objective is {self.objective!r}, but the trainer reports {', '.join(sorted(metrics))}"
+            )
+        value = float(metrics[self.objective])
+        if math.isnan(value):
+            raise MetricIsNaN(f"{self.prefix}{self.objective} is NaN at step {step}: training diverged")
+        if self.trial is not None:
+            import optuna
+
+            self.trial.report(value, global_step)
+            if self.trial.should_prune():
+                raise optuna.TrialPruned(f"pruned at step {global_step}")
+
+
+@dataclass
+class FoldResults:
+    values: list[float] = field(default_factory=list)
+    metrics: dict[str, float] = field(default_factory=dict)
+    last: TrainResult | None = None
+    epochs: int = 0
+
+
+def train_folds(cfg: DictConfig, reporter: Reporter) -> FoldResults:
+    """Train once per fold; per-fold metrics are prefixed with the fold's name when there are several."""
+    trainer = load_trainer(str(cfg.arch.trainer))
+    params = hyperparameters(cfg)
+    folds = datasets.load_folds(cfg.data, params)
+    steps_per_fold = int(cfg.arch.get("steps_per_fold") or params.get("epochs", 1000))
+    results = FoldResults()
+    for index, fold in enumerate(folds):
+        reporter.start_fold(index, fold.name, steps_per_fold, len(folds))
+        result = trainer(params, fold.data, reporter, seed=int(cfg.seed), device=str(cfg.device))
+        value = float(result.metrics[reporter.objective])
+        if math.isnan(value):
+            raise MetricIsNaN(f"{reporter.prefix}{reporter.objective} is NaN after training")
+        results.values.append(value)
+        results.epochs += result.epochs_run
+        for key, metric in {**result.metrics, **result.extra}.items():
+            results.metrics[f"{reporter.prefix}{key}"] = float(metric)
+        results.last = result
+    if len(folds) > 1:
+        # The objective over ranges is their mean; each range's value is kept beside it.
+        for key in {k.split("/", 1)[1] for k in results.metrics if "/" in k}:
+            per_fold = [results.metrics[f"{fold.name}/{key}"] for fold in folds if f"{fold.name}/{key}" in results.metrics]
+            results.metrics[key] = sum(per_fold) / len(per_fold)
+    return results
+
+
+class Heartbeat:
+    """Records the trial's heartbeat on the storage while the job runs, so that a killed worker's
+    trial is noticed (``optuna.storages.fail_stale_trials``) and retried by another worker."""
+
+    def __init__(self, storage: Any, trial_id: int, interval: int | None) -> None:
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        if interval:
+            self._thread = threading.Thread(
+                target=self._beat, args=(storage, trial_id, interval), daemon=True, name="tuneflow-heartbeat"
+            )
+
+    def _beat(self, storage: Any, trial_id: int, interval: int) -> None:
+        while True:
+            storage.record_heartbeat(trial_id)
+            if self._stop.wait(interval):
+                return
+
+    def __enter__(self) -> Heartbeat:
+        if self._thread is not None:
+            self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join()
+
+
+def run_trial(cfg: DictConfig, settings: StudySettings, trial_number: int) -> TrialOutcome:
+    """Run Optuna trial ``trial_number`` of the study ``settings`` describes, tracked in MLflow."""
+    import optuna
+
+    from tuneflow.study import load_study_for_job, trial_handle
+
+    started = time.perf_counter()
+    study, storage = load_study_for_job(settings)
+    trial, trial_id = trial_handle(study, storage, trial_number)
+    client = tracking.client_for(tracking.resolve_tracking_uri(cfg.tracking.uri, settings.root_dir))
+    experiment_id = tracking.experiment_id_for(
+        client,
+        cfg.tracking.experiment or settings.name,
+        tracking.default_artifact_location(client.tracking_uri, settings.root_dir),
+    )
+    parent_run_id = study.user_attrs.get("mlflow_parent_run_id")
+    run = client.create_run(
+        experiment_id,
+        run_name=f"{settings.name}-trial-{trial_number}",
+        tags={
+            tracking.STUDY_TAG: settings.name,
+            tracking.ROLE_TAG: "trial",
+            tracking.TRIAL_TAG: str(trial_number),
+            tracking.ARCH_TAG: str(cfg.arch.name),
+            tracking.STATE_TAG: "RUNNING",
+            **({tracking.PARENT_TAG: parent_run_id} if parent_run_id else {}),
+        },
+    )
+    run_id = run.info.run_id
+    trial.set_user_attr(RUN_ID_ATTR, run_id)
+    start_run_record(client, run_id, cfg)
+    buffer = tracking.MetricBuffer(client, run_id)
+    reporter = Reporter(settings.objective, buffer, trial)
+    outcome = TrialOutcome(number=trial_number, state="FAIL", run_id=run_id)
+    try:
+        with Heartbeat(storage, trial_id, settings.heartbeat_interval):
+            results = train_folds(cfg, reporter)
+        outcome.value = sum(results.values) / len(results.values)
+        outcome.metrics = results.metrics
+        outcome.state = "COMPLETE"
+        buffer.flush()
+        finish_completed(client, run_id, cfg, results, outcome.value, started)
+    except optuna.TrialPruned:
+        outcome.state, outcome.pruned_at_step = "PRUNED", reporter.last_step
+        buffer.flush()
+        tracking.log_values(client, run_id, tags={"tuneflow.pruned_at_step": reporter.last_step})
+    except Exception as error:  # noqa: BLE001 - one failing trial must not kill the study
+        outcome.error = f"{type(error).__name__}: {error}"
+        _safe(buffer.flush)
+        _safe(lambda: client.log_text(run_id, traceback.format_exc(), "error.txt"))
+        _safe(lambda: tracking.log_values(client, run_id, tags={"tuneflow.error": outcome.error[:4000]}))
+        _safe(lambda: trial.set_user_attr(ERROR_ATTR, outcome.error[:4000]))
+    outcome.seconds = time.perf_counter() - started
+    for key, value in outcome.metrics.items():
+        _safe(lambda k=key, v=value: trial.set_user_attr(k, v))
+    tracking.log_values(client, run_id, tags={tracking.STATE_TAG: outcome.state})
+    tracking.terminate(client, run_id, outcome.state)
+    return outcome
+
+
+def _safe(action: Any) -> None:
+    """Best-effort bookkeeping while a trial is already failing: never mask the original error."""
+    try:
+        action()
+    except Exception:  # noqa: BLE001
+        pass
+
+
+def start_run_record(client: Any, run_id: str, cfg: DictConfig) -> None:
+    """Params and the resolved config, written before training so a crash still shows them."""
+    params = {**hyperparameters(cfg), **{f"data.{k}": v for k, v in _flat(cfg.data).items()}}
+    params["seed"] = cfg.seed
+    tracking.log_values(client, run_id, params=params)
+    client.log_text(run_id, OmegaConf.to_yaml(cfg, resolve=True), "config.yaml")
+
+
+def finish_completed(
+    client: Any, run_id: str, cfg: DictConfig, results: FoldResults, objective: float, started: float
+) -> None:
+    final = {**results.metrics, "objective": objective, "epochs_run": float(results.epochs)}
+    final["train_seconds"] = time.perf_counter() - started
+    tracking.log_values(client, run_id, metrics=[(k, v, 0) for k, v in final.items()])
+    if cfg.tracking.log_model and results.last is not None:
+        tracking.log_model(client, run_id, results.last.model, results.last.flavor, results.last.input_example)
+
+
+def _flat(node: Any) -> dict[str, Any]:
+    container = OmegaConf.to_container(node, resolve=True) if isinstance(node, DictConfig) else dict(node)
+    flat: dict[str, Any] = {}
+    for key, value in container.items():  # type: ignore[union-attr]
+        if isinstance(value, Mapping):
+            flat.update({f"{key}.{k}": v for k, v in _flat(value).items()})
+        else:
+            flat[str(key)] = value
+    return flat
+
+
+def run_single(cfg: DictConfig) -> TrialOutcome:
+    """A plain training run (no ``-m``): the arch's default params, one MLflow run, errors raised."""
+    started = time.perf_counter()
+    root_dir = str(cfg.root_dir)
+    client = tracking.client_for(tracking.resolve_tracking_uri(cfg.tracking.uri, root_dir))
+    experiment_id = tracking.experiment_id_for(
+        client,
+        cfg.tracking.experiment or str(cfg.arch.name),
+        tracking.default_artifact_location(client.tracking_uri, root_dir),
+    )
+    run_id = client.create_run(
+        experiment_id, tags={tracking.ROLE_TAG: "single", tracking.ARCH_TAG: str(cfg.arch.name)}
+    ).info.run_id
+    start_run_record(client, run_id, cfg)
+    buffer = tracking.MetricBuffer(client, run_id)
+    reporter = Reporter(str(cfg.arch.objective), buffer, trial=None)
+    try:
+        results = train_folds(cfg, reporter)
+        buffer.flush()
+        value = sum(results.values) / len(results.values)
+        finish_completed(client, run_id, cfg, results, value, started)
+    except BaseException:
+        _safe(buffer.flush)
+        tracking.terminate(client, run_id, "FAIL")
+        raise
+    tracking.terminate(client, run_id, "COMPLETE")
+    return TrialOutcome(number=None, state="COMPLETE", value=value, run_id=run_id, metrics=results.metrics,
+                        seconds=time.perf_counter() - started)
