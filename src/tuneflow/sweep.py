@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import optuna
+from filelock import FileLock
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.core.plugins import Plugins
 from hydra.core.utils import JobReturn, JobStatus
@@ -165,42 +166,55 @@ class StudySweeper:
     # --- 2. open ----------------------------------------------------------------------------
 
     def open(self, plan: SweepPlan) -> tuple[optuna.Study, Any, str]:
+        """Create or resume the study and its MLflow parent run.
+
+        Under a file lock in ``root_dir``: workers started together would otherwise race to create
+        the same SQLite tables (MLflow's migrations fail on that) and the same parent run.
+        """
         settings = plan.settings
-        client = tracking.client_for(tracking.resolve_tracking_uri(self._tracking_uri(), settings.root_dir))
-        storage = open_storage(
-            settings.storage_url,
-            heartbeat_interval=settings.heartbeat_interval,
-            on_stale_trial=StaleTrialHandler(client),
-        )
-        study = optuna.create_study(
-            study_name=settings.name,
-            storage=storage,
-            sampler=plan.sampler,
-            pruner=optuna.pruners.NopPruner(),  # pruning happens in the jobs, with the configured pruner
-            direction=settings.direction,  # type: ignore[arg-type]
-            load_if_exists=True,
-        )
-        existing = study.direction.name.lower()
-        if existing != settings.direction:
-            raise ConfigError(
-                f"study {settings.name!r} already exists with direction {existing}; "
-                f"use another hydra.sweeper.study_name or direction={existing}"
+        Path(settings.root_dir).mkdir(parents=True, exist_ok=True)
+        with FileLock(str(Path(settings.root_dir) / ".tuneflow.lock"), timeout=600):
+            client = tracking.client_for(tracking.resolve_tracking_uri(self._tracking_uri(), settings.root_dir))
+            storage = open_storage(
+                settings.storage_url,
+                heartbeat_interval=settings.heartbeat_interval,
+                on_stale_trial=StaleTrialHandler(client),
             )
+            study = optuna.create_study(
+                study_name=settings.name,
+                storage=storage,
+                sampler=plan.sampler,
+                pruner=optuna.pruners.NopPruner(),  # pruning happens in the jobs, with the configured pruner
+                direction=settings.direction,  # type: ignore[arg-type]
+                load_if_exists=True,
+            )
+            existing = study.direction.name.lower()
+            if existing != settings.direction:
+                raise ConfigError(
+                    f"study {settings.name!r} already exists with direction {existing}; "
+                    f"use another hydra.sweeper.study_name or direction={existing}"
+                )
+            parent_run_id = self.open_parent_run(client, study, plan)
+        return study, client, parent_run_id
+
+    def open_parent_run(self, client: Any, study: optuna.Study, plan: SweepPlan) -> str:
         assert self.config is not None
+        settings = plan.settings
         experiment_id = tracking.experiment_id_for(
             client,
             OmegaConf.select(self.config, "tracking.experiment") or settings.name,
             tracking.default_artifact_location(client.tracking_uri, settings.root_dir),
         )
-        parent_run_id = study.user_attrs.get(PARENT_RUN_ATTR) or tracking.open_study_run(
+        parent_run_id = study.user_attrs.get(PARENT_RUN_ATTR)
+        if parent_run_id is not None:
+            client.update_run(parent_run_id, status="RUNNING")
+            return str(parent_run_id)
+        parent_run_id = tracking.open_study_run(
             client, experiment_id, settings.name, {"tuneflow.arch": str(self.config.arch.name)}
         )
-        if PARENT_RUN_ATTR in study.user_attrs:
-            client.update_run(parent_run_id, status="RUNNING")
-        else:
-            study.set_user_attr(PARENT_RUN_ATTR, parent_run_id)
-            tracking.log_values(client, parent_run_id, params=_study_params(plan))
-        return study, client, parent_run_id
+        study.set_user_attr(PARENT_RUN_ATTR, parent_run_id)
+        tracking.log_values(client, parent_run_id, params=_study_params(plan))
+        return parent_run_id
 
     def _tracking_uri(self) -> str | None:
         assert self.config is not None

@@ -164,14 +164,18 @@ def automatic_date_ranges(
     return [DateRange(s, s + timedelta(days=range_days)) for s in starts]
 
 
-def _windows(values: np.ndarray, target: np.ndarray, first: int, stop: int, window: int) -> tuple[np.ndarray, np.ndarray]:
+def _windows(
+    values: np.ndarray, target: np.ndarray, first: int, stop: int, window: int
+) -> tuple[np.ndarray, np.ndarray]:
     """Inputs ``values[t - window:t]`` and targets ``target[t]`` for day indices ``first <= t < stop``."""
     view = np.lib.stride_tricks.sliding_window_view(values, window, axis=0)  # (T-window+1, F, window)
     x = view[first - window : stop - window].transpose(0, 2, 1)
     return np.ascontiguousarray(x, dtype=np.float32), target[first:stop].astype(np.float32)
 
 
-def make_fold(frame: pd.DataFrame, target: str, period: DateRange, history_days: int, window: int) -> SeriesData:
+def make_fold(
+    frame: pd.DataFrame, target: str, period: DateRange, history_days: int, window: int
+) -> SeriesData:
     """Train on the ``history_days`` days before ``period``, validate on the targets inside it.
 
     Training windows stay inside the history; validation windows may reach back into it (those days
@@ -184,7 +188,8 @@ def make_fold(frame: pd.DataFrame, target: str, period: DateRange, history_days:
     if history_start < 0:
         raise ValueError(
             f"date range {period.name} has {start} days of data before it, but data.history_days is "
-            f"{history_days}; start it on or after {day0 + timedelta(days=history_days)} or lower history_days"
+            f"{history_days}; start it on or after {day0 + timedelta(days=history_days)} "
+            "or lower history_days"
         )
     if window > period.days:
         raise ValueError(

@@ -188,8 +188,14 @@ def save_model(model: Any, flavor: str, directory: Path, input_example: Any | No
         mlflow.lightgbm.save_model(
             model, str(directory), pip_requirements=[f"lightgbm=={version('lightgbm')}"]
         )
+    elif flavor == "synthetic":
+        # A stand-in model: saved as a pickle with its load instructions, like a real one.
+        import pickle
+
+        directory.mkdir(parents=True)
+        (directory / "model.pkl").write_bytes(pickle.dumps(model))
     else:
-        raise ValueError(f"model flavor is {flavor!r}, but must be pytorch or lightgbm")
+        raise ValueError(f"model flavor is {flavor!r}, but must be pytorch, lightgbm or synthetic")
 
 
 def log_model(client: MlflowClient, run_id: str, model: Any, flavor: str, input_example: Any = None) -> None:

@@ -232,7 +232,10 @@ def start_run_record(client: Any, run_id: str, cfg: DictConfig) -> None:
 def finish_completed(
     client: Any, run_id: str, cfg: DictConfig, results: FoldResults, objective: float, started: float
 ) -> None:
-    final = {**results.metrics, "objective": objective, "epochs_run": float(results.epochs)}
+    # Per-epoch values keep their names as step metrics; the trained (best-epoch) model's values are
+    # logged as best_<name>, so neither history is mixed into the other.
+    final = {f"best_{k}": v for k, v in results.metrics.items()}
+    final.update(objective=objective, epochs_run=float(results.epochs))
     final["train_seconds"] = time.perf_counter() - started
     tracking.log_values(client, run_id, metrics=[(k, v, 0) for k, v in final.items()])
     if cfg.tracking.log_model and results.last is not None:

@@ -120,7 +120,8 @@ class TuneflowSweeperConf:
     _target_: str = "hydra_plugins.tuneflow_sweeper.tuneflow_sweeper.TuneflowSweeper"
     # Hand sampler and pruner to the sweeper as configs: it builds them once the search space is known.
     _recursive_: bool = False
-    defaults: List[Any] = field(default_factory=lambda: [{"sampler": "tpe"}, {"pruner": "median"}])
+    # _self_ first, so the chosen sampler and pruner configs fill the fields below.
+    defaults: List[Any] = field(default_factory=lambda: ["_self_", {"sampler": "tpe"}, {"pruner": "median"}])
 
     # Optuna sampler (hydra/sweeper/sampler=tpe|random|grid|gp).
     sampler: Any = None

@@ -19,7 +19,7 @@ from typing import Any, Callable, Literal, Mapping, Protocol
 Reporter = Callable[[int, Mapping[str, float]], None]
 
 #: How a trained model is saved: the MLflow flavor that knows the model's type.
-Flavor = Literal["pytorch", "lightgbm"]
+Flavor = Literal["pytorch", "lightgbm", "synthetic"]
 
 
 @dataclass

@@ -44,7 +44,9 @@ class ConvNet(nn.Module):
                 height, width = height // 2, width // 2
             in_channels = out_channels
         self.features = nn.Sequential(*layers)
-        self.head = nn.Sequential(nn.Flatten(), nn.Dropout(dropout), nn.Linear(in_channels * height * width, n_classes))
+        self.head = nn.Sequential(
+            nn.Flatten(), nn.Dropout(dropout), nn.Linear(in_channels * height * width, n_classes)
+        )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.head(self.features(x.reshape(-1, 1, *self.image_shape)))
@@ -56,9 +58,13 @@ def _image_shape(params: Mapping[str, Any], data: TabularData) -> tuple[int, int
         raise ValueError("arch cnn needs image rows (data.name=digits), but this dataset has no image_shape")
     kernel_size = int(params["kernel_size"])
     if kernel_size < 1 or kernel_size % 2 == 0:
-        raise ValueError(f"params.kernel_size is {kernel_size}, but must be odd (3, 5, ...) to keep the map size")
+        raise ValueError(
+            f"params.kernel_size is {kernel_size}, but must be odd (3, 5, ...) to keep the map size"
+        )
     if int(params["n_conv"]) < 1 or int(params["channels"]) < 1:
-        raise ValueError(f"params.n_conv={params['n_conv']}, params.channels={params['channels']}: both must be >= 1")
+        raise ValueError(
+            f"params.n_conv={params['n_conv']}, params.channels={params['channels']}: both must be >= 1"
+        )
     return data.image_shape
 
 

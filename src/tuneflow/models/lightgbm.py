@@ -24,7 +24,9 @@ LR_SCHEDULES = ("constant", "step", "plateau")
 def booster_params(params: Mapping[str, Any], n_classes: int, seed: int) -> dict[str, Any]:
     """LightGBM's own parameters: quiet, one thread, deterministic for a given seed."""
     bagging_fraction = float(params.get("bagging_fraction", 1.0))
-    objective = {"objective": "binary"} if n_classes == 2 else {"objective": "multiclass", "num_class": n_classes}
+    objective: dict[str, Any] = {"objective": "binary"}
+    if n_classes > 2:
+        objective = {"objective": "multiclass", "num_class": n_classes}
     return {
         **objective,
         "metric": "none",  # the callback computes val_loss / val_accuracy itself

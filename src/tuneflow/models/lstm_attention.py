@@ -66,7 +66,9 @@ class LSTMAttention(nn.Module):
             dropout=dropout if num_layers > 1 else 0.0,
         )
         self.attention = StructuredSelfAttention(hidden_size, attention_hidden_layer_size, num_of_attentions)
-        self.head = nn.Sequential(nn.Flatten(), nn.Dropout(dropout), nn.Linear(num_of_attentions * hidden_size, 1))
+        self.head = nn.Sequential(
+            nn.Flatten(), nn.Dropout(dropout), nn.Linear(num_of_attentions * hidden_size, 1)
+        )
         self.penalty = torch.zeros(())
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -88,7 +90,9 @@ def _check(params: Mapping[str, Any], data: SeriesData) -> None:
         if int(params[key]) < 1:
             raise ValueError(f"params.{key} is {params[key]}, but must be at least 1")
     if float(params["attention_regularization"]) < 0:
-        raise ValueError(f"params.attention_regularization is {params['attention_regularization']}, but must be >= 0")
+        raise ValueError(
+            f"params.attention_regularization is {params['attention_regularization']}, but must be >= 0"
+        )
 
 
 def train(

@@ -1,0 +1,50 @@
+"""A synthetic architecture that trains in microseconds: for tests, smoke runs and overhead benchmarks.
+
+Its "validation loss" after each epoch follows a learning curve towards a known optimum
+(``(x - 2)^2 + (y + 1)^2``), so pruners and samplers behave as on a real model, and a study's
+result can be checked against the known answer. ``fail_above`` makes it raise and ``nan_above``
+makes its metric NaN for large ``x``: the failure paths of a study can be exercised on purpose.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Mapping
+
+import numpy as np
+
+from tuneflow.models.base import Reporter, TrainResult
+
+
+class QuadraticModel:
+    """The 'trained model': predicts its final loss for any input (enough to save and load)."""
+
+    def __init__(self, loss: float) -> None:
+        self.loss = loss
+
+    def predict(self, x: Any) -> np.ndarray:
+        return np.full(len(x), self.loss)
+
+
+def final_loss(params: Mapping[str, Any]) -> float:
+    return (float(params["x"]) - 2.0) ** 2 + (float(params["y"]) + 1.0) ** 2
+
+
+def train(params: Mapping[str, Any], data: Any, report: Reporter, *, seed: int, device: str) -> TrainResult:
+    x = float(params["x"])
+    if params.get("fail_above") is not None and x > float(params["fail_above"]):
+        raise RuntimeError(f"synthetic failure: x={x} > fail_above={params['fail_above']}")
+    target = final_loss(params)
+    epochs = int(params.get("epochs", 20))
+    loss = target
+    for epoch in range(1, epochs + 1):
+        # Decays towards the target: a bad configuration is already visibly bad after a few epochs.
+        loss = target + 10.0 / epoch
+        if params.get("nan_above") is not None and x > float(params["nan_above"]) and epoch >= 2:
+            loss = float("nan")
+        report(epoch, {"val_loss": loss})
+    return TrainResult(
+        metrics={"val_loss": loss},
+        model=QuadraticModel(loss),
+        flavor="synthetic",
+        epochs_run=epochs,
+    )
