@@ -40,9 +40,12 @@ def test_a_user_lists_validation_ranges_as_iso_strings_or_dates() -> None:
 @pytest.mark.parametrize(
     ("raw", "message"),
     [
-        ([["2013-04-01", "2013-01-01"]], "data.date_ranges[0] 2013-04-01..2013-01-01 ends on or before it starts"),
+        ([["2013-04-01", "2013-01-01"]], "date_ranges[0] 2013-04-01..2013-01-01 ends on or before it starts"),
         ([["2013-01-01", "2013-01-01"]], "end must be after start"),
-        ([["2013-01-01", "2013-02-01"], ["2011-06-01", "2012-03-01"]], "data.date_ranges[1] 2011-06-01..2012-03-01 lies outside the data"),
+        (
+            [["2013-01-01", "2013-02-01"], ["2011-06-01", "2012-03-01"]],
+            "data.date_ranges[1] 2011-06-01..2012-03-01 lies outside the data (2012-01-01..2015-12-31",
+        ),
         ([["2015-12-01", "2016-01-02"]], "end (excluded) on or before 2016-01-01"),
         ([], "must be a non-empty list"),
         ([["2013-02-30", "2013-04-01"]], "data.date_ranges[0]: '2013-02-30' is not a date"),
@@ -153,8 +156,15 @@ def test_explicit_ranges_in_the_config_replace_the_automatic_ones() -> None:
 def test_a_window_longer_than_the_range_is_refused() -> None:
     config = {**SEATTLE, "date_ranges": [["2014-02-01", "2014-03-01"]]}
 
-    with pytest.raises(ValueError, match=r"params.window is 30 days, but date range 2014-02-01..2014-03-01 holds only 28"):
+    with pytest.raises(ValueError) as error:
         ts.build_folds(config, window=30)
+
+    assert "params.window is 30 days, but date range 2014-02-01..2014-03-01 holds only 28" in str(error.value)
+
+
+def test_a_target_that_cannot_be_forecast_in_its_own_units_is_refused() -> None:
+    with pytest.raises(ValueError, match="data.target is 'precipitation', but must be one of temp_max"):
+        ts.build_folds({**SEATTLE, "target": "precipitation"}, window=7)
 
 
 def test_a_range_with_too_little_history_before_it_is_refused() -> None:

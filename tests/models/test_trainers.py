@@ -14,7 +14,9 @@ from tuneflow.models import cnn, lightgbm, lstm_attention, mlp
 from tuneflow.models.base import TrainResult
 from tuneflow.timeseries import build_folds
 
-LR_GROUP = {"lr": 3e-3, "batch_size": 64, "lr_schedule": "constant", "lr_decay": 0.5, "patience": 10, "epochs": 2}
+LR_GROUP = {
+    "lr": 3e-3, "batch_size": 64, "lr_schedule": "constant", "lr_decay": 0.5, "patience": 10, "epochs": 2
+}
 
 
 @dataclass
@@ -34,7 +36,10 @@ def _one_seattle_fold(window: int = 7) -> Any:
 
 CASES = {
     "mlp": Case(
-        mlp.train, {**LR_GROUP, "hidden_size": 32, "n_layers": 1, "dropout": 0.1}, lambda: load_tabular("digits"), "val_accuracy"
+        mlp.train,
+        {**LR_GROUP, "hidden_size": 32, "n_layers": 1, "dropout": 0.1},
+        lambda: load_tabular("digits"),
+        "val_accuracy",
     ),
     "cnn": Case(
         cnn.train,
@@ -46,7 +51,8 @@ CASES = {
         lightgbm.train,
         {
             "lr": 0.1, "n_rounds": 30, "report_every": 10, "patience": 10, "lr_schedule": "constant",
-            "num_leaves": 8, "min_child_samples": 10, "feature_fraction": 0.8, "bagging_fraction": 0.8, "lambda_l2": 1.0,
+            "num_leaves": 8, "min_child_samples": 10, "feature_fraction": 0.8, "bagging_fraction": 0.8,
+            "lambda_l2": 1.0,
         },
         lambda: load_tabular("breast_cancer"),
         "val_loss",
@@ -72,9 +78,17 @@ def one_thread() -> None:
     torch.set_num_threads(1)
 
 
-def _run(case: Case, seed: int = 0, **overrides: Any) -> tuple[TrainResult, list[tuple[int, Mapping[str, float]]]]:
-    calls: list[tuple[int, Mapping[str, float]]] = []
-    result = case.train({**case.params, **overrides}, case.data(), lambda s, m: calls.append((s, m)), seed=seed, device="cpu")
+Calls = list[tuple[int, Mapping[str, float]]]
+
+
+def _run(case: Case, seed: int = 0, **overrides: Any) -> tuple[TrainResult, Calls]:
+    """Train ``case`` with some params overridden; return the result and every report call."""
+    calls: Calls = []
+
+    def record(step: int, metrics: Mapping[str, float]) -> None:
+        calls.append((step, metrics))
+
+    result = case.train({**case.params, **overrides}, case.data(), record, seed=seed, device="cpu")
     return result, calls
 
 
@@ -109,8 +123,10 @@ def test_a_reporter_that_raises_stops_training_and_the_exception_propagates(arch
         if len(steps) == 2:
             raise StopTrial
 
+    params = {**case.params, "epochs": 5, "n_rounds": 50}
+
     with pytest.raises(StopTrial):
-        case.train({**case.params, "epochs": 5, "n_rounds": 50}, case.data(), prune_at_second_report, seed=0, device="cpu")
+        case.train(params, case.data(), prune_at_second_report, seed=0, device="cpu")
 
     assert len(steps) == 2 and steps[0] < steps[1]
 
@@ -154,10 +170,11 @@ def test_lightgbm_step_schedule_decays_the_learning_rate_every_few_reports() -> 
 
 def test_attention_penalty_is_zero_for_hops_on_distinct_days_and_positive_for_repeated_hops() -> None:
     distinct = torch.eye(3).unsqueeze(0)  # 3 hops, each all on its own day
-    repeated = torch.tensor([[[0.5, 0.5, 0.0], [0.5, 0.5, 0.0]]])
+    repeated = torch.tensor([[[0.5, 0.5, 0.0], [0.5, 0.5, 0.0]]])  # A Aᵀ - I = [[-.5, .5], [.5, -.5]]
+    penalty = lstm_attention.StructuredSelfAttention.penalty
 
-    assert lstm_attention.StructuredSelfAttention.penalty(distinct).item() == 0.0
-    assert lstm_attention.StructuredSelfAttention.penalty(repeated).item() == pytest.approx(2 * 0.5**2 + 2 * 0.5**2)
+    assert penalty(distinct).item() == 0.0
+    assert penalty(repeated).item() == pytest.approx(4 * 0.5**2)
 
 
 def test_attention_regularization_changes_what_the_lstm_learns() -> None:
