@@ -61,7 +61,7 @@ def test_each_sampler_config_builds_an_optuna_sampler(sampler: str) -> None:
 
 def test_grid_sampler_config_takes_its_grid_from_the_search_space() -> None:
     cfg = compose_tuneflow("+arch=quadratic", "hydra/sweeper/sampler=grid")
-    assert cfg.hydra.sweeper.sampler._target_ == "optuna.samplers.GridSampler"
+    assert cfg.hydra.sweeper.sampler._target_ == "tuneflow.samplers.GridSampler"
     assert cfg.hydra.sweeper.sampler.search_space is None
 
 

@@ -122,7 +122,7 @@ class StudySweeper:
         self.check_job_composes(fixed_overrides + search_space.to_overrides(sample_point(distributions)))
         sampler_cfg = dict(self.sweeper_cfg["sampler"] or {"_target_": "optuna.samplers.TPESampler"})
         grid_size = None
-        if sampler_cfg["_target_"] == "optuna.samplers.GridSampler":
+        if sampler_cfg["_target_"].endswith(".GridSampler"):
             grid = search_space.grid_of(distributions)
             sampler_cfg["search_space"] = grid
             grid_size = math.prod(len(values) for values in grid.values())
@@ -256,7 +256,9 @@ class StudySweeper:
                     f"study {settings.name!r}: {counts['failed']} trials failed, more than "
                     f"max_failure_rate x n_trials = {plan.max_failures}; last error: {last_error(study)}"
                 )
-            remaining = target - counts["finished"] - counts["active"]
+            # A grid visits each point once: a failed point is not retried, so it counts as done.
+            done = counts["finished"] + (counts["failed"] if plan.grid_size is not None else 0)
+            remaining = target - done - counts["active"]
             if remaining <= 0:
                 if not outcomes:
                     log.info(

@@ -45,7 +45,7 @@ class RandomSamplerConfig:
 class GridSamplerConfig:
     """Every combination once, in random order. The grid is built from the search space."""
 
-    _target_: str = "optuna.samplers.GridSampler"
+    _target_: str = "tuneflow.samplers.GridSampler"
     # Filled in by the sweeper from the search space (choice and range parameters only).
     search_space: Any = None
     # Seed of the order in which the grid is visited.
