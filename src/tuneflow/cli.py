@@ -23,12 +23,16 @@ _SWEEPER_PARAM = re.compile(r"^(\+{0,2}hydra\.sweeper\.params\.[^=]+)=(.+)$")
 
 
 def quote_sweeper_params(argv: list[str]) -> list[str]:
+    """Quote sweeps given as ``hydra.sweeper.params.NAME=...`` and let them add new names (``++``):
+    whether NAME is a parameter of the architecture is checked by the sweeper, with a clear message."""
     quoted = []
     for argument in argv:
         match = _SWEEPER_PARAM.match(argument)
-        if match and not match.group(2)[:1] in ("'", '"'):
-            value = match.group(2).replace("\\", "\\\\").replace("'", "\\'")
-            argument = f"{match.group(1)}='{value}'"
+        if match:
+            key, value = match.group(1).lstrip("+"), match.group(2)
+            if value[:1] not in ("'", '"'):
+                value = "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
+            argument = f"++{key}={value}"
         quoted.append(argument)
     return quoted
 
@@ -37,14 +41,19 @@ def run_task(cfg: DictConfig) -> Any:
     """Hydra's task function: one job = one training run (a study's trial under the tuneflow sweeper)."""
     from hydra.core.hydra_config import HydraConfig
 
-    from tuneflow.errors import ConfigError
+    from tuneflow.errors import ConfigError, TuneflowError
     from tuneflow.study import study_settings
     from tuneflow.trial_runner import run_single, run_trial
 
-    if "arch" not in cfg:
-        raise ConfigError(f"no architecture chosen: add +arch=NAME, one of {', '.join(available_archs())}")
     if cfg.trial.number is None:
-        outcome = run_single(cfg)
+        # A plain run: errors end the process here, as one line (Hydra would add its own report).
+        try:
+            if "arch" not in cfg:
+                raise ConfigError(f"no architecture chosen: add +arch=NAME, one of {', '.join(available_archs())}")
+            outcome = run_single(cfg)
+        except TuneflowError as error:
+            print(f"tuneflow: error: {error}", file=sys.stderr)
+            sys.exit(EXIT_USAGE)
         print(f"trained {cfg.arch.name}: {cfg.arch.objective}={outcome.value:.6g}; MLflow run {outcome.run_id}")
         return outcome
     sweeper = OmegaConf.to_container(HydraConfig.get().sweeper, resolve=True)

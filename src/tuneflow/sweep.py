@@ -148,11 +148,13 @@ class StudySweeper:
         known = sorted(OmegaConf.select(self.config, "params", default={}) or {})
         for name in distributions:
             path = search_space.config_path(name)
-            if OmegaConf.select(self.config, path, default=_Missing) is _Missing:
+            default = OmegaConf.select(self.config, path, default=_Missing)
+            if default is _Missing:
                 raise ConfigError(
                     f"search space: {name!r} is not a parameter of arch {arch} "
                     f"(no {path} in the config); known parameters: {', '.join(known)}"
                 )
+            check_choice_types(path, default, distributions[name])
 
     def check_job_composes(self, overrides: list[str]) -> None:
         """Compose one job's config now, so a type error shows before the study exists."""
@@ -343,6 +345,18 @@ class StaleTrialHandler:
             except Exception as error:  # noqa: BLE001 - the retry matters more than the bookkeeping
                 log.warning(f"could not end MLflow run {run_id} of stale trial {trial.number}: {error}")
         self.retry(study, trial)
+
+
+def check_choice_types(path: str, default: Any, distribution: BaseDistribution) -> None:
+    """A numeric parameter given text choices would fail in every trial: say so before the study."""
+    numeric_default = isinstance(default, (int, float)) and not isinstance(default, bool)
+    if not numeric_default or not isinstance(distribution, CategoricalDistribution):
+        return
+    texts = [c for c in distribution.choices if isinstance(c, str)]
+    if texts:
+        raise ConfigError(
+            f"search space: {path} is a number (default {default}), but its choice() includes {texts[0]!r}"
+        )
 
 
 def split_arguments(arguments: Sequence[str]) -> tuple[dict[str, BaseDistribution], dict[str, str]]:
