@@ -29,6 +29,8 @@ PARENT_RUN_ATTR = "mlflow_parent_run_id"
 RUN_ID_ATTR = "mlflow_run_id"
 #: Trial user attribute set on a trial asked after the study already had n_trials (a lost race).
 SURPLUS_ATTR = "tuneflow_surplus"
+#: Study user attribute: the day the study began; automatic date ranges are drawn as of that day.
+AS_OF_ATTR = "as_of"
 #: Trial user attribute: the error that failed the trial.
 ERROR_ATTR = "error"
 

@@ -12,6 +12,7 @@
 
 from __future__ import annotations
 
+import datetime
 import logging
 import math
 from collections.abc import Mapping, Sequence
@@ -32,6 +33,7 @@ from optuna.trial import TrialState
 from tuneflow import results, search_space, tracking
 from tuneflow.errors import ConfigError, TooManyFailures
 from tuneflow.study import (
+    AS_OF_ATTR,
     ERROR_ATTR,
     PARENT_RUN_ATTR,
     RUN_ID_ATTR,
@@ -207,6 +209,8 @@ class StudySweeper:
             OmegaConf.select(self.config, "tracking.experiment") or settings.name,
             tracking.default_artifact_location(client.tracking_uri, settings.root_dir),
         )
+        if AS_OF_ATTR not in study.user_attrs:
+            study.set_user_attr(AS_OF_ATTR, datetime.date.today().isoformat())
         parent_run_id = study.user_attrs.get(PARENT_RUN_ATTR)
         if parent_run_id is not None:
             client.update_run(parent_run_id, status="RUNNING")

@@ -17,13 +17,13 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig, OmegaConf, open_dict
 
 from tuneflow import data as datasets
 from tuneflow import tracking
 from tuneflow.errors import ConfigError, MetricIsNaN
 from tuneflow.models.base import Trainer, TrainResult
-from tuneflow.study import ERROR_ATTR, RUN_ID_ATTR, StudySettings
+from tuneflow.study import AS_OF_ATTR, ERROR_ATTR, RUN_ID_ATTR, StudySettings
 
 
 @dataclass
@@ -124,6 +124,14 @@ def train_folds(cfg: DictConfig, reporter: Reporter) -> FoldResults:
     return results
 
 
+def pin_automatic_date_ranges(cfg: DictConfig, study_as_of: str | None) -> None:
+    """Automatic date ranges change with the month; a study keeps the ranges of the day it began,
+    so trials run weeks apart (or resumed next month) are still compared on the same ranges."""
+    if study_as_of and cfg.data.get("kind") == "timeseries" and cfg.data.get("as_of") is None:
+        with open_dict(cfg):
+            cfg.data.as_of = study_as_of
+
+
 class Heartbeat:
     """Records the trial's heartbeat on the storage while the job runs, so that a killed worker's
     trial is noticed (``optuna.storages.fail_stale_trials``) and retried by another worker."""
@@ -162,6 +170,7 @@ def run_trial(cfg: DictConfig, settings: StudySettings, trial_number: int) -> Tr
     started = time.perf_counter()
     study, storage = load_study_for_job(settings)
     trial, trial_id = trial_handle(study, storage, trial_number)
+    pin_automatic_date_ranges(cfg, study.user_attrs.get(AS_OF_ATTR))
     client = tracking.client_for(tracking.resolve_tracking_uri(cfg.tracking.uri, settings.root_dir))
     experiment_id = tracking.experiment_id_for(
         client,
@@ -234,12 +243,18 @@ def finish_completed(
 ) -> None:
     # Per-epoch values keep their names as step metrics; the trained (best-epoch) model's values are
     # logged as best_<name>, so neither history is mixed into the other.
-    final = {f"best_{k}": v for k, v in results.metrics.items()}
+    final = {_prefixed_leaf("best_", k): v for k, v in results.metrics.items()}
     final.update(objective=objective, epochs_run=float(results.epochs))
     final["train_seconds"] = time.perf_counter() - started
     tracking.log_values(client, run_id, metrics=[(k, v, 0) for k, v in final.items()])
     if cfg.tracking.log_model and results.last is not None:
         tracking.log_model(client, run_id, results.last.model, results.last.flavor, results.last.input_example)
+
+
+def _prefixed_leaf(prefix: str, key: str) -> str:
+    """``2014-01-01..2014-04-01/val_mae`` -> ``2014-01-01..2014-04-01/best_val_mae``."""
+    head, slash, leaf = key.rpartition("/")
+    return f"{head}{slash}{prefix}{leaf}"
 
 
 def _flat(node: Any) -> dict[str, Any]:
