@@ -99,6 +99,9 @@ def main() -> None:
         _hydra_main()
     except SystemExit:
         raise
+    except KeyboardInterrupt:
+        print("tuneflow: interrupted; finished trials are kept, the running one is marked failed", file=sys.stderr)
+        sys.exit(130)
     except BaseException as error:  # noqa: BLE001
         message = one_line_error(error)
         if message is None:

@@ -277,7 +277,13 @@ class StudySweeper:
             if not trials:
                 continue
             batch = [self.job_overrides(plan, trial) for trial in trials]
-            returns = self.launcher.launch(batch, initial_job_idx=trials[0].number)
+            try:
+                returns = self.launcher.launch(batch, initial_job_idx=trials[0].number)
+            except BaseException:
+                # Interrupted or a launcher failure: no trial of this batch may stay RUNNING.
+                for trial in trials:
+                    study.tell(trial, state=TrialState.FAIL, skip_if_finished=True)
+                raise
             for trial, job_return in zip(trials, returns):
                 outcome = outcome_of(trial.number, job_return)
                 tell(study, trial, outcome)

@@ -208,6 +208,14 @@ def run_trial(cfg: DictConfig, settings: StudySettings, trial_number: int) -> Tr
         outcome.state, outcome.pruned_at_step = "PRUNED", reporter.last_step
         buffer.flush()
         tracking.log_values(client, run_id, tags={"tuneflow.pruned_at_step": reporter.last_step})
+    except (KeyboardInterrupt, SystemExit):
+        # Stopped by the user or the system: the study stops too, and leaves nothing RUNNING.
+        _safe(buffer.flush)
+        _safe(lambda: tracking.log_values(client, run_id, tags={tracking.STATE_TAG: "FAIL",
+                                                                 "tuneflow.error": "interrupted"}))
+        _safe(lambda: client.set_terminated(run_id, status="KILLED"))
+        _safe(lambda: study.tell(trial_number, state=optuna.trial.TrialState.FAIL, skip_if_finished=True))
+        raise
     except Exception as error:  # noqa: BLE001 - one failing trial must not kill the study
         outcome.error = f"{type(error).__name__}: {error}"
         _safe(buffer.flush)
