@@ -191,6 +191,11 @@ def run_trial(cfg: DictConfig, settings: StudySettings, trial_number: int) -> Tr
         },
     )
     run_id = run.info.run_id
+    # A retry (of a trial whose worker died) inherited the dead run's id: replace it, and link the two.
+    retry_of = optuna.storages.RetryHeartbeatStaleTrialCallback.retried_trial_number(storage.get_trial(trial_id))
+    if retry_of is not None:
+        tracking.log_values(client, run_id, tags={"tuneflow.retry_of_trial": retry_of,
+                                                  "tuneflow.retry_of_run": trial.user_attrs.get(RUN_ID_ATTR, "")})
     trial.set_user_attr(RUN_ID_ATTR, run_id)
     start_run_record(client, run_id, cfg)
     buffer = tracking.MetricBuffer(client, run_id)

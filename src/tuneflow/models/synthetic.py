@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from typing import Any, Mapping
 
+import time
+
 import numpy as np
 
 from tuneflow.models.base import Reporter, TrainResult
@@ -41,6 +43,8 @@ def train(params: Mapping[str, Any], data: Any, report: Reporter, *, seed: int, 
         loss = target + 10.0 / epoch
         if params.get("nan_above") is not None and x > float(params["nan_above"]) and epoch >= 2:
             loss = float("nan")
+        # Optional wall time per epoch: lets tests kill a worker in the middle of a trial.
+        time.sleep(float(params.get("seconds_per_epoch") or 0.0))
         report(epoch, {"val_loss": loss})
     return TrainResult(
         metrics={"val_loss": loss},
