@@ -10,6 +10,7 @@ from __future__ import annotations
 import sqlite3
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -172,9 +173,15 @@ def build_pruner(pruner_cfg: Mapping[str, Any]) -> optuna.pruners.BasePruner:
     return pruner
 
 
+@lru_cache(maxsize=8)
+def job_storage(url: str) -> optuna.storages.RDBStorage:
+    """One storage (connection pool) per URL and process, shared by the jobs that process runs."""
+    return open_storage(url)
+
+
 def load_study_for_job(settings: StudySettings) -> tuple[optuna.Study, optuna.storages.RDBStorage]:
     """The study as a job sees it: same storage and pruner; it never samples, so a cheap sampler."""
-    storage = open_storage(settings.storage_url)
+    storage = job_storage(settings.storage_url)
     study = optuna.load_study(
         study_name=settings.name,
         storage=storage,
