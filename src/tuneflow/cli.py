@@ -90,12 +90,20 @@ def quiet_library_warnings() -> None:
     os.environ.setdefault("PYTHONWARNINGS", "ignore::FutureWarning")
 
 
+def backend_arguments(argv: list[str]) -> list[str]:
+    """Refuse passwords on the command line (Hydra would save them); expand the storage shorthand."""
+    from tuneflow.backends import expand_storage_shorthand, refuse_passwords_in_arguments
+
+    refuse_passwords_in_arguments(argv)
+    return expand_storage_shorthand(argv)
+
+
 def main() -> None:
     quiet_library_warnings()
-    sys.argv = [sys.argv[0], *flags_first(quote_sweeper_params(sys.argv[1:]))]
     # Let errors reach us instead of Hydra's multi-line report; we print one line per fixable error.
     os.environ["HYDRA_FULL_ERROR"] = "1"
     try:
+        sys.argv = [sys.argv[0], *flags_first(quote_sweeper_params(backend_arguments(sys.argv[1:])))]
         _hydra_main()
     except SystemExit:
         raise

@@ -17,6 +17,8 @@ from typing import Any
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
+from tuneflow.backends import default_storage_url as default_storage_url  # re-exported
+from tuneflow.backends import storage_url
 from tuneflow.errors import ConfigError
 
 #: Trials that count towards ``n_trials``: a failed trial is retried, so it does not.
@@ -34,12 +36,6 @@ SURPLUS_ATTR = "tuneflow_surplus"
 AS_OF_ATTR = "as_of"
 #: Trial user attribute: the error that failed the trial.
 ERROR_ATTR = "error"
-
-
-def default_storage_url(root_dir: str | Path) -> str:
-    """The embedded default: one SQLite file under the project's ``root_dir``."""
-    path = Path(root_dir).resolve() / "optuna.db"
-    return f"sqlite:///{path}"
 
 
 def open_storage(
@@ -152,9 +148,13 @@ def study_settings(sweeper: Mapping[str, Any], cfg: Mapping[str, Any]) -> StudyS
         raise ConfigError(f"hydra.sweeper.n_trials is {n_trials}, but must be at least 1")
     root_dir = str(cfg.get("root_dir", "mlruns"))
     heartbeat = sweeper.get("heartbeat_interval")
+    if heartbeat is not None and int(heartbeat) < 0:
+        raise ConfigError(
+            f"hydra.sweeper.heartbeat_interval is {heartbeat}, but must be a number of seconds >= 1 (null or 0 = off)"
+        )
     return StudySettings(
         name=str(sweeper.get("study_name") or arch.get("name") or "tuneflow"),
-        storage_url=str(sweeper.get("storage") or default_storage_url(root_dir)),
+        storage_url=storage_url(sweeper.get("storage"), root_dir),
         direction=str(direction),
         objective=str(arch.get("objective", "val_loss")),
         n_trials=n_trials,

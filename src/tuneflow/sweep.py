@@ -12,16 +12,17 @@
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 import logging
 import math
+import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import optuna
-from filelock import FileLock
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.core.plugins import Plugins
 from hydra.core.utils import JobReturn, JobStatus
@@ -30,7 +31,7 @@ from omegaconf import DictConfig, OmegaConf
 from optuna.distributions import BaseDistribution, CategoricalDistribution
 from optuna.trial import TrialState
 
-from tuneflow import results, search_space, tracking
+from tuneflow import backends, results, search_space, tracking
 from tuneflow.errors import ConfigError, TooManyFailures
 from tuneflow.study import (
     AS_OF_ATTR,
@@ -45,7 +46,7 @@ from tuneflow.study import (
     open_storage,
     study_settings,
 )
-from tuneflow.trial_runner import TrialOutcome
+from tuneflow.trial_runner import Heartbeat, TrialOutcome
 
 log = logging.getLogger("tuneflow")
 
@@ -97,6 +98,7 @@ class StudySweeper:
         self.config: DictConfig | None = None
         self.hydra_context: HydraContext | None = None
         self.launcher: Any = None
+        self.storage: optuna.storages.RDBStorage | None = None
 
     def setup(self, *, hydra_context: HydraContext, task_function: TaskFunction, config: DictConfig) -> None:
         self.config = config
@@ -134,6 +136,9 @@ class StudySweeper:
         rate = float(self.sweeper_cfg["max_failure_rate"])
         if not 0.0 <= rate <= 1.0:
             raise ConfigError(f"hydra.sweeper.max_failure_rate is {rate}, but must be between 0 and 1")
+        # Last: these connect to the database and the tracking server (still creating nothing).
+        backends.check_storage(settings.storage_url)
+        backends.check_tracking(tracking.resolve_tracking_uri(self._tracking_uri(), settings.root_dir))
         return SweepPlan(
             settings=settings,
             distributions=distributions,
@@ -162,28 +167,36 @@ class StudySweeper:
         """Compose one job's config now, so a type error shows before the study exists."""
         assert self.hydra_context is not None and self.config is not None
         try:
-            self.hydra_context.config_loader.load_sweep_config(self.config, list(overrides))
+            job_cfg = self.hydra_context.config_loader.load_sweep_config(self.config, list(overrides))
         except Exception as error:  # noqa: BLE001 - Hydra raises several types; all mean the same
             first_line = str(error).strip().splitlines()[0]
             raise ConfigError(f"search space: a trial's config does not compose: {first_line}") from None
+        check_date_ranges(job_cfg)
 
     # --- 2. open ----------------------------------------------------------------------------
 
     def open(self, plan: SweepPlan) -> tuple[optuna.Study, Any, str]:
         """Create or resume the study and its MLflow parent run.
 
-        Under a file lock in ``root_dir``: workers started together would otherwise race to create
-        the same SQLite tables (MLflow's migrations fail on that) and the same parent run.
+        Under the study's lock (``backends.study_lock``): workers started together would otherwise
+        race to create the same tables (Optuna's and MLflow's migrations fail on that) and the same
+        parent run.
         """
         settings = plan.settings
-        Path(settings.root_dir).mkdir(parents=True, exist_ok=True)
-        with FileLock(str(Path(settings.root_dir) / ".tuneflow.lock"), timeout=600):
+        with backends.study_lock(settings.storage_url, settings.root_dir, settings.name, "open"):
             client = tracking.client_for(tracking.resolve_tracking_uri(self._tracking_uri(), settings.root_dir))
-            storage = open_storage(
-                settings.storage_url,
-                heartbeat_interval=settings.heartbeat_interval,
-                on_stale_trial=StaleTrialHandler(client),
-            )
+            try:
+                storage = open_storage(
+                    settings.storage_url,
+                    heartbeat_interval=settings.heartbeat_interval,
+                    on_stale_trial=StaleTrialHandler(client),
+                )
+            except Exception as error:  # noqa: BLE001 - drivers and the file system raise many types
+                raise ConfigError(
+                    f"hydra.sweeper.storage: cannot open {backends.shown(settings.storage_url)}: "
+                    f"{backends.first_line(error)}"
+                ) from None
+            self.storage = storage
             study = optuna.create_study(
                 study_name=settings.name,
                 storage=storage,
@@ -254,18 +267,34 @@ class StudySweeper:
         settings = plan.settings
         target = settings.n_trials if plan.grid_size is None else min(settings.n_trials, plan.grid_size)
         outcomes: list[TrialOutcome] = []
+        waiting_since: float | None = None
         while True:
-            optuna.storages.fail_stale_trials(study)
-            counts = count_trials(study)
-            if counts["failed"] > plan.max_failures:
-                raise TooManyFailures(
-                    f"study {settings.name!r}: {counts['failed']} trials failed, more than "
-                    f"max_failure_rate x n_trials = {plan.max_failures}; last error: {last_error(study)}"
-                )
-            # A grid visits each point once: a failed point is not retried, so it counts as done.
-            done = counts["finished"] + (counts["failed"] if plan.grid_size is not None else 0)
-            remaining = target - done - counts["active"]
+            # Count and ask under the study's lock: workers racing for the last places would ask
+            # for more than n_trials.
+            with backends.study_lock(settings.storage_url, settings.root_dir, settings.name, "ask"):
+                optuna.storages.fail_stale_trials(study)
+                counts = count_trials(study)
+                if counts["failed"] > plan.max_failures:
+                    raise TooManyFailures(
+                        f"study {settings.name!r}: {counts['failed']} trials failed, more than "
+                        f"max_failure_rate x n_trials = {plan.max_failures}; last error: {last_error(study)}"
+                    )
+                # A grid visits each point once: a failed point is not retried, so it counts as done.
+                done = counts["finished"] + (counts["failed"] if plan.grid_size is not None else 0)
+                remaining = target - done - counts["active"]
+                trials = self.ask(study, plan, min(plan.n_jobs, remaining)) if remaining > 0 else []
             if remaining <= 0:
+                if counts["active"] and settings.heartbeat_interval:
+                    # A trial running elsewhere may belong to a worker that died: stay until it ends,
+                    # or until its heartbeat goes stale and this worker retries it.
+                    if waiting_since is None:
+                        waiting_since = time.monotonic()
+                        log.info(
+                            f"waiting for {counts['active']} trial(s) running in other workers; a trial whose "
+                            f"worker stops heartbeating for {2 * settings.heartbeat_interval}s is retried here"
+                        )
+                    time.sleep(min(settings.heartbeat_interval, 5))
+                    continue
                 if not outcomes:
                     log.info(
                         f"study {settings.name!r} already has {counts['finished']} of {target} trials finished"
@@ -273,12 +302,15 @@ class StudySweeper:
                         + "; raise hydra.sweeper.n_trials to run more"
                     )
                 return outcomes
-            trials = self.ask(study, plan, min(plan.n_jobs, remaining))
+            waiting_since = None
             if not trials:
                 continue
             batch = [self.job_overrides(plan, trial) for trial in trials]
             try:
-                returns = self.launcher.launch(batch, initial_job_idx=trials[0].number)
+                # The worker beats for its trials from the moment it asked for them (the job beats
+                # too, but only once it has started): a worker killed in between is noticed as well.
+                with self.heartbeats(study, trials, settings.heartbeat_interval):
+                    returns = self.launcher.launch(batch, initial_job_idx=trials[0].number)
             except BaseException:
                 # Interrupted or a launcher failure: no trial of this batch may stay RUNNING.
                 for trial in trials:
@@ -303,6 +335,17 @@ class StudySweeper:
                 continue
             asked.append(trial)
         return asked
+
+    def heartbeats(
+        self, study: optuna.Study, trials: list[optuna.trial.Trial], interval: int | None
+    ) -> contextlib.ExitStack:
+        stack = contextlib.ExitStack()
+        if interval and self.storage is not None:
+            study_id = self.storage.get_study_id_from_name(study.study_name)
+            for trial in trials:
+                trial_id = self.storage.get_trial_id_from_study_id_trial_number(study_id, trial.number)
+                stack.enter_context(Heartbeat(self.storage, trial_id, interval))
+        return stack
 
     def job_overrides(self, plan: SweepPlan, trial: optuna.trial.Trial) -> list[str]:
         return [
@@ -367,6 +410,20 @@ def check_choice_types(path: str, default: Any, distribution: BaseDistribution) 
         raise ConfigError(
             f"search space: {path} is a number (default {default}), but its choice() includes {texts[0]!r}"
         )
+
+
+def check_date_ranges(job_cfg: DictConfig) -> None:
+    """A time-series config whose date ranges cannot work would fail every trial: say so now."""
+    data_cfg = OmegaConf.select(job_cfg, "data")
+    if data_cfg is None or data_cfg.get("kind") != "timeseries":
+        return
+    from tuneflow import data as datasets
+
+    params = OmegaConf.to_container(job_cfg.params, resolve=True)
+    try:
+        datasets.load_folds(OmegaConf.to_container(data_cfg, resolve=True), params)  # type: ignore[arg-type]
+    except ValueError as error:
+        raise ConfigError(str(error).strip().splitlines()[0]) from None
 
 
 def split_arguments(arguments: Sequence[str]) -> tuple[dict[str, BaseDistribution], dict[str, str]]:

@@ -112,6 +112,38 @@ class NopPrunerConfig:
     _target_: str = "optuna.pruners.NopPruner"
 
 
+# --- storages (hydra/sweeper/storage) -------------------------------------------------------
+
+
+@dataclass
+class SqliteStorageConfig:
+    """The embedded default: one SQLite file under root_dir, no server; workers share this machine."""
+
+    kind: str = "sqlite"
+    # A SQLAlchemy URL used instead of everything above it; null = sqlite:///<root_dir>/optuna.db.
+    url: Optional[str] = None
+
+
+@dataclass
+class PostgresStorageConfig:
+    """PostgreSQL: workers on any number of machines share the study. There is no password field:
+    libpq reads $PGPASSWORD or ~/.pgpass, so no config, log or MLflow run ever holds it."""
+
+    kind: str = "postgres"
+    # Server host ($PGHOST if set).
+    host: str = "${oc.env:PGHOST,127.0.0.1}"
+    # Server port ($PGPORT if set).
+    port: str = "${oc.env:PGPORT,5432}"
+    # Database role ($PGUSER if set).
+    user: str = "${oc.env:PGUSER,tuneflow}"
+    # Database that holds Optuna's tables ($PGDATABASE if set); MLflow's server needs a database of its own.
+    database: str = "${oc.env:PGDATABASE,optuna}"
+    # SQLAlchemy dialect+driver.
+    driver: str = "postgresql+psycopg2"
+    # A full SQLAlchemy URL (without password) used instead of the fields above.
+    url: Optional[str] = None
+
+
 # --- the sweeper ----------------------------------------------------------------------------
 
 
@@ -121,7 +153,9 @@ class TuneflowSweeperConf:
     # Hand sampler and pruner to the sweeper as configs: it builds them once the search space is known.
     _recursive_: bool = False
     # _self_ first, so the chosen sampler and pruner configs fill the fields below.
-    defaults: List[Any] = field(default_factory=lambda: ["_self_", {"sampler": "tpe"}, {"pruner": "median"}])
+    defaults: List[Any] = field(
+        default_factory=lambda: ["_self_", {"sampler": "tpe"}, {"pruner": "median"}, {"storage": "sqlite"}]
+    )
 
     # Optuna sampler (hydra/sweeper/sampler=tpe|random|grid|gp).
     sampler: Any = None
@@ -131,8 +165,8 @@ class TuneflowSweeperConf:
     direction: Optional[str] = None
     # Name of the study; running the same command again resumes it. null = the architecture's name.
     study_name: Optional[str] = None
-    # Optuna storage URL; null = SQLite under root_dir (embedded, no server).
-    storage: Optional[str] = None
+    # Optuna storage (hydra/sweeper/storage=sqlite|postgres, or hydra.sweeper.storage.url=URL).
+    storage: Any = None
     # Finished (complete or pruned) trials the study should hold in total, across runs and workers.
     n_trials: int = 20
     # Trials launched together per batch (use with a parallel launcher such as joblib).
@@ -159,6 +193,9 @@ def register_configs() -> None:
     }
     for name, node in pruners.items():
         store.store(group="hydra/sweeper/pruner", name=name, node=node, provider="tuneflow")
+    storages = {"sqlite": SqliteStorageConfig, "postgres": PostgresStorageConfig}
+    for name, node in storages.items():
+        store.store(group="hydra/sweeper/storage", name=name, node=node, provider="tuneflow")
 
 
 register_configs()
