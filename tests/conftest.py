@@ -78,3 +78,13 @@ def study_runs(project: Path, study: str, role: str = "trial") -> list[Any]:
         filter_string=f"tags.`tuneflow.role` = '{role}'",
         max_results=10_000,
     )
+
+
+@pytest.fixture(scope="session")
+def cluster() -> Any:
+    """PostgreSQL + an MLflow server from tuneflow.local_cluster, shared by the tests of a session
+    (each test uses its own study). Skipped where PostgreSQL is missing, except in CI (.ci/run)."""
+    from topology import local_cluster
+
+    with local_cluster() as running:
+        yield running

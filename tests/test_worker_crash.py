@@ -1,60 +1,130 @@
-"""A worker killed mid-trial (kill -9) loses nothing: its trial is failed by heartbeat and retried with the
-same params by another worker, and the study still ends with exactly n_trials finished trials."""
+"""Workers get killed (pre-emption, out of memory): nothing completed is lost, a killed worker's trial is
+failed by its stale heartbeat and retried with the same params by another worker, and the study still
+ends with exactly n_trials finished trials. The same story on the embedded default (SQLite, two workers
+on one machine) and on the local cluster (PostgreSQL + an MLflow server, four workers)."""
 
 from __future__ import annotations
 
 import signal
-import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from conftest import load_study, start_tuneflow, study_runs
+from topology import ServerTopology, Topology, finished, wait_until
 
 pytestmark = pytest.mark.slow
 
-WORKER = ["+arch=quadratic", "-m", "hydra.sweeper.n_trials=6", "hydra/sweeper/pruner=none",
-          "hydra.sweeper.heartbeat_interval=1", "params.seconds_per_epoch=0.1"]
+N_TRIALS = 8
 
 
-def wait_for_running_trial(project: Path, timeout: float = 120) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if (project / "mlruns" / "optuna.db").exists():
-            try:
-                if any(t.state.name == "RUNNING" for t in load_study(project, "quadratic").trials):
-                    return
-            except Exception:  # noqa: BLE001 - the study may not exist yet
-                pass
-        time.sleep(0.3)
-    raise AssertionError("no trial started")
+def worker_args(study: str) -> list[str]:
+    # 20 epochs of 0.1 s: long enough to be killed mid-trial. Heartbeats every 2 s: a dead worker's
+    # trial is failed 4 s after its last beat.
+    return ["+arch=quadratic", "-m", f"hydra.sweeper.n_trials={N_TRIALS}", "hydra/sweeper/pruner=none",
+            "hydra.sweeper.heartbeat_interval=2", "params.seconds_per_epoch=0.1", "tracking.log_model=false",
+            f"hydra.sweeper.study_name={study}"]
 
 
-def test_a_killed_workers_trial_is_retried_and_nothing_is_lost(project: Path) -> None:
-    doomed = start_tuneflow(project, *WORKER)
-    wait_for_running_trial(project)
-    time.sleep(0.5)
-    doomed.send_signal(signal.SIGKILL)
-    doomed.communicate()
+@pytest.fixture(params=["embedded", "postgres"])
+def topology(request: pytest.FixtureRequest, project: Path) -> Any:
+    if request.param == "embedded":
+        topology = Topology(project)
+    else:
+        topology = ServerTopology(project, cluster=request.getfixturevalue("cluster"))
+    yield topology
+    topology.stop_workers()
 
-    survivor = start_tuneflow(project, *WORKER)
-    out, err = survivor.communicate(timeout=300)
-    assert survivor.returncode == 0, out + err
 
-    study = load_study(project, "quadratic")
-    finished = [t for t in study.trials if t.state.name == "COMPLETE"]
-    failed = [t for t in study.trials if t.state.name == "FAIL"]
-    assert len(finished) == 6
-    assert len(failed) == 1, "the killed trial was failed by its stale heartbeat"
-    (retry,) = [t for t in finished if t.system_attrs.get("failed_trial") == failed[0].number]
-    assert retry.params == failed[0].params
+def trial_in_training(topology: Topology, study: str) -> Any:
+    """A running trial that has reported at least one epoch (so it is mid-trial, not starting up)."""
+    return next((t for t in topology.study(study).trials
+                 if t.state.name == "RUNNING" and len(t.intermediate_values) >= 2), None)
 
-    runs = {r.info.run_id: r for r in study_runs(project, "quadratic")}
-    dead_run = runs[failed[0].user_attrs["mlflow_run_id"]]
-    retry_run = runs[retry.user_attrs["mlflow_run_id"]]
-    assert dead_run.info.status == "FAILED"
-    assert retry_run.info.run_id != dead_run.info.run_id
-    assert retry_run.data.tags["tuneflow.retry_of_trial"] == str(failed[0].number)
-    assert retry_run.data.tags["tuneflow.retry_of_run"] == dead_run.info.run_id
-    assert all(r.info.status != "RUNNING" for r in runs.values())
-    assert len(runs) == len(study.trials)
+
+def finished_trials(study: Any) -> dict[int, tuple[str, float | None]]:
+    return {t.number: (t.state.name, t.value) for t in study.trials if t.state.name in ("COMPLETE", "PRUNED")}
+
+
+def assert_clean_output(outputs: list[str]) -> None:
+    for out in outputs:
+        assert "database is locked" not in out, out[-3000:]
+        assert "Traceback" not in out, out[-3000:]
+
+
+def assert_each_killed_trial_was_retried(topology: Topology, study_name: str, killed: set[int]) -> None:
+    """Every killed trial: FAIL in Optuna, its MLflow run FAILED, and a COMPLETE retry with the same
+    params whose own run is tagged as the retry."""
+    study = topology.study(study_name)
+    states = [t.state.name for t in study.trials]
+    assert states.count("COMPLETE") == N_TRIALS, states
+    failed = {t.number: t for t in study.trials if t.state.name == "FAIL"}
+    assert set(failed) == killed, f"only the killed trials failed: {sorted(failed)} vs {sorted(killed)}"
+    assert not any(t.user_attrs.get("tuneflow_surplus") for t in study.trials), "no worker asked for too many"
+    runs = {r.info.run_id: r for r in topology.runs(study_name)}
+    assert all(r.info.status != "RUNNING" for r in runs.values()), "no zombie RUNNING run"
+    numbers = [r.data.tags["tuneflow.trial_number"] for r in runs.values()]
+    assert len(numbers) == len(set(numbers)), "at most one MLflow run per trial"
+    for trial in study.trials:
+        if trial.state.name == "COMPLETE":
+            assert runs[trial.user_attrs["mlflow_run_id"]].info.status == "FINISHED"
+    for number, dead in failed.items():
+        (retry,) = [t for t in study.trials if t.system_attrs.get("failed_trial") == number]
+        assert retry.state.name == "COMPLETE" and retry.params == dead.params
+        retry_run = runs[retry.user_attrs["mlflow_run_id"]]
+        assert retry_run.data.tags["tuneflow.retry_of_trial"] == str(number)
+        dead_runs = [r for r in runs.values() if r.data.tags["tuneflow.trial_number"] == str(number)]
+        if not dead_runs:
+            # Killed after it was asked for, before its job created a run: there is nothing to end.
+            assert not dead.intermediate_values and retry_run.data.tags["tuneflow.retry_of_run"] == ""
+            continue
+        (dead_run,) = dead_runs
+        assert dead_run.info.status in ("FAILED", "KILLED")
+        assert dead_run.data.tags["tuneflow.state"] == "FAIL"
+        assert retry_run.data.tags["tuneflow.retry_of_run"] == dead.user_attrs.get("mlflow_run_id", "")
+    (parent,) = topology.runs(study_name, role="study")
+    assert parent.info.status == "FINISHED"
+
+
+def test_a_worker_killed_mid_trial_loses_nothing_and_its_trial_is_retried(topology: Topology) -> None:
+    study_name = f"kill-one-{topology.name}"
+    workers = [topology.start_worker(*worker_args(study_name)) for _ in range(topology.n_workers)]
+    victim_trial = wait_until(lambda: trial_in_training(topology, study_name), "a trial in training",
+                              workers=workers)
+    victim = topology.worker_running(victim_trial.number)
+    before = finished_trials(topology.study(study_name))
+    victim.send_signal(signal.SIGKILL)
+    victim.communicate()
+
+    survivors = [w for w in workers if w is not victim]
+    results = [finished(w) for w in survivors]
+    assert [code for code, _ in results] == [0] * len(survivors), [out[-3000:] for _, out in results]
+    assert_clean_output([out for _, out in results])
+
+    after = topology.study(study_name)
+    assert {n: finished_trials(after)[n] for n in before} == before, "completed trials are kept as they were"
+    assert_each_killed_trial_was_retried(topology, study_name, killed={victim_trial.number})
+
+
+def test_kill_every_process_then_the_same_command_resumes_where_it_stopped(topology: Topology) -> None:
+    study_name = f"kill-all-{topology.name}"
+    workers = [topology.start_worker(*worker_args(study_name)) for _ in range(topology.n_workers)]
+    wait_until(lambda: len(finished_trials(topology.study(study_name))) >= 2
+               and trial_in_training(topology, study_name), "two finished trials and one in training",
+               workers=workers)
+    topology.kill_everything()  # workers, and with servers: the MLflow server and PostgreSQL too
+    topology.restart()
+    study = topology.study(study_name)
+    before = finished_trials(study)
+    killed = {t.number for t in study.trials if t.state.name == "RUNNING"}
+    assert killed and len(before) < N_TRIALS
+
+    topology.workers = []
+    again = [topology.start_worker(*worker_args(study_name)) for _ in range(topology.n_workers)]
+    results = [finished(w) for w in again]
+    assert [code for code, _ in results] == [0] * len(again), [out[-3000:] for _, out in results]
+    assert_clean_output([out for _, out in results])
+
+    after = topology.study(study_name)
+    assert {n: finished_trials(after)[n] for n in before} == before, "completed trials are kept as they were"
+    assert_each_killed_trial_was_retried(topology, study_name, killed=killed)

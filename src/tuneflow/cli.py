@@ -88,6 +88,8 @@ def quiet_library_warnings() -> None:
     warnings.filterwarnings("ignore", message=".*fail_stale_trials.*", category=Warning)
     warnings.filterwarnings("ignore", message=".*Heartbeat of storage.*", category=UserWarning)
     os.environ.setdefault("PYTHONWARNINGS", "ignore::FutureWarning")
+    # With a tracking server MLflow prints two "View run" links per trial, and fetches the run to do so.
+    os.environ.setdefault("MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT", "true")
 
 
 def backend_arguments(argv: list[str]) -> list[str]:

@@ -8,6 +8,7 @@ multirun, with parallel launchers and with several independent worker processes.
 from __future__ import annotations
 
 import sqlite3
+import warnings
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -74,18 +75,30 @@ def _enable_wal(db_path: Path) -> None:
 
 
 def count_trials(study: optuna.Study) -> dict[str, int]:
-    """How many trials are finished, active and failed (surplus trials excluded)."""
+    """How many trials are finished, active and failed (surplus trials excluded).
+
+    A trial whose worker died is retried with the same params: the retry counts, the dead trial is
+    not a failure (a study whose workers were all killed at once must not hit its failure cap).
+    """
+    trials = study.get_trials(deepcopy=False)
+    with warnings.catch_warnings():  # retry_history is marked experimental; it has been stable since 3.0
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        retried = {number for trial in trials for number in _retry_of(trial)}
     counts = {"finished": 0, "active": 0, "failed": 0}
-    for trial in study.get_trials(deepcopy=False):
+    for trial in trials:
         if trial.user_attrs.get(SURPLUS_ATTR):
             continue
         if trial.state in FINISHED_STATES:
             counts["finished"] += 1
         elif trial.state in ACTIVE_STATES:
             counts["active"] += 1
-        elif trial.state == TrialState.FAIL:
+        elif trial.state == TrialState.FAIL and trial.number not in retried:
             counts["failed"] += 1
     return counts
+
+
+def _retry_of(trial: FrozenTrial) -> list[int]:
+    return optuna.storages.RetryHeartbeatStaleTrialCallback.retry_history(trial)
 
 
 def is_surplus(study: optuna.Study, trial_number: int, n_trials: int) -> bool:

@@ -185,11 +185,12 @@ class StudySweeper:
         settings = plan.settings
         with backends.study_lock(settings.storage_url, settings.root_dir, settings.name, "open"):
             client = tracking.client_for(tracking.resolve_tracking_uri(self._tracking_uri(), settings.root_dir))
+            on_stale_trial = StaleTrialHandler(client)
             try:
                 storage = open_storage(
                     settings.storage_url,
                     heartbeat_interval=settings.heartbeat_interval,
-                    on_stale_trial=StaleTrialHandler(client),
+                    on_stale_trial=on_stale_trial,
                 )
             except Exception as error:  # noqa: BLE001 - drivers and the file system raise many types
                 raise ConfigError(
@@ -212,6 +213,7 @@ class StudySweeper:
                     f"use another hydra.sweeper.study_name or direction={existing}"
                 )
             parent_run_id = self.open_parent_run(client, study, plan)
+            on_stale_trial.experiment_id = client.get_run(parent_run_id).info.experiment_id
         return study, client, parent_run_id
 
     def open_parent_run(self, client: Any, study: optuna.Study, plan: SweepPlan) -> str:
@@ -387,10 +389,11 @@ class StaleTrialHandler:
     def __init__(self, client: Any, max_retry: int = 3) -> None:
         self.client = client
         self.retry = optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=max_retry)
+        #: The study's MLflow experiment, set once the sweeper has opened it.
+        self.experiment_id: str | None = None
 
     def __call__(self, study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
-        run_id = trial.user_attrs.get(RUN_ID_ATTR)
-        if run_id:
+        for run_id in self.runs_of(study, trial):
             try:
                 tracking.log_values(self.client, run_id, tags={tracking.STATE_TAG: "FAIL",
                                                                "tuneflow.error": "worker stopped heartbeating"})
@@ -398,6 +401,22 @@ class StaleTrialHandler:
             except Exception as error:  # noqa: BLE001 - the retry matters more than the bookkeeping
                 log.warning(f"could not end MLflow run {run_id} of stale trial {trial.number}: {error}")
         self.retry(study, trial)
+
+    def runs_of(self, study: optuna.Study, trial: optuna.trial.FrozenTrial) -> set[str]:
+        """The dead trial's run, and any RUNNING run tagged with its number: a worker killed between
+        creating the run and recording its id on the trial leaves one the trial does not name."""
+        run_ids = {str(trial.user_attrs[RUN_ID_ATTR])} if trial.user_attrs.get(RUN_ID_ATTR) else set()
+        if self.experiment_id is not None:
+            try:
+                runs = self.client.search_runs(
+                    [self.experiment_id],
+                    filter_string=f"tags.`{tracking.STUDY_TAG}` = '{study.study_name}' and "
+                    f"tags.`{tracking.TRIAL_TAG}` = '{trial.number}' and attributes.status = 'RUNNING'",
+                )
+                run_ids.update(run.info.run_id for run in runs)
+            except Exception as error:  # noqa: BLE001 - as above
+                log.warning(f"could not search the MLflow runs of stale trial {trial.number}: {error}")
+        return run_ids
 
 
 def check_choice_types(path: str, default: Any, distribution: BaseDistribution) -> None:
