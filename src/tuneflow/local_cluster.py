@@ -246,10 +246,10 @@ class LocalCluster:
             os.killpg(pid, sig)
         except ProcessLookupError:
             pass
-        if self._mlflow is not None and self._mlflow.pid == pid:
-            self._mlflow.wait(timeout=60)
-        else:
-            _wait_gone(pid)
+        if not _wait_gone(pid, self._mlflow, timeout=15):
+            # uvicorn waits for open connections to close; a server that does not stop is killed.
+            os.killpg(pid, signal.SIGKILL)
+            _wait_gone(pid, self._mlflow, timeout=15)
         pid_file.unlink(missing_ok=True)
 
     # --- the whole topology -----------------------------------------------------------------------
@@ -342,14 +342,20 @@ def _clean_env() -> dict[str, str]:
     return {k: v for k, v in os.environ.items() if not k.startswith(("PG", "MLFLOW_TRACKING_URI"))}
 
 
-def _wait_gone(pid: int, timeout: float = 60) -> None:
+def _wait_gone(pid: int, child: subprocess.Popen[bytes] | None, timeout: float) -> bool:
+    """Whether process ``pid`` ended within ``timeout`` (reaped, when this process started it)."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        try:
-            os.kill(pid, 0)
-        except ProcessLookupError:
-            return
+        if child is not None and child.pid == pid:
+            if child.poll() is not None:
+                return True
+        else:
+            try:
+                os.kill(pid, 0)
+            except ProcessLookupError:
+                return True
         time.sleep(0.1)
+    return False
 
 
 def _relay(process: subprocess.Popen[str], prefix: str, log: Path) -> None:
