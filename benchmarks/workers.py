@@ -1,0 +1,177 @@
+"""Trials per minute with 1, 2 and 4 workers on one study: the embedded default (SQLite files, one
+machine) and the local cluster (PostgreSQL + an MLflow server, ``tuneflow.local_cluster``).
+
+Every worker is the same command, ``python -m tuneflow +arch=quadratic -m hydra.sweeper.n_trials=N
+hydra/sweeper/pruner=none params.seconds_per_epoch=S`` (started together, each in the same project
+folder), with the defaults otherwise (TPE, a model artifact per trial). Two workloads:
+
+  instant   S=0: the trial itself costs nothing, so this measures tuneflow + storage + tracking alone,
+            and how well workers share the 2 cores and the databases.
+  sleep     S=0.025 (20 epochs = 0.5 s per trial that uses no CPU, as a trial that waits on a GPU or
+            I/O): this shows whether workers add throughput when the cores are not the limit.
+
+trials/min = N / (last trial's datetime_complete - first trial's datetime_start), read from Optuna:
+start-up (imports, Hydra, connecting) is excluded; "wall s" is the whole run, first start to last exit.
+Each configuration runs on a fresh study (and, for the embedded default, a fresh project folder).
+
+Usage: python benchmarks/workers.py [--trials 40] [--workers 1,2,4] [--workloads instant,sleep] [--storages embedded,postgres]
+(defaults: ~10 minutes on 2 cores; PostgreSQL needs `apt-get install -y postgresql`)
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import os
+import platform
+import secrets
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from importlib.metadata import version
+from pathlib import Path
+from typing import Any
+
+import optuna
+
+WORKLOADS = {"instant": 0.0, "sleep": 0.025}
+
+
+@dataclass
+class Row:
+    storage: str
+    workload: str
+    workers: int
+    trials: int
+    in_study_s: float
+    wall_s: float
+
+    @property
+    def per_minute(self) -> float:
+        return 60.0 * self.trials / self.in_study_s
+
+
+def worker_env() -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("MLFLOW_", "HYDRA_", "PG"))}
+    return {**env, "PYTHONUNBUFFERED": "1", "OMP_NUM_THREADS": "1"}
+
+
+def tuneflow_args(trials: int, seconds: float, study: str) -> list[str]:
+    return ["+arch=quadratic", "-m", f"hydra.sweeper.n_trials={trials}", "hydra/sweeper/pruner=none",
+            f"params.seconds_per_epoch={seconds}", f"hydra.sweeper.study_name={study}"]
+
+
+def run_workers(start: Any, n_workers: int, folder: Path) -> float:
+    """Start ``n_workers`` with ``start(log)``, wait for all; the wall time. Fails loudly on an error."""
+    began = time.perf_counter()
+    logs = [folder / f"worker-{i}.log" for i in range(n_workers)]
+    processes = [start(log) for log in logs]
+    codes = [p.wait(timeout=1800) for p in processes]
+    wall = time.perf_counter() - began
+    if any(codes):
+        raise SystemExit(f"a worker failed ({codes}); see {folder}: " + logs[codes.index(next(c for c in codes if c))].read_text()[-2000:])
+    return wall
+
+
+def in_study_seconds(study: optuna.Study, trials: int) -> float:
+    done = [t for t in study.trials if t.state.name == "COMPLETE"]
+    if len(done) != trials or len(study.trials) != trials:
+        raise SystemExit(f"study {study.study_name}: {len(done)} complete of {len(study.trials)} trials, expected {trials}")
+    first = min(t.datetime_start for t in done if t.datetime_start is not None)
+    last = max(t.datetime_complete for t in done if t.datetime_complete is not None)
+    return (last - first).total_seconds()
+
+
+def embedded(n_workers: int, trials: int, seconds: float, workload: str) -> Row:
+    with tempfile.TemporaryDirectory(prefix="tuneflow-bench-") as tmp:
+        folder = Path(tmp)
+        study_name = f"bench-{workload}-{n_workers}"
+
+        def start(log: Path) -> subprocess.Popen[bytes]:
+            with log.open("w") as out:
+                return subprocess.Popen([sys.executable, "-m", "tuneflow", *tuneflow_args(trials, seconds, study_name)],
+                                        cwd=folder, env=worker_env(), stdout=out, stderr=subprocess.STDOUT)
+
+        wall = run_workers(start, n_workers, folder)
+        study = optuna.load_study(study_name=study_name, storage=f"sqlite:///{folder / 'mlruns' / 'optuna.db'}")
+        return Row("embedded (SQLite)", workload, n_workers, trials, in_study_seconds(study, trials), wall)
+
+
+def on_cluster(cluster: Any, n_workers: int, trials: int, seconds: float, workload: str) -> Row:
+    folder = Path(tempfile.mkdtemp(prefix="tuneflow-bench-"))
+    try:
+        study_name = f"bench-{workload}-{n_workers}-{secrets.token_hex(3)}"
+
+        def start(log: Path) -> subprocess.Popen[str]:
+            return cluster.start_worker(tuneflow_args(trials, seconds, study_name), log=log, cwd=folder,
+                                        env={"OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"})
+
+        wall = run_workers(start, n_workers, folder)
+        storage = optuna.storages.RDBStorage(cluster.database_url("optuna"),
+                                             engine_kwargs={"connect_args": {"password": cluster.password}})
+        study = optuna.load_study(study_name=study_name, storage=storage)
+        return Row("PostgreSQL + MLflow server", workload, n_workers, trials, in_study_seconds(study, trials), wall)
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def start_cluster() -> tuple[Any, Path]:
+    from tuneflow.local_cluster import LocalCluster, free_port
+
+    directory = Path(tempfile.mkdtemp(prefix="tuneflow-bench-cluster-"))
+    directory.chmod(0o711)  # PostgreSQL runs as the postgres user
+    cluster = LocalCluster(directory / "cluster", pg_port=free_port(), mlflow_port=free_port(),
+                           password=secrets.token_hex(16))
+    cluster.up()
+    return cluster, directory
+
+
+def table(rows: list[Row]) -> str:
+    lines = ["| storage | workload | workers | trials | in-study s | trials/min | vs 1 worker | wall s |",
+             "|---|---|---:|---:|---:|---:|---:|---:|"]
+    for row in rows:
+        base = next(r for r in rows if r.storage == row.storage and r.workload == row.workload and r.workers == 1)
+        lines.append(f"| {row.storage} | {row.workload} | {row.workers} | {row.trials} | {row.in_study_s:.1f} | "
+                     f"{row.per_minute:.0f} | {row.per_minute / base.per_minute:.2f}x | {row.wall_s:.1f} |")
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--trials", type=int, default=40)
+    parser.add_argument("--workers", default="1,2,4")
+    parser.add_argument("--workloads", default="instant,sleep")
+    parser.add_argument("--storages", default="embedded,postgres")
+    options = parser.parse_args()
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    counts = [int(n) for n in options.workers.split(",")]
+    workloads = options.workloads.split(",")
+    storages = options.storages.split(",")
+    started = time.perf_counter()
+    rows: list[Row] = []
+    cluster, directory = start_cluster() if "postgres" in storages else (None, None)
+    try:
+        for storage in storages:
+            for workload in workloads:
+                for n in counts:
+                    print(f"{storage} {workload} {n} worker(s)...", file=sys.stderr, flush=True)
+                    if storage == "embedded":
+                        rows.append(embedded(n, options.trials, WORKLOADS[workload], workload))
+                    else:
+                        rows.append(on_cluster(cluster, n, options.trials, WORKLOADS[workload], workload))
+                    print(f"  {rows[-1].per_minute:.0f} trials/min", file=sys.stderr, flush=True)
+    finally:
+        if cluster is not None:
+            cluster.down()
+            shutil.rmtree(directory, ignore_errors=True)
+    print(f"{datetime.date.today()}; {os.cpu_count()} cores ({platform.machine()}); Python {platform.python_version()}, "
+          f"optuna {version('optuna')}, mlflow {version('mlflow')}, PostgreSQL 15; {options.trials} trials per row; "
+          f"run took {time.perf_counter() - started:.0f} s\n")
+    print(table(rows))
+
+
+if __name__ == "__main__":
+    main()
