@@ -82,6 +82,8 @@ CASES: dict[str, Case] = {
     "spec: unknown architecture": Case([], "unknown architecture 'lstm'", spec={**SPEC, "architecture": "lstm"}),
     "spec: range ends before it starts": Case([], "date-range[0] 2014-04-01..2014-01-01 ends on or before it starts",
                                               spec={**SPEC, "date-range": [["2014-04-01", "2014-01-01"]]}),
+    "spec: password in an override": Case([], "hydra.sweeper.storage: the URL contains a password",
+                                          spec={**SPEC, "overrides": {"hydra.sweeper.storage": "postgresql://u:hunter2@h/db"}}),
     # --- storage URLs ---------------------------------------------------------------------------
     "storage: postgres:// scheme": Case([*Q, "hydra.sweeper.storage=postgres://tuneflow@127.0.0.1/optuna"], "postgresql://, not postgres://"),
     "storage: password in the URL": Case([*Q, "hydra.sweeper.storage=postgresql://tuneflow:hunter2@127.0.0.1/optuna"],

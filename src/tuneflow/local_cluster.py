@@ -120,9 +120,17 @@ class LocalCluster:
 
     # --- PostgreSQL ------------------------------------------------------------------------------
 
+    def postgres_running(self) -> bool:
+        status = subprocess.run(_as_db_owner([_pg_binary("pg_ctl"), "-D", str(self.pg_data), "status"]),
+                                capture_output=True)
+        return status.returncode == 0
+
     def start_postgres(self) -> None:
         if not (self.pg_data / "PG_VERSION").exists():
             self._init_postgres()
+        elif self.postgres_running():
+            self._create_databases()
+            return
         command = [
             _pg_binary("pg_ctl"), "-D", str(self.pg_data), "-l", str(self.pg_dir / "server.log"),
             "-w", "-t", str(int(self.timeout)),
@@ -206,7 +214,16 @@ class LocalCluster:
 
     # --- MLflow tracking server ------------------------------------------------------------------
 
+    def mlflow_running(self) -> bool:
+        try:
+            with urllib.request.urlopen(f"{self.tracking_uri}/health", timeout=2) as response:
+                return bool(response.status == 200)
+        except OSError:
+            return False
+
     def start_mlflow(self) -> None:
+        if self.mlflow_running():
+            return
         artifacts = self.directory / "mlartifacts"
         artifacts.mkdir(parents=True, exist_ok=True)
         log = (self.directory / "mlflow.log").open("ab")
@@ -228,12 +245,8 @@ class LocalCluster:
         while time.monotonic() < deadline:
             if process.poll() is not None:
                 raise ClusterError(f"the MLflow server exited with {process.returncode}; see {self.directory / 'mlflow.log'}")
-            try:
-                with urllib.request.urlopen(f"{self.tracking_uri}/health", timeout=2) as response:
-                    if response.status == 200:
-                        return
-            except OSError:
-                pass
+            if self.mlflow_running():
+                return
             time.sleep(0.3)
         raise ClusterError(f"the MLflow server did not answer within {self.timeout:.0f}s; see {self.directory / 'mlflow.log'}")
 

@@ -36,6 +36,7 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
+from tuneflow.backends import refuse_passwords_in_arguments
 from tuneflow.errors import ConfigError
 from tuneflow.search_space import override_value
 
@@ -295,6 +296,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_USAGE
     try:
         command = build_command(arguments[0], arguments[1:])
+        # The command is printed below and saved by Hydra: it must not carry a password.
+        refuse_passwords_in_arguments(command)
     except ConfigError as error:
         print(f"tuneflow: error: {error}", file=sys.stderr)
         return EXIT_USAGE

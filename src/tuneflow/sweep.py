@@ -269,7 +269,7 @@ class StudySweeper:
         settings = plan.settings
         target = settings.n_trials if plan.grid_size is None else min(settings.n_trials, plan.grid_size)
         outcomes: list[TrialOutcome] = []
-        waiting_since: float | None = None
+        announced_wait = False
         while True:
             # Count and ask under the study's lock: workers racing for the last places would ask
             # for more than n_trials.
@@ -289,8 +289,8 @@ class StudySweeper:
                 if counts["active"] and settings.heartbeat_interval:
                     # A trial running elsewhere may belong to a worker that died: stay until it ends,
                     # or until its heartbeat goes stale and this worker retries it.
-                    if waiting_since is None:
-                        waiting_since = time.monotonic()
+                    if not announced_wait:
+                        announced_wait = True
                         log.info(
                             f"waiting for {counts['active']} trial(s) running in other workers; a trial whose "
                             f"worker stops heartbeating for {2 * settings.heartbeat_interval}s is retried here"
@@ -304,7 +304,7 @@ class StudySweeper:
                         + "; raise hydra.sweeper.n_trials to run more"
                     )
                 return outcomes
-            waiting_since = None
+            announced_wait = False
             if not trials:
                 continue
             batch = [self.job_overrides(plan, trial) for trial in trials]
