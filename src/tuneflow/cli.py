@@ -90,7 +90,16 @@ def quiet_library_warnings() -> None:
     os.environ.setdefault("PYTHONWARNINGS", "ignore::FutureWarning")
 
 
+#: ``tuneflow NAME ...`` runs ``tuneflow.NAME.main(argv)``; anything else is the Hydra app (an override
+#: never is one of these words).
+SUBCOMMANDS = ("report", "repeat", "ui", "spec", "fidelity")
+
+
 def main() -> None:
+    if len(sys.argv) > 1 and sys.argv[1] in SUBCOMMANDS:
+        import importlib
+
+        sys.exit(importlib.import_module(f"tuneflow.{sys.argv[1]}").main(sys.argv[2:]))
     quiet_library_warnings()
     sys.argv = [sys.argv[0], *flags_first(quote_sweeper_params(sys.argv[1:]))]
     # Let errors reach us instead of Hydra's multi-line report; we print one line per fixable error.

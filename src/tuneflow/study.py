@@ -34,6 +34,9 @@ SURPLUS_ATTR = "tuneflow_surplus"
 AS_OF_ATTR = "as_of"
 #: Trial user attribute: the error that failed the trial.
 ERROR_ATTR = "error"
+#: Trial user attribute: the job's fixed overrides (``+arch=mlp``, ``params.epochs=3``, ...); with the
+#: trial's params they recompose its config (``tuneflow repeat``, the exported best config).
+OVERRIDES_ATTR = "tuneflow_overrides"
 
 
 def default_storage_url(root_dir: str | Path) -> str:

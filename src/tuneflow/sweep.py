@@ -35,6 +35,7 @@ from tuneflow.errors import ConfigError, TooManyFailures
 from tuneflow.study import (
     AS_OF_ATTR,
     ERROR_ATTR,
+    OVERRIDES_ATTR,
     PARENT_RUN_ATTR,
     RUN_ID_ATTR,
     SURPLUS_ATTR,
@@ -301,6 +302,7 @@ class StudySweeper:
                 trial.set_user_attr(SURPLUS_ATTR, True)
                 study.tell(trial, state=TrialState.FAIL)
                 continue
+            trial.set_user_attr(OVERRIDES_ATTR, plan.fixed_overrides)
             asked.append(trial)
         return asked
 

@@ -281,8 +281,9 @@ def _flat(node: Any) -> dict[str, Any]:
     return flat
 
 
-def run_single(cfg: DictConfig) -> TrialOutcome:
-    """A plain training run (no ``-m``): the arch's default params, one MLflow run, errors raised."""
+def run_single(cfg: DictConfig, tags: Mapping[str, str] | None = None) -> TrialOutcome:
+    """A plain training run (no ``-m``): the arch's default params, one MLflow run, errors raised.
+    ``tags`` are added to the run's (``tuneflow repeat`` links its runs to the trial they repeat)."""
     started = time.perf_counter()
     root_dir = str(cfg.root_dir)
     client = tracking.client_for(tracking.resolve_tracking_uri(cfg.tracking.uri, root_dir))
@@ -292,7 +293,7 @@ def run_single(cfg: DictConfig) -> TrialOutcome:
         tracking.default_artifact_location(client.tracking_uri, root_dir),
     )
     run_id = client.create_run(
-        experiment_id, tags={tracking.ROLE_TAG: "single", tracking.ARCH_TAG: str(cfg.arch.name)}
+        experiment_id, tags={tracking.ROLE_TAG: "single", tracking.ARCH_TAG: str(cfg.arch.name), **(tags or {})}
     ).info.run_id
     start_run_record(client, run_id, cfg)
     buffer = tracking.MetricBuffer(client, run_id)
