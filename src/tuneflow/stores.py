@@ -74,19 +74,26 @@ def shown_url(url: str) -> str:
     return make_url(url).render_as_string(hide_password=True)
 
 
-def load_study(location: StudyLocation) -> optuna.Study:
-    """The study as stored; a one-line error names the studies there when the name is wrong."""
+def read_storage(location: StudyLocation) -> optuna.storages.RDBStorage:
+    """The study's Optuna storage, for reading: never creates a database or its tables."""
     import optuna
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     url = location.storage_url
     if url.startswith("sqlite:///") and not Path(url[len("sqlite:///"):]).is_file():
         raise ConfigError(f"no Optuna storage at {url}; run the study first, or give --root-dir/--storage")
-    storage = optuna.storages.RDBStorage(url, engine_kwargs=_engine_kwargs(url), skip_table_creation=True)
+    return optuna.storages.RDBStorage(url, engine_kwargs=_engine_kwargs(url), skip_table_creation=True)
+
+
+def load_study(location: StudyLocation) -> optuna.Study:
+    """The study as stored; a one-line error names the studies there when the name is wrong."""
+    import optuna
+
+    storage = read_storage(location)
     names = optuna.get_all_study_names(storage)
     if location.name not in names:
         known = ", ".join(sorted(names)) or "none"
-        raise ConfigError(f"no study {location.name!r} in {shown_url(url)}; studies there: {known}")
+        raise ConfigError(f"no study {location.name!r} in {shown_url(location.storage_url)}; studies there: {known}")
     return optuna.load_study(study_name=location.name, storage=storage)
 
 
