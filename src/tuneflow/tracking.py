@@ -72,9 +72,7 @@ def experiment_id_for(client: MlflowClient, name: str, artifact_location: str | 
             client.restore_experiment(experiment.experiment_id)
         return str(experiment.experiment_id)
     try:
-        # The MLflow UI then opens it as model training (runs, metrics), not as a GenAI app (traces).
-        return str(client.create_experiment(name, artifact_location=artifact_location,
-                                            tags={"mlflow.experimentKind": "custom_model_development"}))
+        return str(client.create_experiment(name, artifact_location=artifact_location))
     except MlflowException:
         # Another worker created it between our lookup and our create.
         experiment = client.get_experiment_by_name(name)
