@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from tuneflow.errors import ConfigError
-from tuneflow.stores import Parser, StudyLocation, add_store_arguments, fail, load_study, top_trials
+from tuneflow.stores import Parser, StudyLocation, add_store_arguments, fail, load_study, shown_url, top_trials
 
 ROLE = "repeat"
 REPEAT_OF_TRIAL_TAG = "tuneflow.repeat_of_trial"
@@ -294,7 +294,7 @@ def conclude(study: Any, client: Any, location: StudyLocation, parent_run_id: st
             why = ["chosen as the study's best trial (no repeats yet: tuneflow repeat tells whether it is really best)"]
         header = [f"Best configuration of study {study.study_name!r}: trial {chosen.number} "
                   f"({objective}={chosen.value:.6g} in the study, MLflow run {chosen.user_attrs.get(RUN_ID_ATTR, '?')})",
-                  *why, f"Exported {datetime.date.today().isoformat()} from {location.storage_url.split('@')[-1]}"]
+                  *why, f"Exported {datetime.date.today().isoformat()} from {shown_url(location.storage_url)}"]
         path = export(trial_config(chosen, study, client), study.study_name, header, conf_dir)
         progress(f"best config: {path} (retrain: python -m tuneflow +best={path.stem})")
     return table
