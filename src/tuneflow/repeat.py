@@ -266,7 +266,7 @@ def conclude(study: Any, client: Any, location: StudyLocation, parent_run_id: st
     from tuneflow.study import RUN_ID_ATTR
 
     objective = objective_of(study, client)
-    records = finished_repeats(client, experiment_id, study.study_name, objective)
+    records = finished_repeats(client, experiment_id, study.study_name, objective) if experiment_id else []
     finalists = list(finalists_by_trial(records, trials, seeds).values())
     direction = study.direction.name.lower()
     table = significance_table(finalists, direction)
