@@ -167,3 +167,11 @@ def test_a_tiny_spec_runs_every_combination_once_over_each_range(project: Path) 
         assert run.data.metrics["objective"] == pytest.approx(
             sum(run.data.metrics[f"{s}..{e}/best_val_mae"] for s, e in RANGES) / 2
         )
+    # The second trial is compared with the first (the best so far) range by range.
+    first, second = sorted(runs, key=lambda r: int(r.data.tags["tuneflow.trial_number"]))
+    assert "ranges_beaten" not in first.data.metrics
+    wins = [second.data.metrics[f"{s}..{e}/best_val_mae"] < first.data.metrics[f"{s}..{e}/best_val_mae"]
+            for s, e in RANGES]
+    assert second.data.metrics["ranges_beaten"] == sum(wins)
+    assert second.data.metrics["beats_best_on_every_range"] == float(all(wins))
+    assert second.data.tags["tuneflow.beats_best_on_every_range"] == str(all(wins)).lower()

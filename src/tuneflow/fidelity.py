@@ -116,7 +116,7 @@ def train_once(cfg: DictConfig) -> Measurement:
     started = time.perf_counter()
     try:
         results = train_folds(cfg, Reporter(str(cfg.arch.objective), buffer=None, trial=None))
-        value = sum(results.values) / len(results.values)
+        value = results.objective
     except (TuneflowError, ValueError, RuntimeError) as error:  # one bad configuration is a row, not a crash
         return Measurement(seconds=time.perf_counter() - started, error=f"{type(error).__name__}: {error}")
     return Measurement(value=value, seconds=time.perf_counter() - started)

@@ -121,7 +121,11 @@ class StudySweeper:
             )
         self.check_parameters_exist(distributions)
         fixed_overrides = [f"{path}={value}" for path, value in fixed.items()]
-        self.check_job_composes(fixed_overrides + search_space.to_overrides(sample_point(distributions)))
+        # The smallest and the largest values of the space: a window longer than a date range, or a
+        # range outside the data, shows now instead of failing every trial of a study already created.
+        for point in corner_points(distributions):
+            job_cfg = self.compose_job(fixed_overrides + search_space.to_overrides(point))
+            check_job_data(job_cfg)
         sampler_cfg = dict(self.sweeper_cfg["sampler"] or {"_target_": "optuna.samplers.TPESampler"})
         grid_size = None
         if sampler_cfg["_target_"].endswith(".GridSampler"):
@@ -158,11 +162,11 @@ class StudySweeper:
                 )
             check_choice_types(path, default, distributions[name])
 
-    def check_job_composes(self, overrides: list[str]) -> None:
+    def compose_job(self, overrides: list[str]) -> DictConfig:
         """Compose one job's config now, so a type error shows before the study exists."""
         assert self.hydra_context is not None and self.config is not None
         try:
-            self.hydra_context.config_loader.load_sweep_config(self.config, list(overrides))
+            return self.hydra_context.config_loader.load_sweep_config(self.config, list(overrides))
         except Exception as error:  # noqa: BLE001 - Hydra raises several types; all mean the same
             first_line = str(error).strip().splitlines()[0]
             raise ConfigError(f"search space: a trial's config does not compose: {first_line}") from None
@@ -254,12 +258,16 @@ class StudySweeper:
         settings = plan.settings
         target = settings.n_trials if plan.grid_size is None else min(settings.n_trials, plan.grid_size)
         outcomes: list[TrialOutcome] = []
+        # The failure cap applies to this run: failures an earlier run left behind (then fixed by the
+        # user) must not stop the study forever.
+        failed_before = count_trials(study)["failed"]
         while True:
             optuna.storages.fail_stale_trials(study)
             counts = count_trials(study)
-            if counts["failed"] > plan.max_failures:
+            failed_now = counts["failed"] - failed_before
+            if failed_now > plan.max_failures:
                 raise TooManyFailures(
-                    f"study {settings.name!r}: {counts['failed']} trials failed, more than "
+                    f"study {settings.name!r}: {failed_now} trials failed, more than "
                     f"max_failure_rate x n_trials = {plan.max_failures}; last error: {last_error(study)}"
                 )
             # A grid visits each point once: a failed point is not retried, so it counts as done.
@@ -382,15 +390,29 @@ def split_arguments(arguments: Sequence[str]) -> tuple[dict[str, BaseDistributio
     return distributions, fixed
 
 
-def sample_point(distributions: Mapping[str, BaseDistribution]) -> dict[str, Any]:
-    """A valid point of the space (each lower bound / first choice), to test-compose a job."""
-    point: dict[str, Any] = {}
+def corner_points(distributions: Mapping[str, BaseDistribution]) -> list[dict[str, Any]]:
+    """Two valid points of the space, to test-compose a job: every parameter at its smallest value,
+    then at its largest (choices that are not all numbers: the first choice in both)."""
+    low: dict[str, Any] = {}
+    high: dict[str, Any] = {}
     for name, distribution in distributions.items():
         if isinstance(distribution, CategoricalDistribution):
-            point[name] = distribution.choices[0]
+            choices = list(distribution.choices)
+            numeric = all(isinstance(c, (int, float)) and not isinstance(c, bool) for c in choices)
+            low[name] = min(choices) if numeric else choices[0]  # type: ignore[type-var]
+            high[name] = max(choices) if numeric else choices[0]  # type: ignore[type-var]
         else:
-            point[name] = distribution.low  # type: ignore[attr-defined]
-    return point
+            low[name] = distribution.low  # type: ignore[attr-defined]
+            high[name] = distribution.high  # type: ignore[attr-defined]
+    return [low, high] if high != low else [low]
+
+
+def check_job_data(job_cfg: DictConfig) -> None:
+    """The folds a job would train on can be built (date ranges inside the data, window within them)."""
+    from tuneflow.data import check_folds
+
+    params = OmegaConf.to_container(job_cfg.params, resolve=True) if "params" in job_cfg else {}
+    check_folds(job_cfg.get("data") or {}, params)  # type: ignore[arg-type]
 
 
 def build_sampler(sampler_cfg: Mapping[str, Any]) -> optuna.samplers.BaseSampler:
