@@ -33,6 +33,8 @@ BAD_INPUT = {
     "window longer than a date range": (
         ["+arch=lstm_attention", "-m", "data.date_ranges=[[2014-01-01,2014-01-10]]"],
         "params.window is 28 days, but date range 2014-01-01..2014-01-10 holds only 9 days"),
+    "a GPU this machine lacks": (["+arch=mlp", "-m", "device=cuda:7"], "device is 'cuda:7'"),
+    "not a device": (["+arch=mlp", "-m", "device=gpu"], "device is 'gpu', but must be auto, cpu, cuda or cuda:N"),
     "unknown way to combine ranges": (
         ["+arch=lstm_attention", "-m", "data.objective_over_ranges=max"], "data.objective_over_ranges is 'max'"),
 }

@@ -413,6 +413,11 @@ def check_job_data(job_cfg: DictConfig) -> None:
 
     params = OmegaConf.to_container(job_cfg.params, resolve=True) if "params" in job_cfg else {}
     check_folds(job_cfg.get("data") or {}, params)  # type: ignore[arg-type]
+    device = str(job_cfg.get("device", "auto"))
+    if device not in ("auto", "cpu"):  # only then is torch worth importing here
+        from tuneflow.models._torch import resolve_device
+
+        resolve_device(device)
 
 
 def build_sampler(sampler_cfg: Mapping[str, Any]) -> optuna.samplers.BaseSampler:
