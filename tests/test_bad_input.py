@@ -33,6 +33,8 @@ BAD_INPUT = {
     "window longer than a date range": (
         ["+arch=lstm_attention", "-m", "data.date_ranges=[[2014-01-01,2014-01-10]]"],
         "params.window is 28 days, but date range 2014-01-01..2014-01-10 holds only 9 days"),
+    "zoom in on a study that does not exist": (
+        ["+arch=quadratic", "-m", "hydra.sweeper.zoom.study=screen"], "hydra.sweeper.zoom.study: no study 'screen'"),
     "a GPU this machine lacks": (["+arch=mlp", "-m", "device=cuda:7"], "device is 'cuda:7'"),
     "not a device": (["+arch=mlp", "-m", "device=gpu"], "device is 'gpu', but must be auto, cpu, cuda or cuda:N"),
     "unknown way to combine ranges": (

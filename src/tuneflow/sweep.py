@@ -30,7 +30,7 @@ from omegaconf import DictConfig, OmegaConf
 from optuna.distributions import BaseDistribution, CategoricalDistribution
 from optuna.trial import TrialState
 
-from tuneflow import results, search_space, tracking
+from tuneflow import results, search_space, tracking, zoom
 from tuneflow.errors import ConfigError, TooManyFailures
 from tuneflow.study import (
     AS_OF_ATTR,
@@ -66,6 +66,8 @@ class SweepPlan:
     n_jobs: int = 1
     max_failures: int = 0
     trial_lines: list[str] = field(default_factory=list)
+    #: Trials of an earlier study to run first (``hydra.sweeper.zoom``); the space is narrowed around them.
+    finalists: list[optuna.trial.FrozenTrial] = field(default_factory=list)
 
 
 class StudySweeper:
@@ -81,6 +83,7 @@ class StudySweeper:
         max_failure_rate: float = 0.25,
         heartbeat_interval: int | None = 60,
         params: Any = None,
+        zoom: Any = None,
     ) -> None:
         self.sweeper_cfg: dict[str, Any] = {
             "sampler": _plain(sampler),
@@ -94,6 +97,7 @@ class StudySweeper:
             "heartbeat_interval": heartbeat_interval,
         }
         self.space: dict[str, Any] = _plain(params) or {}
+        self.zoom: dict[str, Any] = _plain(zoom) or {}
         self.config: DictConfig | None = None
         self.hydra_context: HydraContext | None = None
         self.launcher: Any = None
@@ -120,6 +124,10 @@ class StudySweeper:
                 "hydra.sweeper.params.NAME=... sweeps"
             )
         self.check_parameters_exist(distributions)
+        finalists: list[optuna.trial.FrozenTrial] = []
+        if self.zoom.get("study"):
+            finalists = load_finalists(settings, str(self.zoom["study"]), int(self.zoom.get("top_k", 5)))
+            distributions = zoom.narrow(distributions, finalists, float(self.zoom.get("margin", 0.5)))
         fixed_overrides = [f"{path}={value}" for path, value in fixed.items()]
         # The smallest and the largest values of the space: a window longer than a date range, or a
         # range outside the data, shows now instead of failing every trial of a study already created.
@@ -146,6 +154,7 @@ class StudySweeper:
             grid_size=grid_size,
             n_jobs=n_jobs,
             max_failures=int(rate * settings.n_trials),
+            finalists=finalists,
         )
 
     def check_parameters_exist(self, distributions: Mapping[str, BaseDistribution]) -> None:
@@ -202,6 +211,8 @@ class StudySweeper:
                     f"study {settings.name!r} already exists with direction {existing}; "
                     f"use another hydra.sweeper.study_name or direction={existing}"
                 )
+            if plan.finalists and not study.get_trials(deepcopy=False):
+                zoom.enqueue_finalists(study, plan.finalists, plan.distributions)
             parent_run_id = self.open_parent_run(client, study, plan)
         return study, client, parent_run_id
 
@@ -272,12 +283,13 @@ class StudySweeper:
                 )
             # A grid visits each point once: a failed point is not retried, so it counts as done.
             done = counts["finished"] + (counts["failed"] if plan.grid_size is not None else 0)
-            remaining = target - done - counts["active"]
+            # Waiting trials are not subtracted: this worker's next ask takes them first.
+            remaining = target - done - counts["running"]
             if remaining <= 0:
                 if not outcomes:
                     log.info(
                         f"study {settings.name!r} already has {counts['finished']} of {target} trials finished"
-                        + (f" ({counts['active']} running elsewhere)" if counts["active"] else "")
+                        + (f" ({counts['running']} running elsewhere)" if counts["running"] else "")
                         + "; raise hydra.sweeper.n_trials to run more"
                     )
                 return outcomes
@@ -363,6 +375,25 @@ class StaleTrialHandler:
             except Exception as error:  # noqa: BLE001 - the retry matters more than the bookkeeping
                 log.warning(f"could not end MLflow run {run_id} of stale trial {trial.number}: {error}")
         self.retry(study, trial)
+
+
+def load_finalists(settings: StudySettings, name: str, top_k: int) -> list[optuna.trial.FrozenTrial]:
+    """The best completed trials of study ``name`` on this study's storage, to zoom in on."""
+    if name == settings.name:
+        raise ConfigError(f"hydra.sweeper.zoom.study is {name!r}, the study itself; name an earlier study")
+    url = settings.storage_url
+    if url.startswith("sqlite:///") and not Path(url[len("sqlite:///") :]).exists():
+        raise ConfigError(f"hydra.sweeper.zoom.study: no study {name!r}, there is no storage at {url} yet")
+    storage = open_storage(url)
+    try:
+        source = optuna.load_study(study_name=name, storage=storage)
+    except KeyError:
+        known = ", ".join(optuna.get_all_study_names(storage)) or "none"
+        raise ConfigError(f"hydra.sweeper.zoom.study: no study {name!r} in {url}; studies there: {known}") from None
+    finalists = zoom.top_trials(source.get_trials(deepcopy=False), source.direction.name.lower(), top_k)
+    if not finalists:
+        raise ConfigError(f"hydra.sweeper.zoom.study: study {name!r} has no completed trial to zoom in on")
+    return finalists
 
 
 def check_choice_types(path: str, default: Any, distribution: BaseDistribution) -> None:
