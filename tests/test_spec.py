@@ -175,3 +175,24 @@ def test_a_tiny_spec_runs_every_combination_once_over_each_range(project: Path) 
     assert second.data.metrics["ranges_beaten"] == sum(wins)
     assert second.data.metrics["beats_best_on_every_range"] == float(all(wins))
     assert second.data.tags["tuneflow.beats_best_on_every_range"] == str(all(wins)).lower()
+
+
+@pytest.mark.slow
+def test_the_shipped_example_runs_as_written(project: Path) -> None:
+    # As written, with one epoch per training so the 27 combinations stay quick.
+    result = subprocess.run([sys.executable, "-m", "tuneflow.spec", str(EXAMPLE), "params.epochs=1",
+                             "tracking.log_model=false"], cwd=project, env=tuneflow_env(),
+                            capture_output=True, text=True, timeout=900)
+    assert result.returncode == 0, result.stdout + result.stderr
+    study = load_study(project, "seed_experiments")
+    raw = json.loads(EXAMPLE.read_text())["parameters"]
+    combos = {(t.params["num_of_attentions"], t.params["attention_hidden_layer_size"],
+               t.params["attention_regularization"]) for t in study.trials}
+    assert len(study.trials) == 27 and all(t.state.name == "COMPLETE" for t in study.trials)
+    assert combos == {(a, b, c) for a in raw["num_of_attentions"] for b in raw["attention_hidden_layer_size"]
+                      for c in raw["attention_regularization"]}
+    numbers_in_grid_order = [sorted(combos).index(c) for c in
+                             [(t.params["num_of_attentions"], t.params["attention_hidden_layer_size"],
+                               t.params["attention_regularization"]) for t in study.trials]]
+    assert numbers_in_grid_order != sorted(numbers_in_grid_order), "combinations run in random order"
+    assert len(study_runs(project, "seed_experiments")) == 27
