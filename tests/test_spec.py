@@ -80,8 +80,10 @@ def test_a_range_needs_the_history_in_front_of_it_in_the_chosen_mode() -> None:
                   "date-range": [["2013-03-01", "2013-04-01"]]})
     with pytest.raises(specs.SpecError, match="data.history_days=730"):
         specs.check_date_ranges(spec, specs.compose_data_config(spec, []))
-    fast = specs.compose_data_config(spec, ["mode=fast"])
-    assert specs.check_date_ranges(spec, fast) == [["2013-03-01", "2013-04-01"]]
+    with pytest.raises(specs.SpecError, match="data.history_days=730"):
+        specs.check_date_ranges(spec, specs.compose_data_config(spec, ["mode=fast"]))
+    one_year = specs.compose_data_config(spec, ["data.history_days=365"])
+    assert specs.check_date_ranges(spec, one_year) == [["2013-03-01", "2013-04-01"]]
 
 
 BASE = {"architecture": "lstm_attention", "parameters": {"num_of_attentions": [1, 2]}}
