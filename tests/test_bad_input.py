@@ -26,6 +26,19 @@ BAD_INPUT = {
     "bad direction": (["+arch=mlp", "-m", "hydra.sweeper.direction=up"], "hydra.sweeper.direction is 'up'"),
     "grid over an interval": (["+arch=mlp", "-m", "hydra/sweeper/sampler=grid"], "grid sampler cannot enumerate"),
     "bad failure rate": (["+arch=mlp", "-m", "hydra.sweeper.max_failure_rate=2"], "max_failure_rate is 2.0"),
+    "date range that ends before it starts": (
+        ["+arch=lstm_attention", "-m", "data.date_ranges=[[2014-04-01,2014-01-01]]"], "ends on or before it starts"),
+    "date range outside the data": (
+        ["+arch=lstm_attention", "-m", "data.date_ranges=[[2019-01-01,2019-04-01]]"], "lies outside the data"),
+    "window longer than a date range": (
+        ["+arch=lstm_attention", "-m", "data.date_ranges=[[2014-01-01,2014-01-10]]"],
+        "params.window is 28 days, but date range 2014-01-01..2014-01-10 holds only 9 days"),
+    "zoom in on a study that does not exist": (
+        ["+arch=quadratic", "-m", "hydra.sweeper.zoom.study=screen"], "hydra.sweeper.zoom.study: no study 'screen'"),
+    "a GPU this machine lacks": (["+arch=mlp", "-m", "device=cuda:7"], "device is 'cuda:7'"),
+    "not a device": (["+arch=mlp", "-m", "device=gpu"], "device is 'gpu', but must be auto, cpu, cuda or cuda:N"),
+    "unknown way to combine ranges": (
+        ["+arch=lstm_attention", "-m", "data.objective_over_ranges=max"], "data.objective_over_ranges is 'max'"),
 }
 
 

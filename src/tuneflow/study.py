@@ -81,15 +81,21 @@ def _enable_wal(db_path: Path) -> None:
 
 
 def count_trials(study: optuna.Study) -> dict[str, int]:
-    """How many trials are finished, active and failed (surplus trials excluded)."""
-    counts = {"finished": 0, "active": 0, "failed": 0}
+    """How many trials are finished, running, waiting and failed (surplus trials excluded).
+
+    ``running`` trials belong to a worker that will finish them; ``waiting`` ones (retries of trials
+    whose worker died, enqueued finalists) belong to whichever worker asks next, this one included.
+    """
+    counts = {"finished": 0, "running": 0, "waiting": 0, "failed": 0}
     for trial in study.get_trials(deepcopy=False):
         if trial.user_attrs.get(SURPLUS_ATTR):
             continue
         if trial.state in FINISHED_STATES:
             counts["finished"] += 1
-        elif trial.state in ACTIVE_STATES:
-            counts["active"] += 1
+        elif trial.state == TrialState.RUNNING:
+            counts["running"] += 1
+        elif trial.state == TrialState.WAITING:
+            counts["waiting"] += 1
         elif trial.state == TrialState.FAIL:
             counts["failed"] += 1
     return counts

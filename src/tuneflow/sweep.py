@@ -30,7 +30,7 @@ from omegaconf import DictConfig, OmegaConf
 from optuna.distributions import BaseDistribution, CategoricalDistribution
 from optuna.trial import TrialState
 
-from tuneflow import results, search_space, tracking
+from tuneflow import results, search_space, tracking, zoom
 from tuneflow.errors import ConfigError, TooManyFailures
 from tuneflow.study import (
     AS_OF_ATTR,
@@ -67,6 +67,8 @@ class SweepPlan:
     n_jobs: int = 1
     max_failures: int = 0
     trial_lines: list[str] = field(default_factory=list)
+    #: Trials of an earlier study to run first (``hydra.sweeper.zoom``); the space is narrowed around them.
+    finalists: list[optuna.trial.FrozenTrial] = field(default_factory=list)
 
 
 class StudySweeper:
@@ -82,6 +84,7 @@ class StudySweeper:
         max_failure_rate: float = 0.25,
         heartbeat_interval: int | None = 60,
         params: Any = None,
+        zoom: Any = None,
     ) -> None:
         self.sweeper_cfg: dict[str, Any] = {
             "sampler": _plain(sampler),
@@ -95,6 +98,7 @@ class StudySweeper:
             "heartbeat_interval": heartbeat_interval,
         }
         self.space: dict[str, Any] = _plain(params) or {}
+        self.zoom: dict[str, Any] = _plain(zoom) or {}
         self.config: DictConfig | None = None
         self.hydra_context: HydraContext | None = None
         self.launcher: Any = None
@@ -121,8 +125,16 @@ class StudySweeper:
                 "hydra.sweeper.params.NAME=... sweeps"
             )
         self.check_parameters_exist(distributions)
+        finalists: list[optuna.trial.FrozenTrial] = []
+        if self.zoom.get("study"):
+            finalists = load_finalists(settings, str(self.zoom["study"]), int(self.zoom.get("top_k", 5)))
+            distributions = zoom.narrow(distributions, finalists, float(self.zoom.get("margin", 0.5)))
         fixed_overrides = [f"{path}={value}" for path, value in fixed.items()]
-        self.check_job_composes(fixed_overrides + search_space.to_overrides(sample_point(distributions)))
+        # The smallest and the largest values of the space: a window longer than a date range, or a
+        # range outside the data, shows now instead of failing every trial of a study already created.
+        for point in corner_points(distributions):
+            job_cfg = self.compose_job(fixed_overrides + search_space.to_overrides(point))
+            check_job_data(job_cfg)
         sampler_cfg = dict(self.sweeper_cfg["sampler"] or {"_target_": "optuna.samplers.TPESampler"})
         grid_size = None
         if sampler_cfg["_target_"].endswith(".GridSampler"):
@@ -143,6 +155,7 @@ class StudySweeper:
             grid_size=grid_size,
             n_jobs=n_jobs,
             max_failures=int(rate * settings.n_trials),
+            finalists=finalists,
         )
 
     def check_parameters_exist(self, distributions: Mapping[str, BaseDistribution]) -> None:
@@ -159,11 +172,11 @@ class StudySweeper:
                 )
             check_choice_types(path, default, distributions[name])
 
-    def check_job_composes(self, overrides: list[str]) -> None:
+    def compose_job(self, overrides: list[str]) -> DictConfig:
         """Compose one job's config now, so a type error shows before the study exists."""
         assert self.hydra_context is not None and self.config is not None
         try:
-            self.hydra_context.config_loader.load_sweep_config(self.config, list(overrides))
+            return self.hydra_context.config_loader.load_sweep_config(self.config, list(overrides))
         except Exception as error:  # noqa: BLE001 - Hydra raises several types; all mean the same
             first_line = str(error).strip().splitlines()[0]
             raise ConfigError(f"search space: a trial's config does not compose: {first_line}") from None
@@ -199,6 +212,8 @@ class StudySweeper:
                     f"study {settings.name!r} already exists with direction {existing}; "
                     f"use another hydra.sweeper.study_name or direction={existing}"
                 )
+            if plan.finalists and not study.get_trials(deepcopy=False):
+                zoom.enqueue_finalists(study, plan.finalists, plan.distributions)
             parent_run_id = self.open_parent_run(client, study, plan)
         return study, client, parent_run_id
 
@@ -255,22 +270,27 @@ class StudySweeper:
         settings = plan.settings
         target = settings.n_trials if plan.grid_size is None else min(settings.n_trials, plan.grid_size)
         outcomes: list[TrialOutcome] = []
+        # The failure cap applies to this run: failures an earlier run left behind (then fixed by the
+        # user) must not stop the study forever.
+        failed_before = count_trials(study)["failed"]
         while True:
             optuna.storages.fail_stale_trials(study)
             counts = count_trials(study)
-            if counts["failed"] > plan.max_failures:
+            failed_now = counts["failed"] - failed_before
+            if failed_now > plan.max_failures:
                 raise TooManyFailures(
-                    f"study {settings.name!r}: {counts['failed']} trials failed, more than "
+                    f"study {settings.name!r}: {failed_now} trials failed, more than "
                     f"max_failure_rate x n_trials = {plan.max_failures}; last error: {last_error(study)}"
                 )
             # A grid visits each point once: a failed point is not retried, so it counts as done.
             done = counts["finished"] + (counts["failed"] if plan.grid_size is not None else 0)
-            remaining = target - done - counts["active"]
+            # Waiting trials are not subtracted: this worker's next ask takes them first.
+            remaining = target - done - counts["running"]
             if remaining <= 0:
                 if not outcomes:
                     log.info(
                         f"study {settings.name!r} already has {counts['finished']} of {target} trials finished"
-                        + (f" ({counts['active']} running elsewhere)" if counts["active"] else "")
+                        + (f" ({counts['running']} running elsewhere)" if counts["running"] else "")
                         + "; raise hydra.sweeper.n_trials to run more"
                     )
                 return outcomes
@@ -359,6 +379,25 @@ class StaleTrialHandler:
         self.retry(study, trial)
 
 
+def load_finalists(settings: StudySettings, name: str, top_k: int) -> list[optuna.trial.FrozenTrial]:
+    """The best completed trials of study ``name`` on this study's storage, to zoom in on."""
+    if name == settings.name:
+        raise ConfigError(f"hydra.sweeper.zoom.study is {name!r}, the study itself; name an earlier study")
+    url = settings.storage_url
+    if url.startswith("sqlite:///") and not Path(url[len("sqlite:///") :]).exists():
+        raise ConfigError(f"hydra.sweeper.zoom.study: no study {name!r}, there is no storage at {url} yet")
+    storage = open_storage(url)
+    try:
+        source = optuna.load_study(study_name=name, storage=storage)
+    except KeyError:
+        known = ", ".join(optuna.get_all_study_names(storage)) or "none"
+        raise ConfigError(f"hydra.sweeper.zoom.study: no study {name!r} in {url}; studies there: {known}") from None
+    finalists = zoom.top_trials(source.get_trials(deepcopy=False), source.direction.name.lower(), top_k)
+    if not finalists:
+        raise ConfigError(f"hydra.sweeper.zoom.study: study {name!r} has no completed trial to zoom in on")
+    return finalists
+
+
 def check_choice_types(path: str, default: Any, distribution: BaseDistribution) -> None:
     """A numeric parameter given text choices would fail in every trial: say so before the study."""
     numeric_default = isinstance(default, (int, float)) and not isinstance(default, bool)
@@ -384,15 +423,34 @@ def split_arguments(arguments: Sequence[str]) -> tuple[dict[str, BaseDistributio
     return distributions, fixed
 
 
-def sample_point(distributions: Mapping[str, BaseDistribution]) -> dict[str, Any]:
-    """A valid point of the space (each lower bound / first choice), to test-compose a job."""
-    point: dict[str, Any] = {}
+def corner_points(distributions: Mapping[str, BaseDistribution]) -> list[dict[str, Any]]:
+    """Two valid points of the space, to test-compose a job: every parameter at its smallest value,
+    then at its largest (choices that are not all numbers: the first choice in both)."""
+    low: dict[str, Any] = {}
+    high: dict[str, Any] = {}
     for name, distribution in distributions.items():
         if isinstance(distribution, CategoricalDistribution):
-            point[name] = distribution.choices[0]
+            choices = list(distribution.choices)
+            numeric = all(isinstance(c, (int, float)) and not isinstance(c, bool) for c in choices)
+            low[name] = min(choices) if numeric else choices[0]  # type: ignore[type-var]
+            high[name] = max(choices) if numeric else choices[0]  # type: ignore[type-var]
         else:
-            point[name] = distribution.low  # type: ignore[attr-defined]
-    return point
+            low[name] = distribution.low  # type: ignore[attr-defined]
+            high[name] = distribution.high  # type: ignore[attr-defined]
+    return [low, high] if high != low else [low]
+
+
+def check_job_data(job_cfg: DictConfig) -> None:
+    """The folds a job would train on can be built (date ranges inside the data, window within them)."""
+    from tuneflow.data import check_folds
+
+    params = OmegaConf.to_container(job_cfg.params, resolve=True) if "params" in job_cfg else {}
+    check_folds(job_cfg.get("data") or {}, params)  # type: ignore[arg-type]
+    device = str(job_cfg.get("device", "auto"))
+    if device not in ("auto", "cpu"):  # only then is torch worth importing here
+        from tuneflow.models._torch import resolve_device
+
+        resolve_device(device)
 
 
 def build_sampler(sampler_cfg: Mapping[str, Any]) -> optuna.samplers.BaseSampler:
