@@ -26,12 +26,13 @@ def test_new_seeds_skip_every_seed_a_finalist_was_tuned_with() -> None:
 
 def test_a_time_series_repeat_scores_each_date_range() -> None:
     run = repeat_run(7, 1, RANGES, {f"{RANGES[0]}/best_val_mae": 2.5, f"{RANGES[1]}/best_val_mae": 3.5,
-                                    "best_val_mae": 3.0})
+                                    "best_val_mae": 3.0, "objective": 3.5})  # objective_over_ranges=worst
     record = record_of(run, "val_mae")
     assert record is not None and (record.trial, record.seed) == (7, 1)
     assert record.scores == {RANGES[0]: 2.5, RANGES[1]: 3.5}
     finalist = finalists_by_trial([record])[7]
-    assert finalist.per_range() == {RANGES[0]: 2.5, RANGES[1]: 3.5} and finalist.per_seed() == {1: 3.0}
+    assert finalist.per_range() == {RANGES[0]: 2.5, RANGES[1]: 3.5}
+    assert finalist.per_seed() == {1: 3.5}, "a repeat's score is its objective as the study combines ranges"
 
 
 def test_a_tabular_repeat_is_one_holdout_unit_with_its_validation_size() -> None:

@@ -54,6 +54,8 @@ class RepeatRecord:
     #: Objective per validation range.
     scores: dict[str, float]
     n_examples: int | None
+    #: The run's objective over its ranges (as ``data.objective_over_ranges`` combines them).
+    objective: float | None = None
 
 
 def choose_seeds(used: Iterable[int], count: int) -> list[int]:
@@ -84,6 +86,7 @@ def record_of(run: Any, objective: str) -> RepeatRecord | None:
         run_id=run.info.run_id,
         scores={name: float(metrics[key]) for name, key in keys.items()},
         n_examples=int(examples) if examples else None,
+        objective=float(metrics["objective"]) if "objective" in metrics else None,
     )
 
 
@@ -105,6 +108,7 @@ def finalists_by_trial(records: Sequence[RepeatRecord], trials: Sequence[int] | 
     from tuneflow.significance import Finalist
 
     by_trial: dict[int, dict[tuple[int, str], float]] = {}
+    objectives: dict[int, dict[int, float]] = {}
     examples: dict[int, int | None] = {}
     for record in records:
         if (trials is not None and record.trial not in trials) or (seeds is not None and record.seed not in seeds):
@@ -112,9 +116,18 @@ def finalists_by_trial(records: Sequence[RepeatRecord], trials: Sequence[int] | 
         units = by_trial.setdefault(record.trial, {})
         for name, value in record.scores.items():
             units[(record.seed, name)] = value
+        if record.objective is not None:
+            objectives.setdefault(record.trial, {})[record.seed] = record.objective
         examples[record.trial] = record.n_examples
     order = list(trials) if trials is not None else sorted(by_trial)
-    return {n: Finalist(label(n), by_trial[n], examples[n]) for n in order if n in by_trial}
+    finalists = {}
+    for n in order:
+        if n in by_trial:
+            seeds_seen = {seed for seed, _ in by_trial[n]}
+            # The runs' own objectives when every repeat has one, else the mean over ranges.
+            complete = n in objectives and set(objectives[n]) == seeds_seen
+            finalists[n] = Finalist(label(n), by_trial[n], examples[n], objectives[n] if complete else None)
+    return finalists
 
 
 def label(trial_number: int) -> str:

@@ -42,9 +42,14 @@ class Finalist:
     scores: Mapping[Unit, float]
     #: Validation examples per repeat, when the objective is an accuracy on a fixed set (else None).
     n_examples: int | None = None
+    #: The objective of each repeat as the study computes it over ranges (mean, median or worst:
+    #: ``data.objective_over_ranges``); None = the mean of its range scores.
+    seed_objectives: Mapping[int, float] | None = None
 
     def per_seed(self) -> dict[int, float]:
-        """The objective of each repeat: its mean over ranges."""
+        """The objective of each repeat."""
+        if self.seed_objectives is not None:
+            return dict(sorted(self.seed_objectives.items()))
         by_seed: dict[int, list[float]] = {}
         for (seed, _), value in self.scores.items():
             by_seed.setdefault(seed, []).append(value)
