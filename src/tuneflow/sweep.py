@@ -212,6 +212,9 @@ class StudySweeper:
                     f"study {settings.name!r} already exists with direction {existing}; "
                     f"use another hydra.sweeper.study_name or direction={existing}"
                 )
+            if study.metric_names is None:
+                # optuna-dashboard then labels the objective val_accuracy, not "Objective 0".
+                study.set_metric_names([settings.objective])
             if plan.finalists and not study.get_trials(deepcopy=False):
                 zoom.enqueue_finalists(study, plan.finalists, plan.distributions)
             parent_run_id = self.open_parent_run(client, study, plan)
