@@ -3,19 +3,20 @@ machine) and the local cluster (PostgreSQL + an MLflow server, ``tuneflow.local_
 
 Every worker is the same command, ``python -m tuneflow +arch=quadratic -m hydra.sweeper.n_trials=N
 hydra/sweeper/pruner=none params.seconds_per_epoch=S`` (started together, each in the same project
-folder), with the defaults otherwise (TPE, a model artifact per trial). Two workloads:
+folder), with the defaults otherwise (TPE, a model artifact per trial). Workloads:
 
   instant   S=0: the trial itself costs nothing, so this measures tuneflow + storage + tracking alone,
-            and how well workers share the 2 cores and the databases.
-  sleep     S=0.025 (20 epochs = 0.5 s per trial that uses no CPU, as a trial that waits on a GPU or
-            I/O): this shows whether workers add throughput when the cores are not the limit.
+            and how well workers share the cores and the databases.
+  short     S=0.025: 20 epochs = 0.5 s per trial that uses no CPU (a trial waiting on a GPU or I/O).
+  long      S=0.1: 2 s per trial that uses no CPU: whether workers add throughput when the trial, not
+            the machinery, takes the time.
 
 trials/min = N / (last trial's datetime_complete - first trial's datetime_start), read from Optuna:
 start-up (imports, Hydra, connecting) is excluded; "wall s" is the whole run, first start to last exit.
 Each configuration runs on a fresh study (and, for the embedded default, a fresh project folder).
 
-Usage: python benchmarks/workers.py [--trials 40] [--workers 1,2,4] [--workloads instant,sleep] [--storages embedded,postgres]
-(defaults: ~10 minutes on 2 cores; PostgreSQL needs `apt-get install -y postgresql`)
+Usage: python benchmarks/workers.py [--trials 40] [--workers 1,2,4] [--workloads instant,long] [--storages embedded,postgres]
+(defaults: ~20 minutes on 2 busy cores; PostgreSQL needs `apt-get install -y postgresql`)
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ import os
 import platform
 import secrets
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -37,7 +39,7 @@ from typing import Any
 
 import optuna
 
-WORKLOADS = {"instant": 0.0, "sleep": 0.025}
+WORKLOADS = {"instant": 0.0, "short": 0.025, "long": 0.1}
 
 
 @dataclass
@@ -48,6 +50,8 @@ class Row:
     trials: int
     in_study_s: float
     wall_s: float
+    #: Median of each trial's own time, datetime_start to datetime_complete (the job, as Optuna sees it).
+    median_trial_s: float
 
     @property
     def per_minute(self) -> float:
@@ -76,13 +80,16 @@ def run_workers(start: Any, n_workers: int, folder: Path) -> float:
     return wall
 
 
-def in_study_seconds(study: optuna.Study, trials: int) -> float:
+def timings(study: optuna.Study, trials: int) -> tuple[float, float]:
+    """The in-study span (first start to last completion) and the median trial duration, in seconds."""
     done = [t for t in study.trials if t.state.name == "COMPLETE"]
     if len(done) != trials or len(study.trials) != trials:
         raise SystemExit(f"study {study.study_name}: {len(done)} complete of {len(study.trials)} trials, expected {trials}")
     first = min(t.datetime_start for t in done if t.datetime_start is not None)
     last = max(t.datetime_complete for t in done if t.datetime_complete is not None)
-    return (last - first).total_seconds()
+    durations = [(t.datetime_complete - t.datetime_start).total_seconds() for t in done
+                 if t.datetime_start is not None and t.datetime_complete is not None]
+    return (last - first).total_seconds(), statistics.median(durations)
 
 
 def embedded(n_workers: int, trials: int, seconds: float, workload: str) -> Row:
@@ -97,7 +104,8 @@ def embedded(n_workers: int, trials: int, seconds: float, workload: str) -> Row:
 
         wall = run_workers(start, n_workers, folder)
         study = optuna.load_study(study_name=study_name, storage=f"sqlite:///{folder / 'mlruns' / 'optuna.db'}")
-        return Row("embedded (SQLite)", workload, n_workers, trials, in_study_seconds(study, trials), wall)
+        span, median = timings(study, trials)
+        return Row("embedded (SQLite)", workload, n_workers, trials, span, wall, median)
 
 
 def on_cluster(cluster: Any, n_workers: int, trials: int, seconds: float, workload: str) -> Row:
@@ -113,7 +121,8 @@ def on_cluster(cluster: Any, n_workers: int, trials: int, seconds: float, worklo
         storage = optuna.storages.RDBStorage(cluster.database_url("optuna"),
                                              engine_kwargs={"connect_args": {"password": cluster.password}})
         study = optuna.load_study(study_name=study_name, storage=storage)
-        return Row("PostgreSQL + MLflow server", workload, n_workers, trials, in_study_seconds(study, trials), wall)
+        span, median = timings(study, trials)
+        return Row("PostgreSQL + MLflow server", workload, n_workers, trials, span, wall, median)
     finally:
         shutil.rmtree(folder, ignore_errors=True)
 
@@ -130,12 +139,13 @@ def start_cluster() -> tuple[Any, Path]:
 
 
 def table(rows: list[Row]) -> str:
-    lines = ["| storage | workload | workers | trials | in-study s | trials/min | vs 1 worker | wall s |",
-             "|---|---|---:|---:|---:|---:|---:|---:|"]
+    lines = ["| storage | workload | workers | trials | in-study s | trials/min | vs 1 worker | median trial s | wall s |",
+             "|---|---|---:|---:|---:|---:|---:|---:|---:|"]
     for row in rows:
         base = next(r for r in rows if r.storage == row.storage and r.workload == row.workload and r.workers == 1)
         lines.append(f"| {row.storage} | {row.workload} | {row.workers} | {row.trials} | {row.in_study_s:.1f} | "
-                     f"{row.per_minute:.0f} | {row.per_minute / base.per_minute:.2f}x | {row.wall_s:.1f} |")
+                     f"{row.per_minute:.0f} | {row.per_minute / base.per_minute:.2f}x | {row.median_trial_s:.2f} | "
+                     f"{row.wall_s:.1f} |")
     return "\n".join(lines)
 
 
@@ -143,7 +153,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--trials", type=int, default=40)
     parser.add_argument("--workers", default="1,2,4")
-    parser.add_argument("--workloads", default="instant,sleep")
+    parser.add_argument("--workloads", default="instant,long", help=f"some of {', '.join(WORKLOADS)}")
     parser.add_argument("--storages", default="embedded,postgres")
     options = parser.parse_args()
     optuna.logging.set_verbosity(optuna.logging.WARNING)

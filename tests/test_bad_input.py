@@ -58,6 +58,9 @@ CASES: dict[str, Case] = {
         [*Q, "hydra.sweeper.direction=maximize"], "study 'quadratic' already exists with direction minimize"),
     "bad failure rate": Case([*Q, "hydra.sweeper.max_failure_rate=2"], "max_failure_rate is 2.0"),
     "negative heartbeat": Case([*Q, "hydra.sweeper.heartbeat_interval=-1"], "hydra.sweeper.heartbeat_interval is -1"),
+    "zoom in on a study that does not exist": Case([*Q, "hydra.sweeper.zoom.study=screen"], "hydra.sweeper.zoom.study: no study 'screen'"),
+    "a GPU this machine lacks": Case(["+arch=mlp", "-m", "device=cuda:7"], "device is 'cuda:7'"),
+    "not a device": Case(["+arch=mlp", "-m", "device=gpu"], "device is 'gpu', but must be auto, cpu, cuda or cuda:N"),
     # --- search spaces --------------------------------------------------------------------------
     "low > high": Case(["+arch=mlp", "-m", "hydra.sweeper.params.lr=interval(0.1, 0.01)"], "params.lr: interval(0.1, 0.01) has low > high"),
     "low > high in the existing study's space": Case([*Q, "hydra.sweeper.params.x=interval(3, 1)"], "params.x: interval(3.0, 1.0) has low > high"),
@@ -76,6 +79,10 @@ CASES: dict[str, Case] = {
     "date range not a date": Case([*RANGES_BASE, "data.date_ranges=[[2014-13-01,2014-14-01]]"], "is not a date, write YYYY-MM-DD"),
     "date range outside the data": Case([*RANGES_BASE, "data.date_ranges=[[2016-01-01,2016-02-01]]"], "lies outside the data (2012-01-01..2015-12-31"),
     "date range not a pair": Case([*RANGES_BASE, "data.date_ranges=[[2014-01-01]]"], "data.date_ranges[0] is ['2014-01-01'], but must be a [start, end] pair"),
+    "window longer than a date range": Case(["+arch=lstm_attention", "-m", "data.date_ranges=[[2014-01-01,2014-01-10]]"],
+                                            "params.window is 28 days, but date range 2014-01-01..2014-01-10 holds only 9 days"),
+    "unknown way to combine ranges": Case(["+arch=lstm_attention", "-m", "data.objective_over_ranges=max"],
+                                          "data.objective_over_ranges is 'max'"),
     # --- JSON specs (python -m tuneflow.spec) ---------------------------------------------------
     "spec: malformed JSON": Case([], "malformed JSON at line 1", spec='{"architecture": "mlp",'),
     "spec: unknown key": Case([], "unknown key 'date' in the experiment spec", spec={**SPEC, "date": 1}),

@@ -61,8 +61,9 @@ def test_bad_arguments(argv: list[str], message: str) -> None:
 
 @pytest.mark.slow
 def test_a_tiny_check_prints_a_correlation_and_logs_one_mlflow_run(project: Path) -> None:
-    result = run_fidelity(project, "+arch=lstm_attention", "--configs", "3", "params.epochs=1")
+    result = run_fidelity(project, "+arch=lstm_attention", "--configs", "3", "--reseed", "params.epochs=1")
     assert result.returncode == 0, result.output
+    assert re.search(r"noise ceiling: .* spearman=\S+", result.stdout), result.stdout
     match = re.search(r"spearman=(\S+) \(p=(\S+)\) over 3 of 3 configurations", result.stdout)
     assert match, result.stdout
     assert -1.0 <= float(match.group(1)) <= 1.0
@@ -72,7 +73,7 @@ def test_a_tiny_check_prints_a_correlation_and_logs_one_mlflow_run(project: Path
     assert run.info.status == "FINISHED"
     assert {k: run.data.params[k] for k in ("arch", "K", "seed")} == {"arch": "lstm_attention", "K": "3", "seed": "0"}
     assert run.data.metrics["spearman"] == pytest.approx(float(match.group(1)), abs=1e-3)
-    assert {"p_value", "seconds_fast", "seconds_full"} <= set(run.data.metrics)
+    assert {"p_value", "seconds_fast", "seconds_full", "spearman_full_vs_reseeded"} <= set(run.data.metrics)
     table = Path(client.download_artifacts(run.info.run_id, "fidelity.csv", str(project)))
     with table.open() as handle:
         lines = list(csv.DictReader(handle))

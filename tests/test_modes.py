@@ -35,7 +35,7 @@ def test_fast_lstm_attention_trains_one_30_day_range_with_capped_epochs(order: s
     cfg = compose_tuneflow(*(overrides if order == "arch first" else reversed(overrides)))
     assert cfg.mode.name == "fast"
     assert cfg.params.epochs == FAST_EPOCHS
-    assert (cfg.data.n_ranges, cfg.data.range_days, cfg.data.history_days) == (1, 30, 365)
+    assert (cfg.data.n_ranges, cfg.data.range_days, cfg.data.history_days) == (1, 30, 730)
     folds = timeseries.build_folds(cfg.data, cfg.params.window)
     assert [period.days for period, _ in folds] == [30]
 

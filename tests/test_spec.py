@@ -80,8 +80,10 @@ def test_a_range_needs_the_history_in_front_of_it_in_the_chosen_mode() -> None:
                   "date-range": [["2013-03-01", "2013-04-01"]]})
     with pytest.raises(specs.SpecError, match="data.history_days=730"):
         specs.check_date_ranges(spec, specs.compose_data_config(spec, []))
-    fast = specs.compose_data_config(spec, ["mode=fast"])
-    assert specs.check_date_ranges(spec, fast) == [["2013-03-01", "2013-04-01"]]
+    with pytest.raises(specs.SpecError, match="data.history_days=730"):
+        specs.check_date_ranges(spec, specs.compose_data_config(spec, ["mode=fast"]))
+    one_year = specs.compose_data_config(spec, ["data.history_days=365"])
+    assert specs.check_date_ranges(spec, one_year) == [["2013-03-01", "2013-04-01"]]
 
 
 BASE = {"architecture": "lstm_attention", "parameters": {"num_of_attentions": [1, 2]}}
@@ -167,3 +169,32 @@ def test_a_tiny_spec_runs_every_combination_once_over_each_range(project: Path) 
         assert run.data.metrics["objective"] == pytest.approx(
             sum(run.data.metrics[f"{s}..{e}/best_val_mae"] for s, e in RANGES) / 2
         )
+    # The second trial is compared with the first (the best so far) range by range.
+    first, second = sorted(runs, key=lambda r: int(r.data.tags["tuneflow.trial_number"]))
+    assert "ranges_beaten" not in first.data.metrics
+    wins = [second.data.metrics[f"{s}..{e}/best_val_mae"] < first.data.metrics[f"{s}..{e}/best_val_mae"]
+            for s, e in RANGES]
+    assert second.data.metrics["ranges_beaten"] == sum(wins)
+    assert second.data.metrics["beats_best_on_every_range"] == float(all(wins))
+    assert second.data.tags["tuneflow.beats_best_on_every_range"] == str(all(wins)).lower()
+
+
+@pytest.mark.slow
+def test_the_shipped_example_runs_as_written(project: Path) -> None:
+    # As written, with one epoch per training so the 27 combinations stay quick.
+    result = subprocess.run([sys.executable, "-m", "tuneflow.spec", str(EXAMPLE), "params.epochs=1",
+                             "tracking.log_model=false"], cwd=project, env=tuneflow_env(),
+                            capture_output=True, text=True, timeout=900)
+    assert result.returncode == 0, result.stdout + result.stderr
+    study = load_study(project, "seed_experiments")
+    raw = json.loads(EXAMPLE.read_text())["parameters"]
+    combos = {(t.params["num_of_attentions"], t.params["attention_hidden_layer_size"],
+               t.params["attention_regularization"]) for t in study.trials}
+    assert len(study.trials) == 27 and all(t.state.name == "COMPLETE" for t in study.trials)
+    assert combos == {(a, b, c) for a in raw["num_of_attentions"] for b in raw["attention_hidden_layer_size"]
+                      for c in raw["attention_regularization"]}
+    numbers_in_grid_order = [sorted(combos).index(c) for c in
+                             [(t.params["num_of_attentions"], t.params["attention_hidden_layer_size"],
+                               t.params["attention_regularization"]) for t in study.trials]]
+    assert numbers_in_grid_order != sorted(numbers_in_grid_order), "combinations run in random order"
+    assert len(study_runs(project, "seed_experiments")) == 27

@@ -181,3 +181,13 @@ def test_the_loaded_series_is_cached_across_trials() -> None:
     ts.build_folds(SEATTLE, window=14)
 
     assert ts._load_frame.cache_info().misses == misses
+
+
+@pytest.mark.parametrize(
+    ("how", "direction", "expected"),
+    [("mean", "minimize", 1.875), ("median", "minimize", 1.5), ("worst", "minimize", 4.0), ("worst", "maximize", 0.5)],
+)
+def test_the_objective_over_ranges_is_their_mean_median_or_worst(how: str, direction: str, expected: float) -> None:
+    from tuneflow.data import aggregate
+
+    assert aggregate([0.5, 1.0, 2.0, 4.0], how, direction) == expected

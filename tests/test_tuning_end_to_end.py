@@ -26,6 +26,7 @@ def mlp_study(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, object]:
 def test_every_trial_is_an_optuna_trial_with_per_epoch_values(mlp_study) -> None:  # type: ignore[no-untyped-def]
     project, _ = mlp_study
     study = load_study(project, "mlp")
+    assert study.metric_names == ["val_accuracy"], "dashboards show the objective by its name"
     assert len(study.trials) == 3
     assert {t.state.name for t in study.trials} <= {"COMPLETE", "PRUNED"}
     for trial in study.trials:

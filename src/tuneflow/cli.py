@@ -100,7 +100,16 @@ def backend_arguments(argv: list[str]) -> list[str]:
     return expand_storage_shorthand(argv)
 
 
+#: ``tuneflow NAME ...`` runs ``tuneflow.NAME.main(argv)``; anything else is the Hydra app (an override
+#: never is one of these words).
+SUBCOMMANDS = ("report", "repeat", "ui", "spec", "fidelity")
+
+
 def main() -> None:
+    if len(sys.argv) > 1 and sys.argv[1] in SUBCOMMANDS:
+        import importlib
+
+        sys.exit(importlib.import_module(f"tuneflow.{sys.argv[1]}").main(sys.argv[2:]))
     quiet_library_warnings()
     # Let errors reach us instead of Hydra's multi-line report; we print one line per fixable error.
     os.environ["HYDRA_FULL_ERROR"] = "1"

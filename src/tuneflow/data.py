@@ -6,11 +6,14 @@ reproducibly (a fixed ``split_seed``), so every trial of a study sees the same t
 
 from __future__ import annotations
 
+import statistics
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any, Mapping
 
 import numpy as np
+
+from tuneflow.errors import ConfigError
 
 
 @dataclass(frozen=True)
@@ -87,3 +90,36 @@ def load_folds(data_cfg: Mapping[str, Any], params: Mapping[str, Any]) -> list[F
     if data_cfg.get("kind") == "none":
         return [Fold("holdout", None)]
     return [Fold("holdout", load(data_cfg))]
+
+
+#: How a trial's objective combines its folds (date ranges): ``data.objective_over_ranges``.
+AGGREGATES = ("mean", "median", "worst")
+
+
+def check_aggregate(how: Any) -> str:
+    if how not in AGGREGATES:
+        raise ConfigError(f"data.objective_over_ranges is {how!r}, but must be one of {', '.join(AGGREGATES)}")
+    return str(how)
+
+
+def aggregate(values: list[float], how: str, direction: str) -> float:
+    """The objective over folds: their mean, their median, or the worst of them (the max when
+    minimising): ``worst`` asks for a configuration that is good on every range, not on average."""
+    if check_aggregate(how) == "mean":
+        return statistics.fmean(values)
+    if how == "median":
+        return statistics.median(values)
+    return max(values) if direction == "minimize" else min(values)
+
+
+def check_folds(data_cfg: Mapping[str, Any], params: Mapping[str, Any]) -> None:
+    """Raise a ``ConfigError`` naming the fix if the folds of ``data_cfg`` cannot be built for ``params``
+    (a date range that ends before it starts or lies outside the data, a window longer than a range...)."""
+    if not data_cfg:
+        return
+    check_aggregate(data_cfg.get("objective_over_ranges", "mean"))
+    try:
+        load_folds(data_cfg, params)
+    except (ValueError, KeyError) as error:
+        message = str(error).strip().strip("'\"").splitlines()[0]
+        raise ConfigError(message) from None

@@ -8,6 +8,10 @@ the two: near 1, screening with the fast mode picks the configurations a full ru
 The table and the correlation are printed and recorded as one MLflow run in experiment ``fidelity``, in
 the same store as the studies (params arch, K, seed; metrics spearman, p_value, seconds_fast,
 seconds_full; the table as ``fidelity.csv``). Trainings are not tracked one by one.
+
+With ``--reseed`` every configuration is also trained in mode=full with another training seed, and the
+Spearman of full mode against itself is reported (``spearman_full_vs_reseeded``): where full-mode scores
+of good configurations lie within their own seed noise, no cheap proxy can rank them, and this says so.
 """
 
 from __future__ import annotations
@@ -29,6 +33,8 @@ from tuneflow.errors import ConfigError, TuneflowError
 
 EXIT_USAGE = 2
 MODES = ("fast", "full")
+#: With ``--reseed``: mode=full again with another training seed, the noise ceiling of the check.
+RESEEDED = "full_reseeded"
 EXPERIMENT = "fidelity"
 
 
@@ -61,6 +67,9 @@ class Report:
     p_value: float
     #: Configurations trained without error in both modes (the correlation is over these).
     n_compared: int
+    #: Spearman of mode=full against itself with another training seed (``--reseed``), else NaN: fast mode
+    #: cannot be expected to rank configurations more consistently than full mode ranks them twice.
+    ceiling: float = math.nan
 
     def seconds(self, mode: str) -> float:
         return sum(row.results[mode].seconds for row in self.rows)
@@ -89,7 +98,9 @@ def sample_configurations(space: Mapping[str, Any], k: int, seed: int) -> tuple[
     return [study.ask(distributions).params for _ in range(k)], fixed
 
 
-def build_configs(overrides: Sequence[str], k: int, seed: int) -> tuple[DictConfig, list[Row], dict[str, list[DictConfig]]]:
+def build_configs(
+    overrides: Sequence[str], k: int, seed: int, reseed: bool = False
+) -> tuple[DictConfig, list[Row], dict[str, list[DictConfig]]]:
     """Compose every training config before any training, so a bad override fails at once."""
     from tuneflow.search_space import to_overrides
 
@@ -106,6 +117,10 @@ def build_configs(overrides: Sequence[str], k: int, seed: int) -> tuple[DictConf
         mode: [compose([f"mode={mode}", *overrides, *fixed_overrides, *to_overrides(row.params)]) for row in rows]
         for mode in MODES
     }
+    if reseed:
+        another = f"seed={int(base.seed) + 1}"
+        configs[RESEEDED] = [compose(["mode=full", *overrides, *fixed_overrides, *to_overrides(row.params), another])
+                             for row in rows]
     return base, rows, configs
 
 
@@ -116,17 +131,17 @@ def train_once(cfg: DictConfig) -> Measurement:
     started = time.perf_counter()
     try:
         results = train_folds(cfg, Reporter(str(cfg.arch.objective), buffer=None, trial=None))
-        value = sum(results.values) / len(results.values)
+        value = results.objective
     except (TuneflowError, ValueError, RuntimeError) as error:  # one bad configuration is a row, not a crash
         return Measurement(seconds=time.perf_counter() - started, error=f"{type(error).__name__}: {error}")
     return Measurement(value=value, seconds=time.perf_counter() - started)
 
 
-def correlate(rows: Sequence[Row]) -> tuple[float, float, int]:
-    """Spearman's rho and its p-value over the rows trained without error in both modes."""
+def correlate(rows: Sequence[Row], modes: tuple[str, str] = MODES) -> tuple[float, float, int]:
+    """Spearman's rho and its p-value over the rows trained without error in both ``modes``."""
     from scipy.stats import spearmanr
 
-    pairs = [(r.results["fast"].value, r.results["full"].value) for r in rows if _ok(r)]
+    pairs = [(r.results[modes[0]].value, r.results[modes[1]].value) for r in rows if _ok(r, modes)]
     if len(pairs) < 3:
         return math.nan, math.nan, len(pairs)
     fast, full = zip(*pairs)
@@ -134,8 +149,8 @@ def correlate(rows: Sequence[Row]) -> tuple[float, float, int]:
     return float(result.statistic), float(result.pvalue), len(pairs)
 
 
-def _ok(row: Row) -> bool:
-    return all(row.results[m].error is None and math.isfinite(row.results[m].value) for m in MODES)
+def _ok(row: Row, modes: Sequence[str] = MODES) -> bool:
+    return all(row.results[m].error is None and math.isfinite(row.results[m].value) for m in modes)
 
 
 def ranks(rows: Sequence[Row], mode: str, direction: str) -> dict[int, int]:
@@ -196,6 +211,8 @@ def log_to_mlflow(report: Report, lines: Sequence[Mapping[str, Any]], base: Dict
     metrics = [("spearman", report.spearman, 0), ("p_value", report.p_value, 0),
                ("seconds_fast", report.seconds("fast"), 0), ("seconds_full", report.seconds("full"), 0),
                ("n_compared", float(report.n_compared), 0)]
+    if not math.isnan(report.ceiling):
+        metrics.append(("spearman_full_vs_reseeded", report.ceiling, 0))
     tracking.log_values(client, run_id, params=params, metrics=metrics)
     with tempfile.TemporaryDirectory(prefix="tuneflow-fidelity-") as tmp:
         path = Path(tmp) / "fidelity.csv"
@@ -208,19 +225,23 @@ def log_to_mlflow(report: Report, lines: Sequence[Mapping[str, Any]], base: Dict
     return str(run_id)
 
 
-def measure(overrides: Sequence[str], k: int, seed: int, progress: Any = print) -> tuple[Report, DictConfig]:
+def measure(
+    overrides: Sequence[str], k: int, seed: int, progress: Any = print, reseed: bool = False
+) -> tuple[Report, DictConfig]:
     from tuneflow.trial_runner import load_trainer
 
-    base, rows, configs = build_configs(overrides, k, seed)
+    base, rows, configs = build_configs(overrides, k, seed, reseed)
     load_trainer(str(base.arch.trainer))  # imported before the clock starts: not part of any timing
     for row in rows:
-        for mode in MODES:
+        for mode in configs:
             row.results[mode] = result = train_once(configs[mode][row.index])
             progress(f"config {row.index + 1}/{k} {mode}: {base.arch.objective}={result.value:.5g} "
                      f"in {result.seconds:.1f}s" + (f" ({result.error})" if result.error else ""))
     spearman, p_value, n_compared = correlate(rows)
     report = Report(str(base.arch.name), str(base.arch.objective), str(base.arch.direction), seed, rows,
                     spearman, p_value, n_compared)
+    if reseed:
+        report.ceiling = correlate(rows, ("full", RESEEDED))[0]
     return report, base
 
 
@@ -232,6 +253,9 @@ def parse_arguments(argv: Sequence[str]) -> tuple[argparse.Namespace, list[str]]
     )
     parser.add_argument("--configs", type=int, default=8, help="configurations to sample (K, at least 3)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the RandomSampler that draws them")
+    parser.add_argument("--reseed", action="store_true",
+                        help="also train mode=full with another training seed: full mode's agreement with "
+                             "itself, the most the fast mode can be expected to reach")
     args, overrides = parser.parse_known_args(list(argv))
     if args.configs < 3:
         raise ConfigError(f"--configs is {args.configs}, but a rank correlation needs at least 3 configurations")
@@ -249,7 +273,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     quiet_library_warnings()
     try:
         args, overrides = parse_arguments(sys.argv[1:] if argv is None else argv)
-        report, base = measure(overrides, args.configs, args.seed)
+        report, base = measure(overrides, args.configs, args.seed, reseed=args.reseed)
     except BaseException as error:  # noqa: BLE001 - fixable errors become one line, bugs keep their traceback
         message = None if isinstance(error, (KeyboardInterrupt, SystemExit)) else one_line_error(error)
         if message is None:
@@ -262,6 +286,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(f"spearman={report.spearman:.3f} (p={report.p_value:.3g}) over {report.n_compared} of "
           f"{len(report.rows)} configurations of {report.arch}; "
           f"fast {fast:.1f}s, full {full:.1f}s ({full / fast if fast else math.nan:.1f}x)")
+    if not math.isnan(report.ceiling):
+        print(f"noise ceiling: mode=full against itself with another training seed, spearman={report.ceiling:.3f}")
     run_id = log_to_mlflow(report, lines, base, overrides)
     print(f"MLflow run {run_id} in experiment {EXPERIMENT!r}")
     return 0

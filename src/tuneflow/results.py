@@ -8,7 +8,7 @@ from pathlib import Path
 
 import optuna
 
-from tuneflow.study import ERROR_ATTR, RUN_ID_ATTR, SURPLUS_ATTR
+from tuneflow.study import ERROR_ATTR, OVERRIDES_ATTR, RUN_ID_ATTR, SURPLUS_ATTR
 
 
 def results_csv_path(root_dir: str | Path, study_name: str) -> Path:
@@ -23,7 +23,7 @@ def write_trials_csv(study: optuna.Study, path: Path) -> Path:
     """
     trials = [t for t in study.get_trials(deepcopy=False) if not t.user_attrs.get(SURPLUS_ATTR)]
     param_names = sorted({name for t in trials for name in t.params})
-    reserved = {RUN_ID_ATTR, ERROR_ATTR, SURPLUS_ATTR}
+    reserved = {RUN_ID_ATTR, ERROR_ATTR, SURPLUS_ATTR, OVERRIDES_ATTR}
     metric_names = sorted({k for t in trials for k in t.user_attrs if k not in reserved})
     header = ["number", "state", "value", "duration_s", "datetime_start", *param_names, *metric_names,
               "mlflow_run_id", "error"]

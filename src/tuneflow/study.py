@@ -37,6 +37,9 @@ SURPLUS_ATTR = "tuneflow_surplus"
 AS_OF_ATTR = "as_of"
 #: Trial user attribute: the error that failed the trial.
 ERROR_ATTR = "error"
+#: Trial user attribute: the job's fixed overrides (``+arch=mlp``, ``params.epochs=3``, ...); with the
+#: trial's params they recompose its config (``tuneflow repeat``, the exported best config).
+OVERRIDES_ATTR = "tuneflow_overrides"
 
 
 def open_storage(
@@ -75,8 +78,10 @@ def _enable_wal(db_path: Path) -> None:
 
 
 def count_trials(study: optuna.Study) -> dict[str, int]:
-    """How many trials are finished, active and failed (surplus trials excluded).
+    """How many trials are finished, running, waiting and failed (surplus trials excluded).
 
+    ``running`` trials belong to a worker that will finish them; ``waiting`` ones (retries of trials
+    whose worker died, enqueued finalists) belong to whichever worker asks next, this one included.
     A trial whose worker died is retried with the same params: the retry counts, the dead trial is
     not a failure (a study whose workers were all killed at once must not hit its failure cap).
     """
@@ -84,14 +89,16 @@ def count_trials(study: optuna.Study) -> dict[str, int]:
     with warnings.catch_warnings():  # retry_history is marked experimental; it has been stable since 3.0
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
         retried = {number for trial in trials for number in _retry_of(trial)}
-    counts = {"finished": 0, "active": 0, "failed": 0}
+    counts = {"finished": 0, "running": 0, "waiting": 0, "failed": 0}
     for trial in trials:
         if trial.user_attrs.get(SURPLUS_ATTR):
             continue
         if trial.state in FINISHED_STATES:
             counts["finished"] += 1
-        elif trial.state in ACTIVE_STATES:
-            counts["active"] += 1
+        elif trial.state == TrialState.RUNNING:
+            counts["running"] += 1
+        elif trial.state == TrialState.WAITING:
+            counts["waiting"] += 1
         elif trial.state == TrialState.FAIL and trial.number not in retried:
             counts["failed"] += 1
     return counts

@@ -31,11 +31,12 @@ from omegaconf import DictConfig, OmegaConf
 from optuna.distributions import BaseDistribution, CategoricalDistribution
 from optuna.trial import TrialState
 
-from tuneflow import backends, results, search_space, tracking
+from tuneflow import backends, results, search_space, tracking, zoom
 from tuneflow.errors import ConfigError, TooManyFailures
 from tuneflow.study import (
     AS_OF_ATTR,
     ERROR_ATTR,
+    OVERRIDES_ATTR,
     PARENT_RUN_ATTR,
     RUN_ID_ATTR,
     SURPLUS_ATTR,
@@ -67,6 +68,8 @@ class SweepPlan:
     n_jobs: int = 1
     max_failures: int = 0
     trial_lines: list[str] = field(default_factory=list)
+    #: Trials of an earlier study to run first (``hydra.sweeper.zoom``); the space is narrowed around them.
+    finalists: list[optuna.trial.FrozenTrial] = field(default_factory=list)
 
 
 class StudySweeper:
@@ -82,6 +85,7 @@ class StudySweeper:
         max_failure_rate: float = 0.25,
         heartbeat_interval: int | None = 60,
         params: Any = None,
+        zoom: Any = None,
     ) -> None:
         self.sweeper_cfg: dict[str, Any] = {
             "sampler": _plain(sampler),
@@ -95,6 +99,7 @@ class StudySweeper:
             "heartbeat_interval": heartbeat_interval,
         }
         self.space: dict[str, Any] = _plain(params) or {}
+        self.zoom: dict[str, Any] = _plain(zoom) or {}
         self.config: DictConfig | None = None
         self.hydra_context: HydraContext | None = None
         self.launcher: Any = None
@@ -122,8 +127,16 @@ class StudySweeper:
                 "hydra.sweeper.params.NAME=... sweeps"
             )
         self.check_parameters_exist(distributions)
+        finalists: list[optuna.trial.FrozenTrial] = []
+        if self.zoom.get("study"):
+            finalists = load_finalists(settings, str(self.zoom["study"]), int(self.zoom.get("top_k", 5)))
+            distributions = zoom.narrow(distributions, finalists, float(self.zoom.get("margin", 0.5)))
         fixed_overrides = [f"{path}={value}" for path, value in fixed.items()]
-        self.check_job_composes(fixed_overrides + search_space.to_overrides(sample_point(distributions)))
+        # The smallest and the largest values of the space: a window longer than a date range, or a
+        # range outside the data, shows now instead of failing every trial of a study already created.
+        for point in corner_points(distributions):
+            job_cfg = self.compose_job(fixed_overrides + search_space.to_overrides(point))
+            check_job_data(job_cfg)
         sampler_cfg = dict(self.sweeper_cfg["sampler"] or {"_target_": "optuna.samplers.TPESampler"})
         grid_size = None
         if sampler_cfg["_target_"].endswith(".GridSampler"):
@@ -147,6 +160,7 @@ class StudySweeper:
             grid_size=grid_size,
             n_jobs=n_jobs,
             max_failures=int(rate * settings.n_trials),
+            finalists=finalists,
         )
 
     def check_parameters_exist(self, distributions: Mapping[str, BaseDistribution]) -> None:
@@ -163,15 +177,14 @@ class StudySweeper:
                 )
             check_choice_types(path, default, distributions[name])
 
-    def check_job_composes(self, overrides: list[str]) -> None:
+    def compose_job(self, overrides: list[str]) -> DictConfig:
         """Compose one job's config now, so a type error shows before the study exists."""
         assert self.hydra_context is not None and self.config is not None
         try:
-            job_cfg = self.hydra_context.config_loader.load_sweep_config(self.config, list(overrides))
+            return self.hydra_context.config_loader.load_sweep_config(self.config, list(overrides))
         except Exception as error:  # noqa: BLE001 - Hydra raises several types; all mean the same
             first_line = str(error).strip().splitlines()[0]
             raise ConfigError(f"search space: a trial's config does not compose: {first_line}") from None
-        check_date_ranges(job_cfg)
 
     # --- 2. open ----------------------------------------------------------------------------
 
@@ -212,6 +225,11 @@ class StudySweeper:
                     f"study {settings.name!r} already exists with direction {existing}; "
                     f"use another hydra.sweeper.study_name or direction={existing}"
                 )
+            if study.metric_names is None:
+                # optuna-dashboard then labels the objective val_accuracy, not "Objective 0".
+                study.set_metric_names([settings.objective])
+            if plan.finalists and not study.get_trials(deepcopy=False):
+                zoom.enqueue_finalists(study, plan.finalists, plan.distributions)
             parent_run_id = self.open_parent_run(client, study, plan)
             on_stale_trial.experiment_id = client.get_run(parent_run_id).info.experiment_id
         return study, client, parent_run_id
@@ -270,29 +288,34 @@ class StudySweeper:
         target = settings.n_trials if plan.grid_size is None else min(settings.n_trials, plan.grid_size)
         outcomes: list[TrialOutcome] = []
         announced_wait = False
+        # The failure cap applies to this run: failures an earlier run left behind (then fixed by the
+        # user) must not stop the study forever.
+        failed_before = count_trials(study)["failed"]
         while True:
             # Count and ask under the study's lock: workers racing for the last places would ask
             # for more than n_trials.
             with backends.study_lock(settings.storage_url, settings.root_dir, settings.name, "ask"):
                 optuna.storages.fail_stale_trials(study)
                 counts = count_trials(study)
-                if counts["failed"] > plan.max_failures:
+                failed_now = counts["failed"] - failed_before
+                if failed_now > plan.max_failures:
                     raise TooManyFailures(
-                        f"study {settings.name!r}: {counts['failed']} trials failed, more than "
+                        f"study {settings.name!r}: {failed_now} trials failed, more than "
                         f"max_failure_rate x n_trials = {plan.max_failures}; last error: {last_error(study)}"
                     )
                 # A grid visits each point once: a failed point is not retried, so it counts as done.
                 done = counts["finished"] + (counts["failed"] if plan.grid_size is not None else 0)
-                remaining = target - done - counts["active"]
+                # Waiting trials are not subtracted: this worker's next ask takes them first.
+                remaining = target - done - counts["running"]
                 trials = self.ask(study, plan, min(plan.n_jobs, remaining)) if remaining > 0 else []
             if remaining <= 0:
-                if counts["active"] and settings.heartbeat_interval:
+                if counts["running"] and settings.heartbeat_interval:
                     # A trial running elsewhere may belong to a worker that died: stay until it ends,
                     # or until its heartbeat goes stale and this worker retries it.
                     if not announced_wait:
                         announced_wait = True
                         log.info(
-                            f"waiting for {counts['active']} trial(s) running in other workers; a trial whose "
+                            f"waiting for {counts['running']} trial(s) running in other workers; a trial whose "
                             f"worker stops heartbeating for {2 * settings.heartbeat_interval}s is retried here"
                         )
                     time.sleep(min(settings.heartbeat_interval, 5))
@@ -300,7 +323,7 @@ class StudySweeper:
                 if not outcomes:
                     log.info(
                         f"study {settings.name!r} already has {counts['finished']} of {target} trials finished"
-                        + (f" ({counts['active']} running elsewhere)" if counts["active"] else "")
+                        + (f" ({counts['running']} running elsewhere)" if counts["running"] else "")
                         + "; raise hydra.sweeper.n_trials to run more"
                     )
                 return outcomes
@@ -335,6 +358,7 @@ class StudySweeper:
                 trial.set_user_attr(SURPLUS_ATTR, True)
                 study.tell(trial, state=TrialState.FAIL)
                 continue
+            trial.set_user_attr(OVERRIDES_ATTR, plan.fixed_overrides)
             asked.append(trial)
         return asked
 
@@ -419,6 +443,25 @@ class StaleTrialHandler:
         return run_ids
 
 
+def load_finalists(settings: StudySettings, name: str, top_k: int) -> list[optuna.trial.FrozenTrial]:
+    """The best completed trials of study ``name`` on this study's storage, to zoom in on."""
+    if name == settings.name:
+        raise ConfigError(f"hydra.sweeper.zoom.study is {name!r}, the study itself; name an earlier study")
+    url = settings.storage_url
+    if url.startswith("sqlite:///") and not Path(url[len("sqlite:///") :]).exists():
+        raise ConfigError(f"hydra.sweeper.zoom.study: no study {name!r}, there is no storage at {url} yet")
+    storage = open_storage(url)
+    try:
+        source = optuna.load_study(study_name=name, storage=storage)
+    except KeyError:
+        known = ", ".join(optuna.get_all_study_names(storage)) or "none"
+        raise ConfigError(f"hydra.sweeper.zoom.study: no study {name!r} in {url}; studies there: {known}") from None
+    finalists = zoom.top_trials(source.get_trials(deepcopy=False), source.direction.name.lower(), top_k)
+    if not finalists:
+        raise ConfigError(f"hydra.sweeper.zoom.study: study {name!r} has no completed trial to zoom in on")
+    return finalists
+
+
 def check_choice_types(path: str, default: Any, distribution: BaseDistribution) -> None:
     """A numeric parameter given text choices would fail in every trial: say so before the study."""
     numeric_default = isinstance(default, (int, float)) and not isinstance(default, bool)
@@ -429,20 +472,6 @@ def check_choice_types(path: str, default: Any, distribution: BaseDistribution) 
         raise ConfigError(
             f"search space: {path} is a number (default {default}), but its choice() includes {texts[0]!r}"
         )
-
-
-def check_date_ranges(job_cfg: DictConfig) -> None:
-    """A time-series config whose date ranges cannot work would fail every trial: say so now."""
-    data_cfg = OmegaConf.select(job_cfg, "data")
-    if data_cfg is None or data_cfg.get("kind") != "timeseries":
-        return
-    from tuneflow import data as datasets
-
-    params = OmegaConf.to_container(job_cfg.params, resolve=True)
-    try:
-        datasets.load_folds(OmegaConf.to_container(data_cfg, resolve=True), params)  # type: ignore[arg-type]
-    except ValueError as error:
-        raise ConfigError(str(error).strip().splitlines()[0]) from None
 
 
 def split_arguments(arguments: Sequence[str]) -> tuple[dict[str, BaseDistribution], dict[str, str]]:
@@ -458,15 +487,34 @@ def split_arguments(arguments: Sequence[str]) -> tuple[dict[str, BaseDistributio
     return distributions, fixed
 
 
-def sample_point(distributions: Mapping[str, BaseDistribution]) -> dict[str, Any]:
-    """A valid point of the space (each lower bound / first choice), to test-compose a job."""
-    point: dict[str, Any] = {}
+def corner_points(distributions: Mapping[str, BaseDistribution]) -> list[dict[str, Any]]:
+    """Two valid points of the space, to test-compose a job: every parameter at its smallest value,
+    then at its largest (choices that are not all numbers: the first choice in both)."""
+    low: dict[str, Any] = {}
+    high: dict[str, Any] = {}
     for name, distribution in distributions.items():
         if isinstance(distribution, CategoricalDistribution):
-            point[name] = distribution.choices[0]
+            choices = list(distribution.choices)
+            numeric = all(isinstance(c, (int, float)) and not isinstance(c, bool) for c in choices)
+            low[name] = min(choices) if numeric else choices[0]  # type: ignore[type-var]
+            high[name] = max(choices) if numeric else choices[0]  # type: ignore[type-var]
         else:
-            point[name] = distribution.low  # type: ignore[attr-defined]
-    return point
+            low[name] = distribution.low  # type: ignore[attr-defined]
+            high[name] = distribution.high  # type: ignore[attr-defined]
+    return [low, high] if high != low else [low]
+
+
+def check_job_data(job_cfg: DictConfig) -> None:
+    """The folds a job would train on can be built (date ranges inside the data, window within them)."""
+    from tuneflow.data import check_folds
+
+    params = OmegaConf.to_container(job_cfg.params, resolve=True) if "params" in job_cfg else {}
+    check_folds(job_cfg.get("data") or {}, params)  # type: ignore[arg-type]
+    device = str(job_cfg.get("device", "auto"))
+    if device not in ("auto", "cpu"):  # only then is torch worth importing here
+        from tuneflow.models._torch import resolve_device
+
+        resolve_device(device)
 
 
 def build_sampler(sampler_cfg: Mapping[str, Any]) -> optuna.samplers.BaseSampler:

@@ -93,9 +93,13 @@ class Reporter:
 @dataclass
 class FoldResults:
     values: list[float] = field(default_factory=list)
+    #: The folds' names (date ranges as ``start..end``), in the order of ``values``.
+    names: list[str] = field(default_factory=list)
     metrics: dict[str, float] = field(default_factory=dict)
     last: TrainResult | None = None
     epochs: int = 0
+    #: The trial's objective: ``values`` combined by ``data.objective_over_ranges``.
+    objective: float = math.nan
 
 
 def train_folds(cfg: DictConfig, reporter: Reporter) -> FoldResults:
@@ -112,6 +116,7 @@ def train_folds(cfg: DictConfig, reporter: Reporter) -> FoldResults:
         if math.isnan(value):
             raise MetricIsNaN(f"{reporter.prefix}{reporter.objective} is NaN after training")
         results.values.append(value)
+        results.names.append(fold.name)
         results.epochs += result.epochs_run
         for key, metric in {**result.metrics, **result.extra}.items():
             results.metrics[f"{reporter.prefix}{key}"] = float(metric)
@@ -121,7 +126,31 @@ def train_folds(cfg: DictConfig, reporter: Reporter) -> FoldResults:
         for key in {k.split("/", 1)[1] for k in results.metrics if "/" in k}:
             per_fold = [results.metrics[f"{fold.name}/{key}"] for fold in folds if f"{fold.name}/{key}" in results.metrics]
             results.metrics[key] = sum(per_fold) / len(per_fold)
+    how = str(cfg.data.get("objective_over_ranges", "mean")) if "data" in cfg else "mean"
+    results.objective = datasets.aggregate(results.values, how, str(cfg.arch.get("direction", "minimize")))
     return results
+
+
+def compare_with_best(study: Any, results: FoldResults, objective: str, direction: str) -> dict[str, float]:
+    """How a finished trial fares against the study's best so far, range by range.
+
+    ``ranges_beaten`` counts the ranges on which it is better than the best trial, and
+    ``beats_best_on_every_range`` is 1 when that is all of them: with several ranges, a new best that
+    wins only on average may be noise; one that wins on every range can be trusted more. Empty when
+    there is one range, no best yet, or the best was scored on other ranges.
+    """
+    if len(results.names) < 2:
+        return {}
+    try:
+        best = study.best_trial
+    except ValueError:
+        return {}
+    theirs = [best.user_attrs.get(f"{name}/{objective}") for name in results.names]
+    if any(value is None for value in theirs):
+        return {}
+    better = [(mine < other) if direction == "minimize" else (mine > other)
+              for mine, other in zip(results.values, theirs)]
+    return {"ranges_beaten": float(sum(better)), "beats_best_on_every_range": float(all(better))}
 
 
 def pin_automatic_date_ranges(cfg: DictConfig, study_as_of: str | None) -> None:
@@ -204,11 +233,12 @@ def run_trial(cfg: DictConfig, settings: StudySettings, trial_number: int) -> Tr
     try:
         with Heartbeat(storage, trial_id, settings.heartbeat_interval):
             results = train_folds(cfg, reporter)
-        outcome.value = sum(results.values) / len(results.values)
-        outcome.metrics = results.metrics
+        outcome.value = results.objective
+        versus_best = compare_with_best(study, results, settings.objective, settings.direction)
+        outcome.metrics = {**results.metrics, **versus_best}
         outcome.state = "COMPLETE"
         buffer.flush()
-        finish_completed(client, run_id, cfg, results, outcome.value, started)
+        finish_completed(client, run_id, cfg, results, outcome.value, started, versus_best)
     except optuna.TrialPruned:
         outcome.state, outcome.pruned_at_step = "PRUNED", reporter.last_step
         buffer.flush()
@@ -252,14 +282,24 @@ def start_run_record(client: Any, run_id: str, cfg: DictConfig) -> None:
 
 
 def finish_completed(
-    client: Any, run_id: str, cfg: DictConfig, results: FoldResults, objective: float, started: float
+    client: Any,
+    run_id: str,
+    cfg: DictConfig,
+    results: FoldResults,
+    objective: float,
+    started: float,
+    versus_best: Mapping[str, float] | None = None,
 ) -> None:
     # Per-epoch values keep their names as step metrics; the trained (best-epoch) model's values are
     # logged as best_<name>, so neither history is mixed into the other.
     final = {_prefixed_leaf("best_", k): v for k, v in results.metrics.items()}
     final.update(objective=objective, epochs_run=float(results.epochs))
+    final.update(versus_best or {})
     final["train_seconds"] = time.perf_counter() - started
-    tracking.log_values(client, run_id, metrics=[(k, v, 0) for k, v in final.items()])
+    tags = {}
+    if versus_best:
+        tags["tuneflow.beats_best_on_every_range"] = str(bool(versus_best["beats_best_on_every_range"])).lower()
+    tracking.log_values(client, run_id, metrics=[(k, v, 0) for k, v in final.items()], tags=tags)
     if cfg.tracking.log_model and results.last is not None:
         tracking.log_model(client, run_id, results.last.model, results.last.flavor, results.last.input_example)
 
@@ -281,8 +321,9 @@ def _flat(node: Any) -> dict[str, Any]:
     return flat
 
 
-def run_single(cfg: DictConfig) -> TrialOutcome:
-    """A plain training run (no ``-m``): the arch's default params, one MLflow run, errors raised."""
+def run_single(cfg: DictConfig, tags: Mapping[str, str] | None = None) -> TrialOutcome:
+    """A plain training run (no ``-m``): the arch's default params, one MLflow run, errors raised.
+    ``tags`` are added to the run's (``tuneflow repeat`` links its runs to the trial they repeat)."""
     started = time.perf_counter()
     root_dir = str(cfg.root_dir)
     client = tracking.client_for(tracking.resolve_tracking_uri(cfg.tracking.uri, root_dir))
@@ -292,7 +333,7 @@ def run_single(cfg: DictConfig) -> TrialOutcome:
         tracking.default_artifact_location(client.tracking_uri, root_dir),
     )
     run_id = client.create_run(
-        experiment_id, tags={tracking.ROLE_TAG: "single", tracking.ARCH_TAG: str(cfg.arch.name)}
+        experiment_id, tags={tracking.ROLE_TAG: "single", tracking.ARCH_TAG: str(cfg.arch.name), **(tags or {})}
     ).info.run_id
     start_run_record(client, run_id, cfg)
     buffer = tracking.MetricBuffer(client, run_id)
@@ -300,7 +341,7 @@ def run_single(cfg: DictConfig) -> TrialOutcome:
     try:
         results = train_folds(cfg, reporter)
         buffer.flush()
-        value = sum(results.values) / len(results.values)
+        value = results.objective
         finish_completed(client, run_id, cfg, results, value, started)
     except BaseException:
         _safe(buffer.flush)

@@ -144,6 +144,21 @@ class PostgresStorageConfig:
     url: Optional[str] = None
 
 
+# --- zooming in on an earlier study (tuneflow.zoom) ------------------------------------------
+
+
+@dataclass
+class ZoomConfig:
+    """Start from the promising region of an earlier study on the same storage."""
+
+    # Name of the earlier study (e.g. a mode=fast screen); null = no zoom.
+    study: Optional[str] = None
+    # Its best completed trials to re-run first and to draw the smaller space around.
+    top_k: int = 5
+    # Widen each numeric range by this share of the finalists' span on each side (log scale for log params).
+    margin: float = 0.5
+
+
 # --- the sweeper ----------------------------------------------------------------------------
 
 
@@ -177,6 +192,8 @@ class TuneflowSweeperConf:
     heartbeat_interval: Optional[int] = 60
     # Search space in Hydra's sweep syntax; keys without a dot are names under `params`.
     params: Dict[str, Any] = field(default_factory=dict)
+    # Zoom in on an earlier study: hydra.sweeper.zoom.study=NAME (see tuneflow/zoom.py).
+    zoom: ZoomConfig = field(default_factory=ZoomConfig)
 
 
 def register_configs() -> None:

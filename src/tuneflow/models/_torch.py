@@ -27,10 +27,20 @@ LR_SCHEDULES = ("constant", "step", "plateau")
 
 
 def resolve_device(device: str) -> torch.device:
-    """``auto`` picks CUDA when present, else the CPU."""
+    """``auto`` picks CUDA when present, else the CPU; an explicit device must exist here."""
+    from tuneflow.errors import ConfigError
+
     if device == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(device)
+    try:
+        chosen = torch.device(device)
+    except RuntimeError:
+        raise ConfigError(f"device is {device!r}, but must be auto, cpu, cuda or cuda:N") from None
+    if chosen.type == "cuda" and not torch.cuda.is_available():
+        raise ConfigError(f"device is {device!r}, but this machine has no CUDA GPU; use device=auto or cpu")
+    if chosen.type == "cuda" and chosen.index is not None and chosen.index >= torch.cuda.device_count():
+        raise ConfigError(f"device is {device!r}, but this machine has {torch.cuda.device_count()} CUDA GPU(s)")
+    return chosen
 
 
 def seed_everything(seed: int) -> None:

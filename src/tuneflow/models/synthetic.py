@@ -4,6 +4,7 @@ Its "validation loss" after each epoch follows a learning curve towards a known 
 (``(x - 2)^2 + (y + 1)^2``), so pruners and samplers behave as on a real model, and a study's
 result can be checked against the known answer. ``fail_above`` makes it raise and ``nan_above``
 makes its metric NaN for large ``x``: the failure paths of a study can be exercised on purpose.
+``noise`` adds a seed-dependent offset, so that repeats with new seeds vary as on a real model.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from __future__ import annotations
 from typing import Any, Mapping
 
 import time
+import zlib
 
 import numpy as np
 
@@ -35,7 +37,11 @@ def train(params: Mapping[str, Any], data: Any, report: Reporter, *, seed: int, 
     x = float(params["x"])
     if params.get("fail_above") is not None and x > float(params["fail_above"]):
         raise RuntimeError(f"synthetic failure: x={x} > fail_above={params['fail_above']}")
-    target = final_loss(params)
+    # The draw shifts the whole curve, like a lucky or unlucky initialisation would; it depends on the
+    # seed and the configuration, as a real training run's luck does.
+    noise = float(params.get("noise") or 0.0)
+    draw = np.random.default_rng(zlib.crc32(repr((seed, x, float(params["y"]))).encode())).standard_normal()
+    target = final_loss(params) + noise * float(draw)
     epochs = int(params.get("epochs", 20))
     loss = target
     for epoch in range(1, epochs + 1):

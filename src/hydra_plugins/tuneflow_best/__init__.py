@@ -1,0 +1,1 @@
+"""tuneflow's config search path: the project's own ``conf/`` (exported best configs: ``+best=NAME``)."""
