@@ -128,3 +128,27 @@ def test_kill_every_process_then_the_same_command_resumes_where_it_stopped(topol
     after = topology.study(study_name)
     assert {n: finished_trials(after)[n] for n in before} == before, "completed trials are kept as they were"
     assert_each_killed_trial_was_retried(topology, study_name, killed=killed)
+
+
+def test_a_trial_whose_worker_died_before_its_first_heartbeat_is_retried_too(project: Path) -> None:
+    """A worker killed between asking for a trial and its first heartbeat leaves a RUNNING trial with
+    no heartbeat at all, which Optuna never finds stale; the next worker must not wait for it forever."""
+    import optuna
+    from optuna.distributions import FloatDistribution
+
+    topology = Topology(project)
+    storage = f"sqlite:///{project / 'mlruns' / 'optuna.db'}"
+    (project / "mlruns").mkdir()
+    orphan_study = optuna.create_study(study_name="orphan", storage=storage, direction="minimize")
+    orphan = orphan_study.ask({"x": FloatDistribution(-5.0, 5.0), "y": FloatDistribution(-5.0, 5.0)})
+
+    worker = topology.start_worker("+arch=quadratic", "-m", "hydra.sweeper.n_trials=2", "hydra/sweeper/pruner=none",
+                                   "hydra.sweeper.heartbeat_interval=1", "tracking.log_model=false",
+                                   "hydra.sweeper.study_name=orphan")
+    code, out = finished(worker, timeout=300)
+    assert code == 0, out[-3000:]
+    study = topology.study("orphan")
+    states = {t.number: t.state.name for t in study.trials}
+    assert states[orphan.number] == "FAIL" and list(states.values()).count("COMPLETE") == 2, states
+    (retry,) = [t for t in study.trials if t.system_attrs.get("failed_trial") == orphan.number]
+    assert retry.state.name == "COMPLETE" and retry.params == orphan.params

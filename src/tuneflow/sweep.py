@@ -104,6 +104,8 @@ class StudySweeper:
         self.hydra_context: HydraContext | None = None
         self.launcher: Any = None
         self.storage: optuna.storages.RDBStorage | None = None
+        #: Trials running elsewhere that this worker has beaten for once (see ``adopt_running_trials``).
+        self.adopted: set[int] = set()
 
     def setup(self, *, hydra_context: HydraContext, task_function: TaskFunction, config: DictConfig) -> None:
         self.config = config
@@ -312,6 +314,7 @@ class StudySweeper:
                 if counts["running"] and settings.heartbeat_interval:
                     # A trial running elsewhere may belong to a worker that died: stay until it ends,
                     # or until its heartbeat goes stale and this worker retries it.
+                    self.adopt_running_trials(study)
                     if not announced_wait:
                         announced_wait = True
                         log.info(
@@ -361,6 +364,19 @@ class StudySweeper:
             trial.set_user_attr(OVERRIDES_ATTR, plan.fixed_overrides)
             asked.append(trial)
         return asked
+
+    def adopt_running_trials(self, study: optuna.Study) -> None:
+        """Beat once for each trial running elsewhere. A worker killed between asking for a trial and
+        its first heartbeat leaves a trial Optuna never finds stale (it has no heartbeat at all); after
+        this one beat it goes stale like any other. A live worker's own beats carry on regardless."""
+        assert self.storage is not None
+        study_id = self.storage.get_study_id_from_name(study.study_name)
+        for trial in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
+            if trial.number not in self.adopted:
+                self.adopted.add(trial.number)
+                self.storage.record_heartbeat(
+                    self.storage.get_trial_id_from_study_id_trial_number(study_id, trial.number)
+                )
 
     def heartbeats(
         self, study: optuna.Study, trials: list[optuna.trial.Trial], interval: int | None
