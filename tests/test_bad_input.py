@@ -26,6 +26,8 @@ BAD_INPUT = {
     "bad direction": (["+arch=mlp", "-m", "hydra.sweeper.direction=up"], "hydra.sweeper.direction is 'up'"),
     "grid over an interval": (["+arch=mlp", "-m", "hydra/sweeper/sampler=grid"], "grid sampler cannot enumerate"),
     "bad failure rate": (["+arch=mlp", "-m", "hydra.sweeper.max_failure_rate=2"], "max_failure_rate is 2.0"),
+    "zero torch threads": (["+arch=mlp", "-m", "torch_threads=0"], "torch_threads is 0, but must be"),
+    "torch threads as text, single run": (["+arch=mlp", "torch_threads=two"], "torch_threads is 'two', but must be"),
 }
 
 

@@ -45,7 +45,7 @@ from tuneflow.study import (
     open_storage,
     study_settings,
 )
-from tuneflow.trial_runner import TrialOutcome
+from tuneflow.trial_runner import TrialOutcome, check_torch_threads
 
 log = logging.getLogger("tuneflow")
 
@@ -121,7 +121,8 @@ class StudySweeper:
             )
         self.check_parameters_exist(distributions)
         fixed_overrides = [f"{path}={value}" for path, value in fixed.items()]
-        self.check_job_composes(fixed_overrides + search_space.to_overrides(sample_point(distributions)))
+        job_cfg = self.check_job_composes(fixed_overrides + search_space.to_overrides(sample_point(distributions)))
+        check_torch_threads(OmegaConf.select(job_cfg, "torch_threads"))
         sampler_cfg = dict(self.sweeper_cfg["sampler"] or {"_target_": "optuna.samplers.TPESampler"})
         grid_size = None
         if sampler_cfg["_target_"].endswith(".GridSampler"):
@@ -158,11 +159,11 @@ class StudySweeper:
                 )
             check_choice_types(path, default, distributions[name])
 
-    def check_job_composes(self, overrides: list[str]) -> None:
+    def check_job_composes(self, overrides: list[str]) -> DictConfig:
         """Compose one job's config now, so a type error shows before the study exists."""
         assert self.hydra_context is not None and self.config is not None
         try:
-            self.hydra_context.config_loader.load_sweep_config(self.config, list(overrides))
+            return self.hydra_context.config_loader.load_sweep_config(self.config, list(overrides))
         except Exception as error:  # noqa: BLE001 - Hydra raises several types; all mean the same
             first_line = str(error).strip().splitlines()[0]
             raise ConfigError(f"search space: a trial's config does not compose: {first_line}") from None

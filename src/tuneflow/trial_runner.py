@@ -98,8 +98,30 @@ class FoldResults:
     epochs: int = 0
 
 
+def check_torch_threads(threads: Any) -> int | None:
+    """``torch_threads`` as a count, or None for PyTorch's own default (one thread per core)."""
+    if threads is None:
+        return None
+    if isinstance(threads, bool) or not isinstance(threads, int) or threads < 1:
+        raise ConfigError(f"torch_threads is {threads!r}, but must be a whole number of at least 1, or null")
+    return threads
+
+
+def limit_torch_threads(threads: Any) -> None:
+    """Cap the threads PyTorch trains with in this process. With several workers on one machine, each
+    using every core, they slow each other down several-fold (benchmarks/README.md, parallel.py)."""
+    count = check_torch_threads(threads)
+    if count is None:
+        return
+    import torch
+
+    if torch.get_num_threads() != count:
+        torch.set_num_threads(count)
+
+
 def train_folds(cfg: DictConfig, reporter: Reporter) -> FoldResults:
     """Train once per fold; per-fold metrics are prefixed with the fold's name when there are several."""
+    limit_torch_threads(cfg.get("torch_threads"))
     trainer = load_trainer(str(cfg.arch.trainer))
     params = hyperparameters(cfg)
     folds = datasets.load_folds(cfg.data, params)
@@ -284,6 +306,7 @@ def _flat(node: Any) -> dict[str, Any]:
 def run_single(cfg: DictConfig) -> TrialOutcome:
     """A plain training run (no ``-m``): the arch's default params, one MLflow run, errors raised."""
     started = time.perf_counter()
+    check_torch_threads(cfg.get("torch_threads"))  # before any run exists
     root_dir = str(cfg.root_dir)
     client = tracking.client_for(tracking.resolve_tracking_uri(cfg.tracking.uri, root_dir))
     experiment_id = tracking.experiment_id_for(
