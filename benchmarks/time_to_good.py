@@ -1,0 +1,407 @@
+"""Time to a good model on real training: how much wall time and how many epochs each search strategy
+needs before one of its trials is within a stated tolerance of the best reachable validation score.
+
+Architectures (each with its default search space, conf/search_space/):
+  mlp             +arch=mlp: MLP on scikit-learn's digits, val_accuracy (maximise), up to 20 epochs.
+  lstm_attention  +arch=lstm_attention mode=fast: LSTM + self-attention on Seattle weather, one 30-day
+                  validation range, val_mae in degrees C (minimise), up to 4 epochs.
+
+Strategies, each run as the product runs (``python -m tuneflow +arch=... -m`` in a fresh folder, so every
+trial is a Hydra job with its MLflow run, on the default SQLite storage):
+  grid              hydra/sweeper/sampler=grid, no pruning; the search space with each interval cut to
+                    3-5 values (what a hand-written grid does), visited in the sampler's random order.
+  random            hydra/sweeper/sampler=random, no pruning.
+  tpe (hydra-optuna) TPE without pruning, as Hydra's Optuna sweeper configures it (multivariate=False;
+                    that sweeper cannot prune).
+  tuneflow          tuneflow's defaults: no sampler or pruner override at all.
+  (more with --strategies: tuneflow's sampler with other pruners, for choosing the default)
+
+Every run gets ``hydra.sweeper.sampler.seed=SEED`` and ``torch_threads=1`` (the machine is shared; see
+parallel.py), and at most ``--max-trials`` trials. The benchmark watches the study's storage and stops
+the run (Ctrl-C, which tuneflow handles: the running trial is failed, everything else kept) as soon as
+a completed trial reaches the target; a run that never does is "not reached" (censored; it counts as
+slower than any run that got there when taking medians).
+
+Measured per run, from the Optuna storage afterwards: trials up to and including the first one on target;
+epochs = the per-epoch values those trials reported (Optuna intermediate values: what each trial really
+trained, pruned or early-stopped; checked against MLflow's ``epochs_run`` of the completed trials);
+wall time = first trial's start to the on-target trial's end (the process's start-up excluded).
+
+The target: the best reachable score, established once with a large budget (``--reference``: an
+in-process TPE search with tuneflow's default sampler, no pruning, full epochs, calling the same
+``train_folds`` the trials call; results/time_to_good_reference.json), minus the tolerance.
+
+Usage: python benchmarks/time_to_good.py --arch mlp [--seeds 5] [--max-trials 60]
+       python benchmarks/time_to_good.py --arch mlp --reference [--reference-trials 200]
+       python benchmarks/time_to_good.py --quick
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import math
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import optuna
+
+from _common import censored_median, fmt, markdown_table, progress
+
+RESULTS = Path(__file__).resolve().parent / "results"
+REFERENCE_FILE = RESULTS / "time_to_good_reference.json"
+POLL_SECONDS = 2.0
+
+
+@dataclass(frozen=True)
+class Arch:
+    overrides: tuple[str, ...]
+    objective: str
+    direction: str
+    #: How far from the best reachable score a model may be and still count as good.
+    tolerance: float
+    tolerance_text: str
+    #: The grid strategy's space: the default space with each interval cut into a few values.
+    grid: dict[str, str]
+
+    def target(self, best: float) -> float:
+        return best - self.tolerance if self.direction == "maximize" else best + self.tolerance
+
+    def reaches(self, value: float | None, target: float) -> bool:
+        if value is None or math.isnan(value):
+            return False
+        return value >= target - 1e-9 if self.direction == "maximize" else value <= target + 1e-9
+
+
+ARCHS = {
+    "mlp": Arch(
+        overrides=("+arch=mlp",),
+        objective="val_accuracy",
+        direction="maximize",
+        # 450 validation images: 3 of them.
+        tolerance=3 / 450,
+        tolerance_text="3 validation images (0.67 points of accuracy) below the best",
+        grid={
+            "lr": "choice(0.0001, 0.0003, 0.001, 0.003, 0.01, 0.03)",
+            "lr_decay": "choice(0.1, 0.5, 0.9)",
+            "dropout": "choice(0.0, 0.25, 0.5)",
+        },
+    ),
+    "lstm_attention": Arch(
+        overrides=("+arch=lstm_attention", "mode=fast"),
+        objective="val_mae",
+        direction="minimize",
+        tolerance=0.05,
+        tolerance_text="0.05 degrees C of MAE above the best",
+        grid={
+            "attention_regularization": "choice(0.001, 0.01, 0.1)",
+            "dropout": "choice(0.0, 0.25, 0.5)",
+            "lr": "choice(0.0001, 0.0003, 0.001, 0.003, 0.01, 0.03)",
+            "lr_decay": "choice(0.1, 0.5, 0.9)",
+        },
+    ),
+}
+
+NO_PRUNING = ("hydra/sweeper/pruner=none",)
+STRATEGIES: dict[str, tuple[str, ...]] = {
+    "grid": ("hydra/sweeper/sampler=grid", *NO_PRUNING),
+    "random": ("hydra/sweeper/sampler=random", *NO_PRUNING),
+    "tpe (hydra-optuna)": ("hydra.sweeper.sampler.multivariate=false", *NO_PRUNING),
+    "tuneflow": (),
+    # Alternatives for tuneflow's default pruner (same sampler as "tuneflow").
+    "tuneflow + median(startup 10)": ("hydra.sweeper.pruner.n_startup_trials=10",),
+    "tuneflow + median(warmup 1)": ("hydra.sweeper.pruner.n_warmup_steps=1",),
+    "tuneflow + hyperband": ("hydra/sweeper/pruner=hyperband",),
+    "tuneflow + asha": ("hydra/sweeper/pruner=successive_halving",),
+    "tuneflow + asha(min 1, rf 3)": ("hydra/sweeper/pruner=successive_halving",
+                                     "hydra.sweeper.pruner.min_resource=1", "hydra.sweeper.pruner.reduction_factor=3"),
+    "tpe, no pruning": NO_PRUNING,
+}
+DEFAULT_STRATEGIES = ("grid", "random", "tpe (hydra-optuna)", "tuneflow")
+
+
+@dataclass
+class RunResult:
+    strategy: str
+    seed: int
+    reached: bool
+    #: Up to the on-target trial, or over the whole run when the target was not reached.
+    trials: int
+    epochs: int
+    seconds: float
+    best: float | None
+    pruned: int
+    epochs_checked: int = 0
+    epochs_mismatched: int = 0
+    process_seconds: float = 0.0
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+# --- the reference: the best reachable score ------------------------------------------------
+
+
+def run_reference(arch_name: str, trials: int, seed: int, save: Any) -> dict[str, Any]:
+    """A large in-process TPE search, no pruning, full epochs: the same trainer and data as the trials
+    (``tuneflow.trial_runner.train_folds``), without the tracking around them. ``save(summary)`` every
+    10 trials, so a run cut short still leaves its reference."""
+    import torch
+    from omegaconf import OmegaConf
+
+    from tuneflow.fidelity import compose
+    from tuneflow.samplers import default_sampler
+    from tuneflow.search_space import parse_search_space, to_overrides
+    from tuneflow.trial_runner import Reporter, train_folds
+
+    torch.set_num_threads(1)
+    arch = ARCHS[arch_name]
+    base = compose(list(arch.overrides), with_hydra=True)
+    distributions, fixed = parse_search_space(OmegaConf.to_container(base.hydra.sweeper.params, resolve=True))
+    fixed_overrides = [f"{path}={value}" for path, value in fixed.items()]
+    study = optuna.create_study(sampler=default_sampler(seed=seed), direction=arch.direction)
+    started = time.perf_counter()
+    for number in range(trials):
+        trial = study.ask(distributions)
+        cfg = compose([*arch.overrides, *fixed_overrides, *to_overrides(trial.params)])
+        try:
+            results = train_folds(cfg, Reporter(arch.objective, buffer=None, trial=None))
+            study.tell(trial, sum(results.values) / len(results.values))
+        except Exception as error:  # noqa: BLE001 - a diverging configuration is a failed trial, not a crash
+            study.tell(trial, state=optuna.trial.TrialState.FAIL)
+            progress(f"reference {arch_name} trial {number} failed: {error}")
+        if number % 10 == 9 or number == trials - 1:
+            progress(f"reference {arch_name}: {number + 1}/{trials} trials, best {study.best_value:.6g}")
+            save(reference_summary(study, arch, seed, time.perf_counter() - started))
+    return reference_summary(study, arch, seed, time.perf_counter() - started)
+
+
+def reference_summary(study: optuna.Study, arch: Arch, seed: int, seconds: float) -> dict[str, Any]:
+    values = sorted((t.value for t in study.trials if t.value is not None), reverse=arch.direction == "maximize")
+    return {
+        "best_value": study.best_value,
+        "best_params": study.best_params,
+        "trials": len(study.trials),
+        "how": f"in-process TPE (tuneflow.samplers.default_sampler(seed={seed})), no pruning, full epochs, "
+               "train_folds as in the trials",
+        "top_10_values": values[:10],
+        "seconds": round(seconds, 1),
+        "date": datetime.date.today().isoformat(),
+    }
+
+
+def save_reference(arch_name: str, summary: dict[str, Any]) -> None:
+    RESULTS.mkdir(exist_ok=True)
+    saved = json.loads(REFERENCE_FILE.read_text()) if REFERENCE_FILE.exists() else {}
+    saved[arch_name] = summary
+    REFERENCE_FILE.write_text(json.dumps(saved, indent=2) + "\n")
+
+
+def load_reference(arch_name: str) -> dict[str, Any]:
+    if not REFERENCE_FILE.exists() or arch_name not in json.loads(REFERENCE_FILE.read_text()):
+        sys.exit(f"time_to_good: error: no reference for {arch_name}; run with --arch {arch_name} --reference first")
+    return json.loads(REFERENCE_FILE.read_text())[arch_name]  # type: ignore[no-any-return]
+
+
+# --- one strategy, one seed -----------------------------------------------------------------
+
+
+def tuneflow_command(arch: Arch, strategy: str, seed: int, max_trials: int, extra: list[str]) -> list[str]:
+    grid = [f"hydra.sweeper.params.{name}={space}" for name, space in arch.grid.items()] if strategy == "grid" else []
+    return [sys.executable, "-m", "tuneflow", *arch.overrides, "-m", *STRATEGIES[strategy], *grid,
+            f"hydra.sweeper.sampler.seed={seed}", f"hydra.sweeper.n_trials={max_trials}", "torch_threads=1", *extra]
+
+
+def storage_url(folder: Path) -> str:
+    return f"sqlite:///{folder / 'mlruns' / 'optuna.db'}"
+
+
+def reached_target(folder: Path, study_name: str, arch: Arch, target: float) -> bool:
+    if not (folder / "mlruns" / "optuna.db").exists():
+        return False
+    try:
+        study = optuna.load_study(study_name=study_name, storage=storage_url(folder))
+    except Exception:  # noqa: BLE001 - not created yet, or the file is being set up
+        return False
+    complete = study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
+    return any(arch.reaches(t.value, target) for t in complete)
+
+
+def run_strategy(arch_name: str, strategy: str, seed: int, max_trials: int, target: float,
+                 extra: list[str], keep: Path | None) -> RunResult:
+    arch = ARCHS[arch_name]
+    folder = Path(tempfile.mkdtemp(prefix=f"ttg-{arch_name}-"))
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("MLFLOW_", "HYDRA_"))}
+    command = tuneflow_command(arch, strategy, seed, max_trials, extra)
+    started = time.perf_counter()
+    log = (folder / "tuneflow.log").open("w")
+    process = subprocess.Popen(command, cwd=folder, env=env, stdout=log, stderr=subprocess.STDOUT)
+    while process.poll() is None:
+        time.sleep(POLL_SECONDS)
+        if reached_target(folder, arch_name, arch, target):
+            process.send_signal(signal.SIGINT)  # tuneflow's Ctrl-C: fails the running trial, keeps the rest
+            process.wait(timeout=300)
+    log.close()
+    result = measure(folder, arch_name, arch, strategy, seed, target)
+    result.process_seconds = time.perf_counter() - started
+    if process.returncode not in (0, 130):
+        sys.exit(f"time_to_good: error: tuneflow exited {process.returncode}; see {folder / 'tuneflow.log'}")
+    if keep is not None:
+        keep.mkdir(parents=True, exist_ok=True)
+        (keep / f"{arch_name}-{strategy.replace(' ', '_')}-{seed}.log").write_text((folder / "tuneflow.log").read_text())
+    return result
+
+
+def measure(folder: Path, study_name: str, arch: Arch, strategy: str, seed: int, target: float) -> RunResult:
+    study = optuna.load_study(study_name=study_name, storage=storage_url(folder))
+    finished = [t for t in study.get_trials(deepcopy=False) if t.state.is_finished() and t.datetime_complete]
+    finished.sort(key=lambda t: t.number)
+    hit = next((t for t in finished if t.state == optuna.trial.TrialState.COMPLETE and arch.reaches(t.value, target)), None)
+    counted = [t for t in finished if hit is None or t.number <= hit.number]
+    counted = [t for t in counted if t.state != optuna.trial.TrialState.FAIL]  # the one stopped by Ctrl-C
+    first_start = min(t.datetime_start for t in finished if t.datetime_start)
+    end = hit.datetime_complete if hit is not None else max(t.datetime_complete for t in counted)
+    values = [t.value for t in counted if t.value is not None]
+    best = (max(values) if arch.direction == "maximize" else min(values)) if values else None
+    result = RunResult(
+        strategy=strategy,
+        seed=seed,
+        reached=hit is not None,
+        trials=len(counted),
+        epochs=sum(len(t.intermediate_values) for t in counted),
+        seconds=(end - first_start).total_seconds(),
+        best=best,
+        pruned=sum(t.state == optuna.trial.TrialState.PRUNED for t in counted),
+    )
+    check_epochs_against_mlflow(folder, counted, result)
+    return result
+
+
+def check_epochs_against_mlflow(folder: Path, trials: list[optuna.trial.FrozenTrial], result: RunResult) -> None:
+    """Each completed trial's MLflow ``epochs_run`` must equal the epochs it reported to Optuna."""
+    from mlflow import MlflowClient
+
+    client = MlflowClient(tracking_uri=f"sqlite:///{folder / 'mlruns' / 'mlflow.db'}")
+    for trial in trials:
+        run_id = trial.user_attrs.get("mlflow_run_id")
+        if trial.state != optuna.trial.TrialState.COMPLETE or not run_id:
+            continue
+        epochs_run = client.get_run(run_id).data.metrics.get("epochs_run")
+        result.epochs_checked += 1
+        result.epochs_mismatched += epochs_run != len(trial.intermediate_values)
+
+
+# --- the table ------------------------------------------------------------------------------
+
+
+def summary_rows(results: list[RunResult], strategies: list[str], max_trials: int) -> list[list[str]]:
+    def median_of(strategy: str, key: str) -> float:
+        runs = [r for r in results if r.strategy == strategy]
+        return censored_median([getattr(r, key) if r.reached else math.inf for r in runs])
+
+    def lower_bound(strategy: str, key: str) -> float:
+        """The median if censored runs had reached the target at the very end of their budget."""
+        runs = [r for r in results if r.strategy == strategy]
+        return censored_median([float(getattr(r, key)) for r in runs])
+
+    rows = []
+    for strategy in strategies:
+        runs = [r for r in results if r.strategy == strategy]
+        cells = [strategy, f"{sum(r.reached for r in runs)}/{len(runs)}"]
+        for key in ("trials", "epochs", "seconds"):
+            cells.append(fmt(median_of(strategy, key), censored_as=f">{fmt(lower_bound(strategy, key))}"))
+        for key in ("epochs", "seconds"):
+            ours, random = median_of(strategy, key), median_of("random", key)
+            if math.isinf(ours):
+                ratio = "-"
+            elif math.isinf(random):
+                ratio = f">{lower_bound('random', key) / ours:.2g}x"
+            else:
+                ratio = f"{random / ours:.2g}x"
+            cells.append(ratio)
+        epochs_per_trial = sum(r.epochs for r in runs) / max(1, sum(r.trials for r in runs))
+        cells.append(f"{epochs_per_trial:.1f}")
+        cells.append(f"{sum(r.pruned for r in runs) / max(1, sum(r.trials for r in runs)):.0%}")
+        rows.append(cells)
+    return rows
+
+
+def print_table(arch_name: str, reference: dict[str, Any], target: float, results: list[RunResult],
+                strategies: list[str], seeds: int, max_trials: int) -> None:
+    arch = ARCHS[arch_name]
+    checked = sum(r.epochs_checked for r in results)
+    mismatched = sum(r.epochs_mismatched for r in results)
+    print(f"**{arch_name}** (`{' '.join(arch.overrides)}`), {arch.objective} ({arch.direction}): best reachable "
+          f"{reference['best_value']:.4g} ({reference['trials']} reference trials), good = within "
+          f"{arch.tolerance_text}: {arch.objective} {'>=' if arch.direction == 'maximize' else '<='} {target:.4g}. "
+          f"{seeds} seeds per strategy, at most {max_trials} trials per run. Medians over seeds; ratios = random's "
+          f"median / the strategy's (higher is better). Epochs checked against MLflow epochs_run: "
+          f"{checked - mismatched}/{checked} completed trials agree.\n")
+    header = ["strategy", "reached", "trials to good", "epochs to good", "seconds to good",
+              "epochs vs random", "time vs random", "epochs per trial", "pruned"]
+    print(markdown_table(header, summary_rows(results, strategies, max_trials)))
+    best_seen = [r.best for r in results if r.best is not None]
+    if best_seen:
+        better = max(best_seen) if arch.direction == "maximize" else min(best_seen)
+        print(f"\nBest {arch.objective} any run saw: {better:.4g} (reference: {reference['best_value']:.4g}).")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--arch", choices=sorted(ARCHS), default="mlp")
+    parser.add_argument("--seeds", type=int, default=5, help="seeds per strategy (5)")
+    parser.add_argument("--max-trials", type=int, default=60, help="trials per run at most (60)")
+    parser.add_argument("--strategies", default=",".join(DEFAULT_STRATEGIES),
+                        help=f"comma-separated, of: {', '.join(STRATEGIES)}")
+    parser.add_argument("--reference", action="store_true", help="establish the best reachable score and save it")
+    parser.add_argument("--reference-trials", type=int, default=200)
+    parser.add_argument("--keep-logs", type=Path, default=None, help="copy each run's tuneflow output here")
+    parser.add_argument("--json", type=Path, default=None, help="write every run's measurements here")
+    parser.add_argument("--quick", action="store_true",
+                        help="smoke run: mlp, 2 epochs, 1 seed, 3 trials, a loose target; checks the plumbing only")
+    args = parser.parse_args()
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+
+    if args.reference:
+        reference = run_reference(args.arch, args.reference_trials, seed=0,
+                                  save=lambda summary: save_reference(args.arch, summary))
+        save_reference(args.arch, reference)
+        print(f"{args.arch}: best reachable {reference['best_value']:.6g} after {args.reference_trials} trials "
+              f"({reference['seconds']} s); saved to {REFERENCE_FILE}")
+        return
+
+    strategies = args.strategies.split(",")
+    unknown = [s for s in strategies if s not in STRATEGIES]
+    if unknown:
+        parser.error(f"unknown strategies {unknown}; choose from {', '.join(STRATEGIES)}")
+    if "random" not in strategies:
+        parser.error("the ratios are to random: include random in --strategies")
+    extra: list[str] = []
+    if args.quick:
+        args.arch, args.seeds, args.max_trials, extra = "mlp", 1, 3, ["params.epochs=2", "tracking.log_model=false"]
+        reference = {"best_value": 0.5 + ARCHS["mlp"].tolerance, "trials": 0}  # a target every run reaches
+    else:
+        reference = load_reference(args.arch)
+    target = ARCHS[args.arch].target(reference["best_value"])
+    results: list[RunResult] = []
+    # Seeds outermost: a change of machine load during the run hits every strategy alike.
+    for seed in range(args.seeds):
+        for strategy in strategies:
+            result = run_strategy(args.arch, strategy, seed, args.max_trials, target, extra, args.keep_logs)
+            results.append(result)
+            progress(f"{args.arch} seed {seed} {strategy}: {'reached' if result.reached else 'NOT reached'} "
+                     f"after {result.trials} trials, {result.epochs} epochs, {result.seconds:.1f}s "
+                     f"(best {result.best}, process {result.process_seconds:.0f}s)")
+    if args.json:
+        args.json.write_text(json.dumps([asdict(r) for r in results], indent=1) + "\n")
+    print_table(args.arch, reference, target, results, strategies, args.seeds, args.max_trials)
+
+
+if __name__ == "__main__":
+    main()
