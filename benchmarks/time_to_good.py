@@ -244,7 +244,11 @@ def reached_target(folder: Path, study_name: str, arch: Arch, target: float) -> 
     if not (folder / "mlruns" / "optuna.db").exists():
         return False
     try:
-        study = optuna.load_study(study_name=study_name, storage=storage_url(folder))
+        # A reader must not create Optuna's tables: the sweeper may be creating them right now, and two
+        # creators race ("table ... already exists").
+        storage = optuna.storages.RDBStorage(storage_url(folder), skip_table_creation=True,
+                                             skip_compatibility_check=True)
+        study = optuna.load_study(study_name=study_name, storage=storage)
     except Exception:  # noqa: BLE001 - not created yet, or the file is being set up
         return False
     complete = study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
@@ -263,17 +267,30 @@ def run_strategy(arch_name: str, strategy: str, seed: int, max_trials: int, targ
     while process.poll() is None:
         time.sleep(POLL_SECONDS)
         if reached_target(folder, arch_name, arch, target):
-            process.send_signal(signal.SIGINT)  # tuneflow's Ctrl-C: fails the running trial, keeps the rest
-            process.wait(timeout=300)
+            stop(process)
     log.close()
     result = measure(folder, arch_name, arch, strategy, seed, target)
     result.process_seconds = time.perf_counter() - started
-    if process.returncode not in (0, 130):
+    if process.returncode not in (0, 130, -signal.SIGTERM, -signal.SIGKILL):
         sys.exit(f"time_to_good: error: tuneflow exited {process.returncode}; see {folder / 'tuneflow.log'}")
     if keep is not None:
         keep.mkdir(parents=True, exist_ok=True)
         (keep / f"{arch_name}-{strategy.replace(' ', '_')}-{seed}.log").write_text((folder / "tuneflow.log").read_text())
     return result
+
+
+def stop(process: subprocess.Popen[bytes]) -> None:
+    """tuneflow's Ctrl-C: fails the running trial, keeps the rest. Sent again if the process goes on (seen
+    once: a single SIGINT was swallowed and the run went on to its last trial), then terminated."""
+    for sig in (signal.SIGINT, signal.SIGINT, signal.SIGINT, signal.SIGTERM):
+        process.send_signal(sig)
+        try:
+            process.wait(timeout=30)
+            return
+        except subprocess.TimeoutExpired:
+            progress(f"tuneflow still running 30 s after {sig.name}")
+    process.kill()
+    process.wait()
 
 
 def measure(folder: Path, study_name: str, arch: Arch, strategy: str, seed: int, target: float) -> RunResult:
@@ -382,7 +399,11 @@ def main() -> None:
     parser.add_argument("--reference-trials", type=int, default=100)
     parser.add_argument("--reference-sampler", choices=sorted(REFERENCE_SAMPLERS), default="tpe")
     parser.add_argument("--keep-logs", type=Path, default=None, help="copy each run's tuneflow output here")
-    parser.add_argument("--json", type=Path, default=None, help="write every run's measurements here")
+    parser.add_argument("--json", type=Path, default=None, help="append every run's measurements here (JSON lines)")
+    parser.add_argument("--resume", action="store_true", help="skip the runs already in --json")
+    parser.add_argument("--first-seed", type=int, default=0, help="seeds first-seed .. first-seed+seeds-1 (0)")
+    parser.add_argument("--table-from", type=Path, nargs="+", default=None,
+                        help="print the table of runs saved by --json (several processes' files together)")
     parser.add_argument("--quick", action="store_true",
                         help="smoke run: mlp, 1 epoch, 1 seed, 2 trials, a loose target; checks the plumbing only")
     args = parser.parse_args()
@@ -411,16 +432,32 @@ def main() -> None:
         reference = load_reference(args.arch)
     target = ARCHS[args.arch].target(reference["best_value"])
     results: list[RunResult] = []
+    done: dict[tuple[str, int], RunResult] = {}
+    if args.table_from:
+        results = [RunResult(**json.loads(line)) for path in args.table_from for line in path.read_text().splitlines()]
+        seeds = len({r.seed for r in results})
+        print_table(args.arch, reference, target, results, strategies, seeds, args.max_trials)
+        return
+    if args.resume and args.json and args.json.exists():
+        for line in args.json.read_text().splitlines():
+            record = RunResult(**json.loads(line))
+            done[(record.strategy, record.seed)] = record
+    elif args.json:
+        args.json.write_text("")
     # Seeds outermost: a change of machine load during the run hits every strategy alike.
-    for seed in range(args.seeds):
+    for seed in range(args.first_seed, args.first_seed + args.seeds):
         for strategy in strategies:
+            if (strategy, seed) in done:
+                results.append(done[(strategy, seed)])
+                continue
             result = run_strategy(args.arch, strategy, seed, args.max_trials, target, extra, args.keep_logs)
             results.append(result)
+            if args.json:
+                with args.json.open("a") as handle:
+                    handle.write(json.dumps(asdict(result)) + "\n")
             progress(f"{args.arch} seed {seed} {strategy}: {'reached' if result.reached else 'NOT reached'} "
                      f"after {result.trials} trials, {result.epochs} epochs, {result.seconds:.1f}s "
                      f"(best {result.best}, process {result.process_seconds:.0f}s)")
-    if args.json:
-        args.json.write_text(json.dumps([asdict(r) for r in results], indent=1) + "\n")
     print_table(args.arch, reference, target, results, strategies, args.seeds, args.max_trials)
 
 
