@@ -3,7 +3,7 @@
 A worker is ``python -m tuneflow +arch=mlp -m ...`` as a user starts it; two workers are the same command
 started twice at once in the same folder: they share the study on the default SQLite storage, and
 together run exactly ``n_trials`` trials (see the README's "Pruning" paragraph). Every trial does the same
-amount of work: an MLP of 3 x 256 units, batch size 32, 10 epochs, no early stopping, no pruning; only the
+amount of work: an MLP of 3 x 256 units, batch size 32, --epochs epochs (10), no early stopping, no pruning; only the
 learning rate and dropout are searched (random sampler), which do not change the cost.
 
 Each worker count runs with PyTorch's default threads (one per core: 2 here, so two workers run 4 threads
@@ -14,7 +14,7 @@ Throughput = completed trials / (last trial's end - first trial's start), read f
 afterwards (start-up excluded; the process column includes it). Speed-up = 2 workers' throughput over
 1 worker's with the same thread setting, and over the best 1-worker row.
 
-Usage: python benchmarks/parallel.py [--trials 16] [--repeats 2] [--quick]
+Usage: python benchmarks/parallel.py [--trials 16] [--repeats 2] [--epochs 10] [--quick]
 """
 
 from __future__ import annotations
@@ -37,7 +37,7 @@ from _common import markdown_table, progress
 WORKLOAD = ("+arch=mlp", "-m", "hydra/sweeper/sampler=random", "hydra/sweeper/pruner=none",
             "hydra.sweeper.params.batch_size=choice(32)", "hydra.sweeper.params.hidden_size=choice(256)",
             "hydra.sweeper.params.n_layers=choice(3)", "hydra.sweeper.params.patience=choice(100)",
-            "hydra.sweeper.params.lr_schedule=choice(constant)", "params.epochs=10")
+            "hydra.sweeper.params.lr_schedule=choice(constant)")
 COMPLETE_LINE = re.compile(r"trial \d+ COMPLETE")
 
 
@@ -98,11 +98,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--trials", type=int, default=16, help="trials per study, shared by the workers (16)")
     parser.add_argument("--repeats", type=int, default=2, help="interleaved repeats of every variant (2)")
+    parser.add_argument("--epochs", type=int, default=10, help="epochs every trial trains (10)")
     parser.add_argument("--quick", action="store_true", help="smoke run: 2 trials of 1 epoch, torch_threads=1 only")
     args = parser.parse_args()
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     variants = [Variant(1, None), Variant(1, 1), Variant(2, None), Variant(2, 1)]
-    extra: list[str] = []
+    extra = [f"params.epochs={args.epochs}"]
     if args.quick:
         variants, args.trials, args.repeats = [Variant(1, 1), Variant(2, 1)], 2, 1
         extra = ["params.epochs=1", "tracking.log_model=false"]

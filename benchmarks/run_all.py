@@ -50,7 +50,7 @@ BENCHMARKS = (
     Benchmark("time_to_good_lstm", "time_to_good.py", ("--arch", "lstm_attention"), "30-60 min"),
     Benchmark("search_quality", "search_quality.py", (), "15-30 min"),
     Benchmark("scale", "scale.py", (), "5-15 min"),
-    Benchmark("parallel", "parallel.py", (), "5-10 min"),
+    Benchmark("parallel", "parallel.py", ("--trials", "4", "--epochs", "2", "--repeats", "1"), "10-25 min"),
 )
 
 

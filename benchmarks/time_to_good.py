@@ -47,6 +47,7 @@ import json
 import math
 import os
 import signal
+import sqlite3
 import subprocess
 import sys
 import tempfile
@@ -240,19 +241,22 @@ def storage_url(folder: Path) -> str:
     return f"sqlite:///{folder / 'mlruns' / 'optuna.db'}"
 
 
-def reached_target(folder: Path, study_name: str, arch: Arch, target: float) -> bool:
-    if not (folder / "mlruns" / "optuna.db").exists():
+def reached_target(folder: Path, arch: Arch, target: float) -> bool:
+    """Whether a completed trial is on target, read from the storage file read-only. Not through Optuna:
+    opening an RDBStorage writes (table creation, alembic's version stamp), and a reader doing so while the
+    sweeper creates the same database crashes the sweeper ("table ... already exists", "UNIQUE constraint
+    failed: alembic_version.version_num"; seen both)."""
+    path = folder / "mlruns" / "optuna.db"
+    if not path.exists():
         return False
     try:
-        # A reader must not create Optuna's tables: the sweeper may be creating them right now, and two
-        # creators race ("table ... already exists").
-        storage = optuna.storages.RDBStorage(storage_url(folder), skip_table_creation=True,
-                                             skip_compatibility_check=True)
-        study = optuna.load_study(study_name=study_name, storage=storage)
-    except Exception:  # noqa: BLE001 - not created yet, or the file is being set up
+        with sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=5) as connection:
+            values = connection.execute(
+                "SELECT v.value FROM trials t JOIN trial_values v ON v.trial_id = t.trial_id WHERE t.state = 'COMPLETE'"
+            ).fetchall()
+    except sqlite3.Error:  # not created yet
         return False
-    complete = study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
-    return any(arch.reaches(t.value, target) for t in complete)
+    return any(arch.reaches(value, target) for (value,) in values)
 
 
 def run_strategy(arch_name: str, strategy: str, seed: int, max_trials: int, target: float,
@@ -263,15 +267,18 @@ def run_strategy(arch_name: str, strategy: str, seed: int, max_trials: int, targ
     command = tuneflow_command(arch, strategy, seed, max_trials, extra)
     started = time.perf_counter()
     log = (folder / "tuneflow.log").open("w")
-    process = subprocess.Popen(command, cwd=folder, env=env, stdout=log, stderr=subprocess.STDOUT)
+    # A process started in the background by a shell inherits SIGINT ignored, and so would tuneflow: give
+    # it the default, so that Ctrl-C (stop) works.
+    process = subprocess.Popen(command, cwd=folder, env=env, stdout=log, stderr=subprocess.STDOUT,
+                               preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     while process.poll() is None:
         time.sleep(POLL_SECONDS)
-        if reached_target(folder, arch_name, arch, target):
+        if reached_target(folder, arch, target):
             stop(process)
     log.close()
     result = measure(folder, arch_name, arch, strategy, seed, target)
     result.process_seconds = time.perf_counter() - started
-    if process.returncode not in (0, 130, -signal.SIGTERM, -signal.SIGKILL):
+    if process.returncode not in (0, 130, -signal.SIGINT, -signal.SIGTERM, -signal.SIGKILL):
         sys.exit(f"time_to_good: error: tuneflow exited {process.returncode}; see {folder / 'tuneflow.log'}")
     if keep is not None:
         keep.mkdir(parents=True, exist_ok=True)
@@ -280,15 +287,15 @@ def run_strategy(arch_name: str, strategy: str, seed: int, max_trials: int, targ
 
 
 def stop(process: subprocess.Popen[bytes]) -> None:
-    """tuneflow's Ctrl-C: fails the running trial, keeps the rest. Sent again if the process goes on (seen
-    once: a single SIGINT was swallowed and the run went on to its last trial), then terminated."""
-    for sig in (signal.SIGINT, signal.SIGINT, signal.SIGINT, signal.SIGTERM):
+    """tuneflow's Ctrl-C: fails the running trial, keeps the rest; terminated if it does not stop."""
+    # Patient: on a loaded machine the clean-up after Ctrl-C (CSV, parent run) can take a minute.
+    for sig in (signal.SIGINT, signal.SIGTERM):
         process.send_signal(sig)
         try:
-            process.wait(timeout=30)
+            process.wait(timeout=180)
             return
         except subprocess.TimeoutExpired:
-            progress(f"tuneflow still running 30 s after {sig.name}")
+            progress(f"tuneflow still running 180 s after {sig.name}")
     process.kill()
     process.wait()
 
@@ -434,9 +441,16 @@ def main() -> None:
     results: list[RunResult] = []
     done: dict[tuple[str, int], RunResult] = {}
     if args.table_from:
-        results = [RunResult(**json.loads(line)) for path in args.table_from for line in path.read_text().splitlines()]
-        seeds = len({r.seed for r in results})
-        print_table(args.arch, reference, target, results, strategies, seeds, args.max_trials)
+        saved = [RunResult(**json.loads(line)) for path in args.table_from for line in path.read_text().splitlines()]
+        # Only seeds every strategy finished: the strategies are compared on the same seeds.
+        complete = sorted(seed for seed in {r.seed for r in saved}
+                          if {r.strategy for r in saved if r.seed == seed} >= set(strategies))
+        results = [r for r in saved if r.seed in complete and r.strategy in strategies]
+        print_table(args.arch, reference, target, results, strategies, len(complete), args.max_trials)
+        left_out = len([r for r in saved if r.seed not in complete])
+        if left_out:
+            print(f"\nSeeds in the table: {', '.join(map(str, complete))}; {left_out} run(s) of seeds not every "
+                  "strategy finished are left out.")
         return
     if args.resume and args.json and args.json.exists():
         for line in args.json.read_text().splitlines():
