@@ -8,8 +8,8 @@ heartbeats), over the MLP's default search space (8 hyperparameters). Its trials
 id, final metrics). The MLflow store holds one run per trial, shaped like tuneflow's trial runs (tags,
 12 params, 20 steps of 3 metrics, 5 final metrics).
 
-Filling. Written one by one through the public APIs, 10,000 trials and 10,000 runs take the better part of
-an hour on this machine (the first trials and runs are written that way and timed: see the fill line).
+Filling. Written one by one through the public APIs, 10,000 trials and 10,000 runs take close to
+two hours on this machine (the first trials and runs are written that way and timed: see the fill line).
 So the rest are written in batches, 1,000 per transaction, with the libraries' own ORM models
 (``optuna.storages._rdb.models``, ``mlflow.store.tracking.dbmodels.models``) and serialisers: the rows are
 the ones the public calls write. The benchmark checks this: a bulk-written trial, read back through
