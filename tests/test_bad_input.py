@@ -39,6 +39,8 @@ BAD_INPUT = {
     "not a device": (["+arch=mlp", "-m", "device=gpu"], "device is 'gpu', but must be auto, cpu, cuda or cuda:N"),
     "unknown way to combine ranges": (
         ["+arch=lstm_attention", "-m", "data.objective_over_ranges=max"], "data.objective_over_ranges is 'max'"),
+    "zero torch threads": (["+arch=mlp", "-m", "torch_threads=0"], "torch_threads is 0, but must be"),
+    "torch threads as text, single run": (["+arch=mlp", "torch_threads=two"], "torch_threads is 'two', but must be"),
 }
 
 
