@@ -15,7 +15,7 @@ trials/min = N / (last trial's datetime_complete - first trial's datetime_start)
 start-up (imports, Hydra, connecting) is excluded; "wall s" is the whole run, first start to last exit.
 Each configuration runs on a fresh study (and, for the embedded default, a fresh project folder).
 
-Usage: python benchmarks/workers.py [--trials 40] [--workers 1,2,4] [--workloads instant,long] [--storages embedded,postgres]
+Usage: python benchmarks/workers.py [--trials 40] [--workers 1,2,4] [--workloads instant,long] [--storages embedded,postgres] [--quick]
 (defaults: ~20 minutes on 2 busy cores; PostgreSQL needs `apt-get install -y postgresql`)
 """
 
@@ -155,7 +155,11 @@ def main() -> None:
     parser.add_argument("--workers", default="1,2,4")
     parser.add_argument("--workloads", default="instant,long", help=f"some of {', '.join(WORKLOADS)}")
     parser.add_argument("--storages", default="embedded,postgres")
+    parser.add_argument("--quick", action="store_true",
+                        help="smoke run: 4 trials, 1 and 2 workers, instant, embedded only (no PostgreSQL)")
     options = parser.parse_args()
+    if options.quick:
+        options.trials, options.workers, options.workloads, options.storages = 4, "1,2", "instant", "embedded"
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     counts = [int(n) for n in options.workers.split(",")]
     workloads = options.workloads.split(",")

@@ -61,6 +61,8 @@ CASES: dict[str, Case] = {
     "zoom in on a study that does not exist": Case([*Q, "hydra.sweeper.zoom.study=screen"], "hydra.sweeper.zoom.study: no study 'screen'"),
     "a GPU this machine lacks": Case(["+arch=mlp", "-m", "device=cuda:7"], "device is 'cuda:7'"),
     "not a device": Case(["+arch=mlp", "-m", "device=gpu"], "device is 'gpu', but must be auto, cpu, cuda or cuda:N"),
+    "zero torch threads": Case(["+arch=mlp", "-m", "torch_threads=0"], "torch_threads is 0, but must be"),
+    "torch threads as text, single run": Case(["+arch=mlp", "torch_threads=two"], "torch_threads is 'two', but must be"),
     # --- search spaces --------------------------------------------------------------------------
     "low > high": Case(["+arch=mlp", "-m", "hydra.sweeper.params.lr=interval(0.1, 0.01)"], "params.lr: interval(0.1, 0.01) has low > high"),
     "low > high in the existing study's space": Case([*Q, "hydra.sweeper.params.x=interval(3, 1)"], "params.x: interval(3.0, 1.0) has low > high"),

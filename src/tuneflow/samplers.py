@@ -1,7 +1,9 @@
-"""Optuna samplers adapted to a sweeper that asks and tells (rather than calling ``study.optimize``)."""
+"""Optuna samplers as tuneflow uses them: the default sampler for Python code, and samplers adapted to a
+sweeper that asks and tells (rather than calling ``study.optimize``)."""
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
 
 import optuna
@@ -23,3 +25,23 @@ class GridSampler(optuna.samplers.GridSampler):
         values: Sequence[float] | None,
     ) -> None:
         return None
+
+
+def default_sampler(seed: int | None = None) -> optuna.samplers.BaseSampler:
+    """The sampler ``python -m tuneflow ... -m`` uses when no sampler is chosen, seeded with ``seed``.
+
+    Built from the same structured config the sweeper instantiates
+    (``hydra_plugins.tuneflow_sweeper.config.SAMPLERS[DEFAULT_SAMPLER]``), so a study driven from Python
+    (a benchmark, a notebook) searches exactly as the command line does:
+
+    >>> study = optuna.create_study(sampler=default_sampler(seed=0))
+    """
+    from hydra.utils import instantiate
+
+    from hydra_plugins.tuneflow_sweeper.config import DEFAULT_SAMPLER, SAMPLERS
+
+    settings = dataclasses.asdict(SAMPLERS[DEFAULT_SAMPLER](seed=seed))
+    sampler = instantiate(settings, _convert_="all")
+    if not isinstance(sampler, optuna.samplers.BaseSampler):
+        raise TypeError(f"the default sampler config builds {type(sampler).__name__}, not an Optuna sampler")
+    return sampler

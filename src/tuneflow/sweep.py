@@ -47,7 +47,7 @@ from tuneflow.study import (
     open_storage,
     study_settings,
 )
-from tuneflow.trial_runner import Heartbeat, TrialOutcome
+from tuneflow.trial_runner import Heartbeat, TrialOutcome, check_torch_threads
 
 log = logging.getLogger("tuneflow")
 
@@ -139,6 +139,7 @@ class StudySweeper:
         for point in corner_points(distributions):
             job_cfg = self.compose_job(fixed_overrides + search_space.to_overrides(point))
             check_job_data(job_cfg)
+        check_torch_threads(OmegaConf.select(job_cfg, "torch_threads"))
         sampler_cfg = dict(self.sweeper_cfg["sampler"] or {"_target_": "optuna.samplers.TPESampler"})
         grid_size = None
         if sampler_cfg["_target_"].endswith(".GridSampler"):

@@ -102,8 +102,30 @@ class FoldResults:
     objective: float = math.nan
 
 
+def check_torch_threads(threads: Any) -> int | None:
+    """``torch_threads`` as a count, or None for PyTorch's own default (one thread per core)."""
+    if threads is None:
+        return None
+    if isinstance(threads, bool) or not isinstance(threads, int) or threads < 1:
+        raise ConfigError(f"torch_threads is {threads!r}, but must be a whole number of at least 1, or null")
+    return threads
+
+
+def limit_torch_threads(threads: Any) -> None:
+    """Cap the threads PyTorch trains with in this process. With several workers on one machine, each
+    using every core, they slow each other down several-fold (benchmarks/README.md, parallel.py)."""
+    count = check_torch_threads(threads)
+    if count is None:
+        return
+    import torch
+
+    if torch.get_num_threads() != count:
+        torch.set_num_threads(count)
+
+
 def train_folds(cfg: DictConfig, reporter: Reporter) -> FoldResults:
     """Train once per fold; per-fold metrics are prefixed with the fold's name when there are several."""
+    limit_torch_threads(cfg.get("torch_threads"))
     trainer = load_trainer(str(cfg.arch.trainer))
     params = hyperparameters(cfg)
     folds = datasets.load_folds(cfg.data, params)
@@ -325,6 +347,7 @@ def run_single(cfg: DictConfig, tags: Mapping[str, str] | None = None) -> TrialO
     """A plain training run (no ``-m``): the arch's default params, one MLflow run, errors raised.
     ``tags`` are added to the run's (``tuneflow repeat`` links its runs to the trial they repeat)."""
     started = time.perf_counter()
+    check_torch_threads(cfg.get("torch_threads"))  # before any run exists
     root_dir = str(cfg.root_dir)
     client = tracking.client_for(tracking.resolve_tracking_uri(cfg.tracking.uri, root_dir))
     experiment_id = tracking.experiment_id_for(

@@ -112,6 +112,27 @@ class NopPrunerConfig:
     _target_: str = "optuna.pruners.NopPruner"
 
 
+# --- the groups and their defaults ---------------------------------------------------------
+
+#: hydra/sweeper/sampler options. tuneflow.samplers.default_sampler builds SAMPLERS[DEFAULT_SAMPLER] too,
+#: so the Python API and the command line share one definition of the default.
+SAMPLERS: Dict[str, Any] = {
+    "tpe": TPESamplerConfig,
+    "random": RandomSamplerConfig,
+    "grid": GridSamplerConfig,
+    "gp": GPSamplerConfig,
+}
+#: hydra/sweeper/pruner options.
+PRUNERS: Dict[str, Any] = {
+    "median": MedianPrunerConfig,
+    "hyperband": HyperbandPrunerConfig,
+    "successive_halving": SuccessiveHalvingPrunerConfig,
+    "none": NopPrunerConfig,
+}
+DEFAULT_SAMPLER = "tpe"
+DEFAULT_PRUNER = "median"
+
+
 # --- storages (hydra/sweeper/storage) -------------------------------------------------------
 
 
@@ -169,7 +190,7 @@ class TuneflowSweeperConf:
     _recursive_: bool = False
     # _self_ first, so the chosen sampler and pruner configs fill the fields below.
     defaults: List[Any] = field(
-        default_factory=lambda: ["_self_", {"sampler": "tpe"}, {"pruner": "median"}, {"storage": "sqlite"}]
+        default_factory=lambda: ["_self_", {"sampler": DEFAULT_SAMPLER}, {"pruner": DEFAULT_PRUNER}, {"storage": "sqlite"}]
     )
 
     # Optuna sampler (hydra/sweeper/sampler=tpe|random|grid|gp).
@@ -199,16 +220,9 @@ class TuneflowSweeperConf:
 def register_configs() -> None:
     store = ConfigStore.instance()
     store.store(group="hydra/sweeper", name="tuneflow", node=TuneflowSweeperConf, provider="tuneflow")
-    samplers = {"tpe": TPESamplerConfig, "random": RandomSamplerConfig, "grid": GridSamplerConfig, "gp": GPSamplerConfig}
-    for name, node in samplers.items():
+    for name, node in SAMPLERS.items():
         store.store(group="hydra/sweeper/sampler", name=name, node=node, provider="tuneflow")
-    pruners = {
-        "median": MedianPrunerConfig,
-        "hyperband": HyperbandPrunerConfig,
-        "successive_halving": SuccessiveHalvingPrunerConfig,
-        "none": NopPrunerConfig,
-    }
-    for name, node in pruners.items():
+    for name, node in PRUNERS.items():
         store.store(group="hydra/sweeper/pruner", name=name, node=node, provider="tuneflow")
     storages = {"sqlite": SqliteStorageConfig, "postgres": PostgresStorageConfig}
     for name, node in storages.items():
