@@ -11,7 +11,7 @@ import signal
 import subprocess
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -174,7 +174,7 @@ def _test_env() -> dict[str, str]:
     return {k: env[k] for k in ("PYTHONUNBUFFERED", "OMP_NUM_THREADS")}
 
 
-def wait_until(condition: Any, what: str, timeout: float = 300, workers: list[Any] = ()) -> Any:  # type: ignore[assignment]
+def wait_until(condition: Any, what: str, timeout: float = 300, workers: Sequence[Any] = ()) -> Any:
     """Poll ``condition()`` until it returns something truthy; fail (with the workers' output) after ``timeout``."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
