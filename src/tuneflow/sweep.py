@@ -28,7 +28,7 @@ from hydra.core.utils import JobReturn, JobStatus
 from hydra.types import HydraContext, TaskFunction
 from omegaconf import DictConfig, OmegaConf
 from optuna.distributions import BaseDistribution, CategoricalDistribution
-from optuna.trial import TrialState
+from optuna.trial import FrozenTrial, TrialState
 
 from tuneflow import results, search_space, tracking
 from tuneflow.errors import ConfigError, TooManyFailures
@@ -39,7 +39,9 @@ from tuneflow.study import (
     RUN_ID_ATTR,
     SURPLUS_ATTR,
     StudySettings,
+    best_of,
     best_trial_or_none,
+    count_states,
     count_trials,
     is_surplus,
     open_storage,
@@ -252,6 +254,7 @@ class StudySweeper:
 
     def loop(self, study: optuna.Study, plan: SweepPlan, csv_path: Path) -> list[TrialOutcome]:
         settings = plan.settings
+        csv_file = results.ThrottledCsv(csv_path)
         target = settings.n_trials if plan.grid_size is None else min(settings.n_trials, plan.grid_size)
         outcomes: list[TrialOutcome] = []
         while True:
@@ -284,12 +287,15 @@ class StudySweeper:
                 for trial in trials:
                     study.tell(trial, state=TrialState.FAIL, skip_if_finished=True)
                 raise
-            for trial, job_return in zip(trials, returns):
-                outcome = outcome_of(trial.number, job_return)
+            batch_outcomes = [outcome_of(trial.number, job_return) for trial, job_return in zip(trials, returns)]
+            for trial, outcome in zip(trials, batch_outcomes):
                 tell(study, trial, outcome)
-                outcomes.append(outcome)
-                log.info(progress_line(study, outcome, target))
-            results.write_trials_csv(study, csv_path)
+            outcomes.extend(batch_outcomes)
+            # One read of the study per batch serves the progress lines and the CSV.
+            now = study.get_trials(deepcopy=False)
+            for line in progress_lines(batch_outcomes, count_states(now), best_of(now, study.direction), target):
+                log.info(line)
+            csv_file.write_if_due(now)
 
     def ask(self, study: optuna.Study, plan: SweepPlan, count: int) -> list[optuna.trial.Trial]:
         """Ask ``count`` trials; one that lost a race with another worker for the last places is
@@ -419,18 +425,28 @@ def tell(study: optuna.Study, trial: optuna.trial.Trial, outcome: TrialOutcome) 
         study.tell(trial, state=_STATES[outcome.state], skip_if_finished=True)
 
 
-def progress_line(study: optuna.Study, outcome: TrialOutcome, target: int) -> str:
-    counts = count_trials(study)
+def progress_lines(
+    outcomes: Sequence[TrialOutcome], counts: Mapping[str, int], best: FrozenTrial | None, target: int
+) -> list[str]:
+    """One line per finished job; ``counts`` and ``best`` as the study stands after the whole batch."""
+    finished = counts["finished"] - sum(o.state in ("COMPLETE", "PRUNED") for o in outcomes)
+    lines = []
+    for outcome in outcomes:
+        finished += outcome.state in ("COMPLETE", "PRUNED")
+        lines.append(progress_line(outcome, finished, best, target))
+    return lines
+
+
+def progress_line(outcome: TrialOutcome, finished: int, best: FrozenTrial | None, target: int) -> str:
     value = "" if outcome.value is None else f" value={outcome.value:.6g}"
     detail = ""
     if outcome.state == "PRUNED":
         detail = f" at step {outcome.pruned_at_step}"
     elif outcome.state == "FAIL":
         detail = f" ({outcome.error})"
-    best = best_trial_or_none(study)
     best_text = "" if best is None else f" | best={best.value:.6g} (#{best.number})"
     return (
-        f"[{counts['finished']}/{target}] trial {outcome.number} {outcome.state}{detail}{value}"
+        f"[{finished}/{target}] trial {outcome.number} {outcome.state}{detail}{value}"
         f" in {outcome.seconds:.1f}s{best_text}"
     )
 

@@ -178,6 +178,10 @@ def run_trial(cfg: DictConfig, settings: StudySettings, trial_number: int) -> Tr
         tracking.default_artifact_location(client.tracking_uri, settings.root_dir),
     )
     parent_run_id = study.user_attrs.get("mlflow_parent_run_id")
+    # A retry (of a trial whose worker died) inherited the dead run's id: it gets a new run, linked to it.
+    retry_of = optuna.storages.RetryHeartbeatStaleTrialCallback.retried_trial_number(storage.get_trial(trial_id))
+    retry_tags = {} if retry_of is None else {"tuneflow.retry_of_trial": str(retry_of),
+                                              "tuneflow.retry_of_run": str(trial.user_attrs.get(RUN_ID_ATTR, ""))}
     run = client.create_run(
         experiment_id,
         run_name=f"{settings.name}-trial-{trial_number}",
@@ -188,49 +192,42 @@ def run_trial(cfg: DictConfig, settings: StudySettings, trial_number: int) -> Tr
             tracking.ARCH_TAG: str(cfg.arch.name),
             tracking.STATE_TAG: "RUNNING",
             **({tracking.PARENT_TAG: parent_run_id} if parent_run_id else {}),
+            **retry_tags,
         },
     )
     run_id = run.info.run_id
-    # A retry (of a trial whose worker died) inherited the dead run's id: replace it, and link the two.
-    retry_of = optuna.storages.RetryHeartbeatStaleTrialCallback.retried_trial_number(storage.get_trial(trial_id))
-    if retry_of is not None:
-        tracking.log_values(client, run_id, tags={"tuneflow.retry_of_trial": retry_of,
-                                                  "tuneflow.retry_of_run": trial.user_attrs.get(RUN_ID_ATTR, "")})
     trial.set_user_attr(RUN_ID_ATTR, run_id)
     start_run_record(client, run_id, cfg)
     buffer = tracking.MetricBuffer(client, run_id)
     reporter = Reporter(settings.objective, buffer, trial)
     outcome = TrialOutcome(number=trial_number, state="FAIL", run_id=run_id)
+    # MLflow requests per trial: create_run (with its tags), params, config.yaml, then one batch at the
+    # end (step metrics not yet flushed, final metrics, end tags), the model, and the run's status.
     try:
         with Heartbeat(storage, trial_id, settings.heartbeat_interval):
             results = train_folds(cfg, reporter)
         outcome.value = sum(results.values) / len(results.values)
         outcome.metrics = results.metrics
         outcome.state = "COMPLETE"
-        buffer.flush()
-        finish_completed(client, run_id, cfg, results, outcome.value, started)
+        finish_completed(client, run_id, cfg, results, outcome.value, started, buffer,
+                         tags={tracking.STATE_TAG: "COMPLETE"})
     except optuna.TrialPruned:
         outcome.state, outcome.pruned_at_step = "PRUNED", reporter.last_step
-        buffer.flush()
-        tracking.log_values(client, run_id, tags={"tuneflow.pruned_at_step": reporter.last_step})
+        buffer.flush(tags={"tuneflow.pruned_at_step": reporter.last_step, tracking.STATE_TAG: "PRUNED"})
     except (KeyboardInterrupt, SystemExit):
         # Stopped by the user or the system: the study stops too, and leaves nothing RUNNING.
-        _safe(buffer.flush)
-        _safe(lambda: tracking.log_values(client, run_id, tags={tracking.STATE_TAG: "FAIL",
-                                                                 "tuneflow.error": "interrupted"}))
+        _safe(lambda: buffer.flush(tags={tracking.STATE_TAG: "FAIL", "tuneflow.error": "interrupted"}))
         _safe(lambda: client.set_terminated(run_id, status="KILLED"))
         _safe(lambda: study.tell(trial_number, state=optuna.trial.TrialState.FAIL, skip_if_finished=True))
         raise
     except Exception as error:  # noqa: BLE001 - one failing trial must not kill the study
-        outcome.error = f"{type(error).__name__}: {error}"
-        _safe(buffer.flush)
+        outcome.state, outcome.error = "FAIL", f"{type(error).__name__}: {error}"
         _safe(lambda: client.log_text(run_id, traceback.format_exc(), "error.txt"))
-        _safe(lambda: tracking.log_values(client, run_id, tags={"tuneflow.error": outcome.error[:4000]}))
+        _safe(lambda: buffer.flush(tags={"tuneflow.error": outcome.error[:4000], tracking.STATE_TAG: "FAIL"}))
         _safe(lambda: trial.set_user_attr(ERROR_ATTR, outcome.error[:4000]))
     outcome.seconds = time.perf_counter() - started
     for key, value in outcome.metrics.items():
         _safe(lambda k=key, v=value: trial.set_user_attr(k, v))
-    tracking.log_values(client, run_id, tags={tracking.STATE_TAG: outcome.state})
     tracking.terminate(client, run_id, outcome.state)
     return outcome
 
@@ -252,14 +249,23 @@ def start_run_record(client: Any, run_id: str, cfg: DictConfig) -> None:
 
 
 def finish_completed(
-    client: Any, run_id: str, cfg: DictConfig, results: FoldResults, objective: float, started: float
+    client: Any,
+    run_id: str,
+    cfg: DictConfig,
+    results: FoldResults,
+    objective: float,
+    started: float,
+    buffer: tracking.MetricBuffer,
+    tags: Mapping[str, Any] | None = None,
 ) -> None:
+    """The run's last metrics in one request with the step metrics still buffered and ``tags``, then
+    the model."""
     # Per-epoch values keep their names as step metrics; the trained (best-epoch) model's values are
     # logged as best_<name>, so neither history is mixed into the other.
     final = {_prefixed_leaf("best_", k): v for k, v in results.metrics.items()}
     final.update(objective=objective, epochs_run=float(results.epochs))
     final["train_seconds"] = time.perf_counter() - started
-    tracking.log_values(client, run_id, metrics=[(k, v, 0) for k, v in final.items()])
+    buffer.flush(metrics=[(k, v, 0) for k, v in final.items()], tags=tags)
     if cfg.tracking.log_model and results.last is not None:
         tracking.log_model(client, run_id, results.last.model, results.last.flavor, results.last.input_example)
 
@@ -299,9 +305,8 @@ def run_single(cfg: DictConfig) -> TrialOutcome:
     reporter = Reporter(str(cfg.arch.objective), buffer, trial=None)
     try:
         results = train_folds(cfg, reporter)
-        buffer.flush()
         value = sum(results.values) / len(results.values)
-        finish_completed(client, run_id, cfg, results, value, started)
+        finish_completed(client, run_id, cfg, results, value, started, buffer)
     except BaseException:
         _safe(buffer.flush)
         tracking.terminate(client, run_id, "FAIL")
