@@ -68,7 +68,7 @@ def test_tuneflow_launcher_runs_jobs_as_the_basic_launcher_does(
     assert {"0/.hydra/config.yaml", "0/.hydra/overrides.yaml", "0/cli.log", ".hydra/hydra.yaml"} <= set(our_files)
     for name in set(our_files) - {".hydra/hydra.yaml", "multirun.yaml"}:  # multirun.yaml names the launcher
         assert our_written.get(name) == basic_written.get(name), name
-    assert OmegaConf.load(tmp_path / "t" / ".hydra/hydra.yaml").hydra.launcher._target_.endswith("TuneflowLauncher")
+    assert OmegaConf.create(our_written[".hydra/hydra.yaml"]).hydra.launcher._target_.endswith("TuneflowLauncher")
 
 def compose_launcher(*overrides: str) -> str:
     with initialize_config_module(config_module="tuneflow.conf", version_base="1.3"):
