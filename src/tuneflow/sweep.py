@@ -99,6 +99,7 @@ class StudySweeper:
         self.config: DictConfig | None = None
         self.hydra_context: HydraContext | None = None
         self.launcher: Any = None
+        self.storage: optuna.storages.RDBStorage | None = None
 
     def setup(self, *, hydra_context: HydraContext, task_function: TaskFunction, config: DictConfig) -> None:
         self.config = config
@@ -186,6 +187,7 @@ class StudySweeper:
                 heartbeat_interval=settings.heartbeat_interval,
                 on_stale_trial=StaleTrialHandler(client),
             )
+            self.storage = storage
             study = optuna.create_study(
                 study_name=settings.name,
                 storage=storage,
@@ -307,8 +309,17 @@ class StudySweeper:
                 trial.set_user_attr(SURPLUS_ATTR, True)
                 study.tell(trial, state=TrialState.FAIL)
                 continue
+            if plan.settings.heartbeat_interval:
+                self.first_heartbeat(study, trial.number)
             asked.append(trial)
         return asked
+
+    def first_heartbeat(self, study: optuna.Study, number: int) -> None:
+        """The job's own heartbeat starts once the job is set up; until then this one stands for it, so
+        a worker killed in between leaves a trial that goes stale and is retried, not one RUNNING forever."""
+        assert self.storage is not None
+        study_id = self.storage.get_study_id_from_name(study.study_name)
+        self.storage.record_heartbeat(self.storage.get_trial_id_from_study_id_trial_number(study_id, number))
 
     def job_overrides(self, plan: SweepPlan, trial: optuna.trial.Trial) -> list[str]:
         return [

@@ -163,21 +163,32 @@ class Heartbeat:
 
 def run_trial(cfg: DictConfig, settings: StudySettings, trial_number: int) -> TrialOutcome:
     """Run Optuna trial ``trial_number`` of the study ``settings`` describes, tracked in MLflow."""
-    import optuna
-
     from tuneflow.study import load_study_for_job, trial_handle
 
     started = time.perf_counter()
     study, storage = load_study_for_job(settings)
     trial, trial_id = trial_handle(study, storage, trial_number)
-    pin_automatic_date_ranges(cfg, study.user_attrs.get(AS_OF_ATTR))
+    # Heartbeats from the start: a worker killed while it sets up the MLflow run leaves a trial that
+    # goes stale and is retried, not one RUNNING forever.
+    with Heartbeat(storage, trial_id, settings.heartbeat_interval):
+        return _run_tracked(cfg, settings, trial_number, started, study, storage, trial, trial_id)
+
+
+def _run_tracked(
+    cfg: DictConfig, settings: StudySettings, trial_number: int, started: float,
+    study: Any, storage: Any, trial: Any, trial_id: int,
+) -> TrialOutcome:
+    import optuna
+
+    study_attrs = study.user_attrs  # one read of the storage
+    pin_automatic_date_ranges(cfg, study_attrs.get(AS_OF_ATTR))
     client = tracking.client_for(tracking.resolve_tracking_uri(cfg.tracking.uri, settings.root_dir))
     experiment_id = tracking.experiment_id_for(
         client,
         cfg.tracking.experiment or settings.name,
         tracking.default_artifact_location(client.tracking_uri, settings.root_dir),
     )
-    parent_run_id = study.user_attrs.get("mlflow_parent_run_id")
+    parent_run_id = study_attrs.get("mlflow_parent_run_id")
     # A retry (of a trial whose worker died) inherited the dead run's id: it gets a new run, linked to it.
     retry_of = optuna.storages.RetryHeartbeatStaleTrialCallback.retried_trial_number(storage.get_trial(trial_id))
     retry_tags = {} if retry_of is None else {"tuneflow.retry_of_trial": str(retry_of),
@@ -204,8 +215,7 @@ def run_trial(cfg: DictConfig, settings: StudySettings, trial_number: int) -> Tr
     # MLflow requests per trial: create_run (with its tags), params, config.yaml, then one batch at the
     # end (step metrics not yet flushed, final metrics, end tags), the model, and the run's status.
     try:
-        with Heartbeat(storage, trial_id, settings.heartbeat_interval):
-            results = train_folds(cfg, reporter)
+        results = train_folds(cfg, reporter)
         outcome.value = sum(results.values) / len(results.values)
         outcome.metrics = results.metrics
         outcome.state = "COMPLETE"
