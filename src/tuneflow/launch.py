@@ -43,6 +43,7 @@ class InProcessLauncher:
         self.task_function: TaskFunction | None = None
         self.job_configs: JobConfigs | None = None
         self._hydra_yaml_written = False
+        self._launches = 0
 
     def setup(self, *, hydra_context: HydraContext, task_function: TaskFunction, config: DictConfig) -> None:
         self.config = config
@@ -54,7 +55,9 @@ class InProcessLauncher:
         assert self.config is not None and self.hydra_context is not None
         assert self.task_function is not None and self.job_configs is not None
         setup_globals()
-        configure_log(self.config.hydra.hydra_logging, self.config.hydra.verbose)
+        if self._launches == 0:
+            # Later launches find Hydra's logging as the previous launch left it, after its last job.
+            configure_log(self.config.hydra.hydra_logging, self.config.hydra.verbose)
         sweep_dir = Path(str(self.config.hydra.sweep.dir))
         sweep_dir.mkdir(parents=True, exist_ok=True)
         log.info(f"Launching {len(job_overrides)} jobs locally")
@@ -71,6 +74,7 @@ class InProcessLauncher:
                 self._hydra_yaml_written = True
             runs.append(run_job(self.hydra_context, self.task_function, config))
             configure_log(self.config.hydra.hydra_logging, self.config.hydra.verbose)
+        self._launches += 1
         return runs
 
 
