@@ -202,7 +202,7 @@ def load_study_for_job(settings: StudySettings) -> tuple[optuna.Study, optuna.st
     key = (settings.storage_url, settings.name, repr(sorted(settings.pruner.items())))
     study_id = storage.get_study_id_from_name(settings.name)
     cached = _job_studies.get(key)
-    if cached is None or cached[1] != study_id:  # a study deleted and created again gets a new id
+    if cached is None or cached[1] != study_id:  # the study was deleted and created again
         study = optuna.load_study(
             study_name=settings.name,
             storage=storage,
@@ -214,3 +214,9 @@ def load_study_for_job(settings: StudySettings) -> tuple[optuna.Study, optuna.st
 
 
 _job_studies: dict[tuple[str, str, str], tuple[optuna.Study, int]] = {}
+
+
+def forget_job_studies() -> None:
+    """A new sweep in this process loads its study afresh (SQLite may give a study deleted and created
+    again its old id, which the check above cannot tell from the same study)."""
+    _job_studies.clear()

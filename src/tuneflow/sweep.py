@@ -43,6 +43,7 @@ from tuneflow.study import (
     best_trial_or_none,
     count_states,
     count_trials,
+    forget_job_studies,
     is_surplus,
     open_storage,
     study_settings,
@@ -234,6 +235,7 @@ class StudySweeper:
 
     def sweep(self, arguments: list[str]) -> list[TrialOutcome]:
         optuna.logging.set_verbosity(optuna.logging.WARNING)
+        forget_job_studies()
         plan = self.plan(arguments)
         study, client, parent_run_id = self.open(plan)
         csv_path = results.results_csv_path(plan.settings.root_dir, plan.settings.name)
