@@ -101,6 +101,7 @@ class StudySweeper:
         self.hydra_context: HydraContext | None = None
         self.launcher: Any = None
         self.storage: optuna.storages.RDBStorage | None = None
+        self._study_id: int | None = None
 
     def setup(self, *, hydra_context: HydraContext, task_function: TaskFunction, config: DictConfig) -> None:
         self.config = config
@@ -261,9 +262,16 @@ class StudySweeper:
         csv_file = results.ThrottledCsv(csv_path)
         target = settings.n_trials if plan.grid_size is None else min(settings.n_trials, plan.grid_size)
         outcomes: list[TrialOutcome] = []
+        told: list[TrialOutcome] = []  # the last batch's outcomes, reported with the next read
         while True:
             optuna.storages.fail_stale_trials(study)
-            counts = count_trials(study)
+            # One read of the study per batch: progress lines, CSV, failure cap and what is left to run.
+            now = study.get_trials(deepcopy=False)
+            counts = count_states(now)
+            for line in progress_lines(told, counts, best_of(now, study.direction), target):
+                log.info(line)
+            if told:
+                csv_file.write_if_due(now)
             if counts["failed"] > plan.max_failures:
                 raise TooManyFailures(
                     f"study {settings.name!r}: {counts['failed']} trials failed, more than "
@@ -281,6 +289,7 @@ class StudySweeper:
                     )
                 return outcomes
             trials = self.ask(study, plan, min(plan.n_jobs, remaining))
+            told = []
             if not trials:
                 continue
             batch = [self.job_overrides(plan, trial) for trial in trials]
@@ -291,15 +300,10 @@ class StudySweeper:
                 for trial in trials:
                     study.tell(trial, state=TrialState.FAIL, skip_if_finished=True)
                 raise
-            batch_outcomes = [outcome_of(trial.number, job_return) for trial, job_return in zip(trials, returns)]
-            for trial, outcome in zip(trials, batch_outcomes):
+            told = [outcome_of(trial.number, job_return) for trial, job_return in zip(trials, returns)]
+            for trial, outcome in zip(trials, told):
                 tell(study, trial, outcome)
-            outcomes.extend(batch_outcomes)
-            # One read of the study per batch serves the progress lines and the CSV.
-            now = study.get_trials(deepcopy=False)
-            for line in progress_lines(batch_outcomes, count_states(now), best_of(now, study.direction), target):
-                log.info(line)
-            csv_file.write_if_due(now)
+            outcomes.extend(told)
 
     def ask(self, study: optuna.Study, plan: SweepPlan, count: int) -> list[optuna.trial.Trial]:
         """Ask ``count`` trials; one that lost a race with another worker for the last places is
@@ -320,8 +324,9 @@ class StudySweeper:
         """The job's own heartbeat starts once the job is set up; until then this one stands for it, so
         a worker killed in between leaves a trial that goes stale and is retried, not one RUNNING forever."""
         assert self.storage is not None
-        study_id = self.storage.get_study_id_from_name(study.study_name)
-        self.storage.record_heartbeat(self.storage.get_trial_id_from_study_id_trial_number(study_id, number))
+        if self._study_id is None:
+            self._study_id = self.storage.get_study_id_from_name(study.study_name)
+        self.storage.record_heartbeat(self.storage.get_trial_id_from_study_id_trial_number(self._study_id, number))
 
     def job_overrides(self, plan: SweepPlan, trial: optuna.trial.Trial) -> list[str]:
         return [
