@@ -10,7 +10,7 @@ a change of machine load hits every part alike); the table shows the median ms p
                        its reads of the study (counts before asking, progress after telling), the job's
                        study, trial handle, study attributes, retry check, heartbeat, run-id and metric
                        user attributes, 20 should_prune calls.
-  mlflow               the trial's run: create_run with tags, params + config.yaml, one end batch (20 step
+  mlflow               the trial's run: create_run with tags, params, config.yaml, one end batch (20 step
                        metrics, final metrics, state tag), set_terminated.
   mlflow model         the pickled model artifact.
   hydra (tuneflow)     the job's config (tuneflow.job_configs: a copy of the composed config) and the
@@ -129,19 +129,20 @@ class Parts:
         from tuneflow.trial_runner import start_run_record
 
         start = time.perf_counter()
-        run_id = self.client.create_run(
+        run = self.client.create_run(
             self.experiment_id, run_name="trial",
             tags={tracking.STUDY_TAG: "quadratic", tracking.ROLE_TAG: "trial", tracking.TRIAL_TAG: "0",
                   tracking.ARCH_TAG: "quadratic", tracking.STATE_TAG: "RUNNING"},
-        ).info.run_id
-        start_run_record(self.client, run_id, self.cfg)
+        )
+        run_id = run.info.run_id
+        self.last_store = tracking.artifact_store(self.client, run.info.artifact_uri)
+        start_run_record(self.client, run_id, self.last_store, self.cfg)
         buffer = tracking.MetricBuffer(self.client, run_id)
         for step in range(1, STEPS + 1):
             buffer.add(step, {"val_loss": 1.0 / step})
         buffer.flush(metrics=[("best_val_loss", 0.05, 0), ("objective", 0.05, 0), ("epochs_run", 20.0, 0),
                               ("train_seconds", 0.01, 0)], tags={tracking.STATE_TAG: "COMPLETE"})
         tracking.terminate(self.client, run_id, "COMPLETE")
-        self.last_run_id = run_id
         return time.perf_counter() - start
 
     def mlflow_model(self) -> float:
@@ -149,7 +150,7 @@ class Parts:
         from tuneflow.models.synthetic import QuadraticModel
 
         start = time.perf_counter()
-        tracking.log_model(self.client, self.last_run_id, QuadraticModel(0.05), "synthetic")
+        tracking.log_model(self.last_store, QuadraticModel(0.05), "synthetic")
         return time.perf_counter() - start
 
     def hydra_tuneflow(self) -> float:

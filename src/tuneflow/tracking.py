@@ -21,6 +21,7 @@ from tuneflow import sqlite
 
 if TYPE_CHECKING:  # importing mlflow takes ~2 s: only the functions that talk to MLflow pay for it
     from mlflow import MlflowClient
+    from mlflow.store.artifact.artifact_repo import ArtifactRepository
 
 #: Tags every tuneflow run carries (MLflow search: ``tags."tuneflow.study" = 'mlp'``).
 STUDY_TAG = "tuneflow.study"
@@ -226,12 +227,28 @@ def save_model(model: Any, flavor: str, directory: Path, input_example: Any | No
         raise ValueError(f"model flavor is {flavor!r}, but must be pytorch, lightgbm or synthetic")
 
 
-def log_model(client: MlflowClient, run_id: str, model: Any, flavor: str, input_example: Any = None) -> None:
+def artifact_store(client: MlflowClient, artifact_uri: str) -> ArtifactRepository:
+    """A run's artifact store, from the artifact URI ``create_run`` returned. (``MlflowClient.log_text``
+    and ``log_artifacts`` look the run up again to find it: one database read per trial.)"""
+    from mlflow.store.artifact.artifact_repository_registry import get_artifact_repository
+
+    return get_artifact_repository(artifact_uri, tracking_uri=client.tracking_uri)
+
+
+def log_text(store: ArtifactRepository, text: str, artifact_file: str) -> None:
+    """Write ``text`` as the run's artifact ``artifact_file`` (a file name, as in ``config.yaml``)."""
+    with tempfile.TemporaryDirectory(prefix="tuneflow-text-") as tmp:
+        path = Path(tmp) / artifact_file
+        path.write_text(text, encoding="utf-8")
+        store.log_artifact(str(path))
+
+
+def log_model(store: ArtifactRepository, model: Any, flavor: str, input_example: Any = None) -> None:
     """Save the model to a temporary folder and upload it as the run's ``model`` artifact."""
     with tempfile.TemporaryDirectory(prefix="tuneflow-model-") as tmp:
         target = Path(tmp) / "model"
         save_model(model, flavor, target, input_example)
-        client.log_artifacts(run_id, str(target), artifact_path="model")
+        store.log_artifacts(str(target), artifact_path="model")
 
 
 def terminate(client: MlflowClient, run_id: str, state: str) -> None:

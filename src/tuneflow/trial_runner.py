@@ -207,8 +207,9 @@ def _run_tracked(
         },
     )
     run_id = run.info.run_id
+    store = tracking.artifact_store(client, run.info.artifact_uri)
     trial.set_user_attr(RUN_ID_ATTR, run_id)
-    start_run_record(client, run_id, cfg)
+    start_run_record(client, run_id, store, cfg)
     buffer = tracking.MetricBuffer(client, run_id)
     reporter = Reporter(settings.objective, buffer, trial)
     outcome = TrialOutcome(number=trial_number, state="FAIL", run_id=run_id)
@@ -219,8 +220,7 @@ def _run_tracked(
         outcome.value = sum(results.values) / len(results.values)
         outcome.metrics = results.metrics
         outcome.state = "COMPLETE"
-        finish_completed(client, run_id, cfg, results, outcome.value, started, buffer,
-                         tags={tracking.STATE_TAG: "COMPLETE"})
+        finish_completed(store, cfg, results, outcome.value, started, buffer, tags={tracking.STATE_TAG: "COMPLETE"})
     except optuna.TrialPruned:
         outcome.state, outcome.pruned_at_step = "PRUNED", reporter.last_step
         buffer.flush(tags={"tuneflow.pruned_at_step": reporter.last_step, tracking.STATE_TAG: "PRUNED"})
@@ -232,7 +232,7 @@ def _run_tracked(
         raise
     except Exception as error:  # noqa: BLE001 - one failing trial must not kill the study
         outcome.state, outcome.error = "FAIL", f"{type(error).__name__}: {error}"
-        _safe(lambda: client.log_text(run_id, traceback.format_exc(), "error.txt"))
+        _safe(lambda: tracking.log_text(store, traceback.format_exc(), "error.txt"))
         _safe(lambda: buffer.flush(tags={"tuneflow.error": outcome.error[:4000], tracking.STATE_TAG: "FAIL"}))
         _safe(lambda: trial.set_user_attr(ERROR_ATTR, outcome.error[:4000]))
     outcome.seconds = time.perf_counter() - started
@@ -250,17 +250,16 @@ def _safe(action: Any) -> None:
         pass
 
 
-def start_run_record(client: Any, run_id: str, cfg: DictConfig) -> None:
+def start_run_record(client: Any, run_id: str, store: Any, cfg: DictConfig) -> None:
     """Params and the resolved config, written before training so a crash still shows them."""
     params = {**hyperparameters(cfg), **{f"data.{k}": v for k, v in _flat(cfg.data).items()}}
     params["seed"] = cfg.seed
     tracking.log_values(client, run_id, params=params)
-    client.log_text(run_id, OmegaConf.to_yaml(cfg, resolve=True), "config.yaml")
+    tracking.log_text(store, OmegaConf.to_yaml(cfg, resolve=True), "config.yaml")
 
 
 def finish_completed(
-    client: Any,
-    run_id: str,
+    store: Any,
     cfg: DictConfig,
     results: FoldResults,
     objective: float,
@@ -277,7 +276,7 @@ def finish_completed(
     final["train_seconds"] = time.perf_counter() - started
     buffer.flush(metrics=[(k, v, 0) for k, v in final.items()], tags=tags)
     if cfg.tracking.log_model and results.last is not None:
-        tracking.log_model(client, run_id, results.last.model, results.last.flavor, results.last.input_example)
+        tracking.log_model(store, results.last.model, results.last.flavor, results.last.input_example)
 
 
 def _prefixed_leaf(prefix: str, key: str) -> str:
@@ -307,16 +306,16 @@ def run_single(cfg: DictConfig) -> TrialOutcome:
         cfg.tracking.experiment or str(cfg.arch.name),
         tracking.default_artifact_location(client.tracking_uri, root_dir),
     )
-    run_id = client.create_run(
-        experiment_id, tags={tracking.ROLE_TAG: "single", tracking.ARCH_TAG: str(cfg.arch.name)}
-    ).info.run_id
-    start_run_record(client, run_id, cfg)
+    run = client.create_run(experiment_id, tags={tracking.ROLE_TAG: "single", tracking.ARCH_TAG: str(cfg.arch.name)})
+    run_id = run.info.run_id
+    store = tracking.artifact_store(client, run.info.artifact_uri)
+    start_run_record(client, run_id, store, cfg)
     buffer = tracking.MetricBuffer(client, run_id)
     reporter = Reporter(str(cfg.arch.objective), buffer, trial=None)
     try:
         results = train_folds(cfg, reporter)
         value = sum(results.values) / len(results.values)
-        finish_completed(client, run_id, cfg, results, value, started, buffer)
+        finish_completed(store, cfg, results, value, started, buffer)
     except BaseException:
         _safe(buffer.flush)
         tracking.terminate(client, run_id, "FAIL")
