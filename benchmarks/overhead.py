@@ -229,17 +229,19 @@ def environment() -> str:
             f"Python {platform.python_version()}, {versions}")
 
 
+REFERENCES = {"floor": "optuna-memory", "storage-only": "optuna-sqlite", "tuned storage": "optuna-sqlite-tuned",
+              "naive": "naive-mlflow"}
+
+
 def table(samples: dict[str, dict[int, list[float]]], trial_counts: list[int]) -> list[str]:
-    lines = ["| variant | trials | total s | ms per trial | ratio to floor | ratio to storage-only | "
-             "ratio to tuned storage | ratio to naive |",
-             "|---|---:|---:|---:|---:|---:|---:|---:|"]
+    lines = ["| variant | trials | total s | ms per trial | "
+             + " | ".join(f"ratio to {ref}" for ref in REFERENCES) + " |",
+             "|---|---:|---:|---:|" + "---:|" * len(REFERENCES)]
     for n in trial_counts:
         medians = {name: statistics.median(by_n[n]) for name, by_n in samples.items() if n in by_n}
-        floor, storage = medians["optuna-memory"], medians["optuna-sqlite"]
-        tuned, naive = medians["optuna-sqlite-tuned"], medians["naive-mlflow"]
         for name, total in medians.items():
-            lines.append(f"| {name} | {n} | {total:.2f} | {1000 * total / n:.1f} | {total / floor:.1f} | "
-                         f"{total / storage:.2f} | {total / tuned:.2f} | {total / naive:.2f} |")
+            ratios = [f"{total / medians[ref]:.2f}" if ref in medians else "-" for ref in REFERENCES.values()]
+            lines.append(f"| {name} | {n} | {total:.2f} | {1000 * total / n:.1f} | " + " | ".join(ratios) + " |")
     return lines
 
 
@@ -248,7 +250,8 @@ def main() -> None:
     parser.add_argument("--trials", type=int, nargs="+", default=[200, 1000], help="trial counts (200 1000)")
     parser.add_argument("--repeats", type=int, default=2, help="repeats per trial count; the median is reported")
     parser.add_argument("--baseline", metavar="SRC", help="another checkout's src/ to run as tuneflow-before")
-    parser.add_argument("--only", nargs="+", metavar="VARIANT", help="run only these variants")
+    parser.add_argument("--only", nargs="+", metavar="VARIANT",
+                        help="run only these variants (ratios to references not run show as -)")
     parser.add_argument("--quick", action="store_true", help="smoke run: 20 trials, 1 repeat")
     parser.add_argument("--child", help=argparse.SUPPRESS)
     parser.add_argument("--folder", help=argparse.SUPPRESS)
@@ -263,12 +266,11 @@ def main() -> None:
     if args.baseline:
         check_baseline(args.baseline)
         tuneflow_variants["tuneflow-before"] = ((), args.baseline)
-    # The reference rows always run: the ratios are taken to them.
-    wanted = set(args.only or tuneflow_variants) | set(IN_PROCESS)
+    wanted = set(args.only or [*IN_PROCESS, *tuneflow_variants])
     began = time.perf_counter()
 
     # Warm-up, untimed: bytecode and file caches of every tuneflow checkout.
-    for src in {src for _, src in tuneflow_variants.values()}:
+    for src in {src for name, (_, src) in tuneflow_variants.items() if name in wanted}:
         in_fresh_folder(lambda d, src=src: run_tuneflow(d, WARMUP_TRIALS, (), src))
 
     samples: dict[str, dict[int, list[float]]] = {}
