@@ -22,7 +22,9 @@ def wait_for_running_trial(project: Path, timeout: float = 120) -> None:
     while time.monotonic() < deadline:
         if (project / "mlruns" / "optuna.db").exists():
             try:
-                if any(t.state.name == "RUNNING" for t in load_study(project, "quadratic").trials):
+                # Mid-trial: running, with its MLflow run (on a busy machine the job's set-up can take a while).
+                if any(t.state.name == "RUNNING" and "mlflow_run_id" in t.user_attrs
+                       for t in load_study(project, "quadratic").trials):
                     return
             except Exception:  # noqa: BLE001 - the study may not exist yet
                 pass
