@@ -7,17 +7,18 @@ multirun, with parallel launchers and with several independent worker processes.
 
 from __future__ import annotations
 
-import sqlite3
 import warnings
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
 import optuna
+from optuna.study import StudyDirection
 from optuna.trial import FrozenTrial, TrialState
 
+from tuneflow import sqlite
 from tuneflow.backends import default_storage_url as default_storage_url  # re-exported
 from tuneflow.backends import storage_url
 from tuneflow.errors import ConfigError
@@ -50,15 +51,17 @@ def open_storage(
 ) -> optuna.storages.RDBStorage:
     """An RDB storage (SQLite or a server database) with heartbeats when asked for.
 
-    SQLite gets WAL mode and a generous lock timeout: several workers on one machine then wait for
-    each other instead of failing with "database is locked".
+    SQLite gets WAL mode, ``synchronous=NORMAL`` (see ``tuneflow.sqlite`` for what that trades) and a
+    generous lock timeout: several workers on one machine then wait for each other instead of failing
+    with "database is locked".
     """
     engine_kwargs: dict[str, Any] = {}
-    if url.startswith("sqlite:///"):
-        db_path = Path(url[len("sqlite:///") :])
-        db_path.parent.mkdir(parents=True, exist_ok=True)
-        _enable_wal(db_path)
-        engine_kwargs = {"connect_args": {"timeout": 120}}
+    db_path = sqlite.db_path_of(url)
+    if db_path is not None:
+        sqlite.enable_wal(db_path)
+        engine_kwargs = {
+            "connect_args": {"timeout": sqlite.LOCK_TIMEOUT_S, "factory": sqlite.SynchronousNormalConnection}
+        }
     else:
         engine_kwargs = {"pool_pre_ping": True}
     return optuna.storages.RDBStorage(
@@ -70,22 +73,19 @@ def open_storage(
     )
 
 
-def _enable_wal(db_path: Path) -> None:
-    # WAL lets readers (dashboards, other workers) proceed while one worker writes; it is a property
-    # of the database file, so setting it once is enough.
-    with sqlite3.connect(db_path, timeout=120) as connection:
-        connection.execute("PRAGMA journal_mode=WAL")
-
-
 def count_trials(study: optuna.Study) -> dict[str, int]:
-    """How many trials are finished, running, waiting and failed (surplus trials excluded).
+    """How many trials are finished, running, waiting and failed (surplus trials excluded)."""
+    return count_states(study.get_trials(deepcopy=False))
+
+
+def count_states(trials: Sequence[FrozenTrial]) -> dict[str, int]:
+    """``count_trials`` of trials already read.
 
     ``running`` trials belong to a worker that will finish them; ``waiting`` ones (retries of trials
     whose worker died, enqueued finalists) belong to whichever worker asks next, this one included.
     A trial whose worker died is retried with the same params: the retry counts, the dead trial is
     not a failure (a study whose workers were all killed at once must not hit its failure cap).
     """
-    trials = study.get_trials(deepcopy=False)
     with warnings.catch_warnings():  # retry_history is marked experimental; it has been stable since 3.0
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
         retried = {number for trial in trials for number in _retry_of(trial)}
@@ -114,6 +114,8 @@ def is_surplus(study: optuna.Study, trial_number: int, n_trials: int) -> bool:
     Workers check the count before they ask, but two may ask at once; the storage numbers trials
     atomically, so counting the trials numbered before this one settles who was first.
     """
+    if trial_number < n_trials:
+        return False  # fewer than n_trials trials exist before it: no need to read them
     earlier = [
         t
         for t in study.get_trials(deepcopy=False)
@@ -140,6 +142,15 @@ def best_trial_or_none(study: optuna.Study) -> FrozenTrial | None:
         return study.best_trial
     except ValueError:
         return None
+
+
+def best_of(trials: Sequence[FrozenTrial], direction: StudyDirection) -> FrozenTrial | None:
+    """The best complete trial of trials already read (the earliest of equal ones), like ``best_trial``."""
+    complete = [t for t in trials if t.state == TrialState.COMPLETE and t.value is not None]
+    if not complete:
+        return None
+    pick = max if direction == StudyDirection.MAXIMIZE else min
+    return pick(complete, key=lambda t: t.value)  # type: ignore[arg-type,return-value]
 
 
 @dataclass(frozen=True)
@@ -200,12 +211,31 @@ def job_storage(url: str) -> optuna.storages.RDBStorage:
 
 
 def load_study_for_job(settings: StudySettings) -> tuple[optuna.Study, optuna.storages.RDBStorage]:
-    """The study as a job sees it: same storage and pruner; it never samples, so a cheap sampler."""
+    """The study as a job sees it: same storage and pruner; it never samples, so a cheap sampler.
+
+    Loaded once per process and study: the jobs of a sweep share it, so the pruner reads the trials
+    other jobs finished from Optuna's cache (only new and running trials come from the database)
+    instead of reading the whole study again in every job.
+    """
     storage = job_storage(settings.storage_url)
-    study = optuna.load_study(
-        study_name=settings.name,
-        storage=storage,
-        sampler=optuna.samplers.RandomSampler(),
-        pruner=build_pruner(settings.pruner),
-    )
-    return study, storage
+    key = (settings.storage_url, settings.name, repr(sorted(settings.pruner.items())))
+    study_id = storage.get_study_id_from_name(settings.name)
+    cached = _job_studies.get(key)
+    if cached is None or cached[1] != study_id:  # the study was deleted and created again
+        study = optuna.load_study(
+            study_name=settings.name,
+            storage=storage,
+            sampler=optuna.samplers.RandomSampler(),
+            pruner=build_pruner(settings.pruner),
+        )
+        cached = _job_studies[key] = (study, study_id)
+    return cached[0], storage
+
+
+_job_studies: dict[tuple[str, str, str], tuple[optuna.Study, int]] = {}
+
+
+def forget_job_studies() -> None:
+    """A new sweep in this process loads its study afresh (SQLite may give a study deleted and created
+    again its old id, which the check above cannot tell from the same study)."""
+    _job_studies.clear()

@@ -29,7 +29,7 @@ from hydra.core.utils import JobReturn, JobStatus
 from hydra.types import HydraContext, TaskFunction
 from omegaconf import DictConfig, OmegaConf
 from optuna.distributions import BaseDistribution, CategoricalDistribution
-from optuna.trial import TrialState
+from optuna.trial import FrozenTrial, TrialState
 
 from tuneflow import backends, results, search_space, tracking, zoom
 from tuneflow.errors import ConfigError, TooManyFailures
@@ -41,8 +41,11 @@ from tuneflow.study import (
     RUN_ID_ATTR,
     SURPLUS_ATTR,
     StudySettings,
+    best_of,
     best_trial_or_none,
+    count_states,
     count_trials,
+    forget_job_studies,
     is_surplus,
     open_storage,
     study_settings,
@@ -106,6 +109,7 @@ class StudySweeper:
         self.storage: optuna.storages.RDBStorage | None = None
         #: Trials running elsewhere that this worker has beaten for once (see ``adopt_running_trials``).
         self.adopted: set[int] = set()
+        self._study_id: int | None = None
 
     def setup(self, *, hydra_context: HydraContext, task_function: TaskFunction, config: DictConfig) -> None:
         self.config = config
@@ -266,6 +270,7 @@ class StudySweeper:
 
     def sweep(self, arguments: list[str]) -> list[TrialOutcome]:
         optuna.logging.set_verbosity(optuna.logging.WARNING)
+        forget_job_studies()
         plan = self.plan(arguments)
         study, client, parent_run_id = self.open(plan)
         csv_path = results.results_csv_path(plan.settings.root_dir, plan.settings.name)
@@ -288,8 +293,10 @@ class StudySweeper:
 
     def loop(self, study: optuna.Study, plan: SweepPlan, csv_path: Path) -> list[TrialOutcome]:
         settings = plan.settings
+        csv_file = results.ThrottledCsv(csv_path)
         target = settings.n_trials if plan.grid_size is None else min(settings.n_trials, plan.grid_size)
         outcomes: list[TrialOutcome] = []
+        told: list[TrialOutcome] = []  # the last batch's outcomes, reported with the next read
         announced_wait = False
         # The failure cap applies to this run: failures an earlier run left behind (then fixed by the
         # user) must not stop the study forever.
@@ -299,7 +306,9 @@ class StudySweeper:
             # for more than n_trials.
             with backends.study_lock(settings.storage_url, settings.root_dir, settings.name, "ask"):
                 optuna.storages.fail_stale_trials(study)
-                counts = count_trials(study)
+                # One read of the study per batch: progress lines, CSV, failure cap and what is left to run.
+                now = study.get_trials(deepcopy=False)
+                counts = count_states(now)
                 failed_now = counts["failed"] - failed_before
                 if failed_now > plan.max_failures:
                     raise TooManyFailures(
@@ -311,6 +320,11 @@ class StudySweeper:
                 # Waiting trials are not subtracted: this worker's next ask takes them first.
                 remaining = target - done - counts["running"]
                 trials = self.ask(study, plan, min(plan.n_jobs, remaining)) if remaining > 0 else []
+            for line in progress_lines(told, counts, best_of(now, study.direction), target):
+                log.info(line)
+            if told:
+                csv_file.write_if_due(now)
+            told = []
             if remaining <= 0:
                 if counts["running"] and settings.heartbeat_interval:
                     # A trial running elsewhere may belong to a worker that died: stay until it ends,
@@ -345,12 +359,10 @@ class StudySweeper:
                 for trial in trials:
                     study.tell(trial, state=TrialState.FAIL, skip_if_finished=True)
                 raise
-            for trial, job_return in zip(trials, returns):
-                outcome = outcome_of(trial.number, job_return)
+            told = [outcome_of(trial.number, job_return) for trial, job_return in zip(trials, returns)]
+            for trial, outcome in zip(trials, told):
                 tell(study, trial, outcome)
-                outcomes.append(outcome)
-                log.info(progress_line(study, outcome, target))
-            results.write_trials_csv(study, csv_path)
+            outcomes.extend(told)
 
     def ask(self, study: optuna.Study, plan: SweepPlan, count: int) -> list[optuna.trial.Trial]:
         """Ask ``count`` trials; one that lost a race with another worker for the last places is
@@ -363,31 +375,40 @@ class StudySweeper:
                 study.tell(trial, state=TrialState.FAIL)
                 continue
             trial.set_user_attr(OVERRIDES_ATTR, plan.fixed_overrides)
+            if plan.settings.heartbeat_interval:
+                self.first_heartbeat(study, trial.number)
             asked.append(trial)
         return asked
 
-    def adopt_running_trials(self, study: optuna.Study) -> None:
-        """Beat once for each trial running elsewhere. A worker killed between asking for a trial and
-        its first heartbeat leaves a trial Optuna never finds stale (it has no heartbeat at all); after
-        this one beat it goes stale like any other. A live worker's own beats carry on regardless."""
+    def trial_id(self, study: optuna.Study, number: int) -> int:
         assert self.storage is not None
-        study_id = self.storage.get_study_id_from_name(study.study_name)
+        if self._study_id is None:
+            self._study_id = self.storage.get_study_id_from_name(study.study_name)
+        return self.storage.get_trial_id_from_study_id_trial_number(self._study_id, number)
+
+    def first_heartbeat(self, study: optuna.Study, number: int) -> None:
+        """Beat once as soon as the trial is asked (under the study's lock): a worker killed before its
+        heartbeat thread starts then leaves a trial that goes stale and is retried, not one RUNNING forever."""
+        assert self.storage is not None
+        self.storage.record_heartbeat(self.trial_id(study, number))
+
+    def adopt_running_trials(self, study: optuna.Study) -> None:
+        """Beat once for each trial running elsewhere. A trial asked by an older worker that died before
+        its first heartbeat has none at all, and Optuna never finds it stale; after this one beat it goes
+        stale like any other. A live worker's own beats carry on regardless."""
+        assert self.storage is not None
         for trial in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
             if trial.number not in self.adopted:
                 self.adopted.add(trial.number)
-                self.storage.record_heartbeat(
-                    self.storage.get_trial_id_from_study_id_trial_number(study_id, trial.number)
-                )
+                self.storage.record_heartbeat(self.trial_id(study, trial.number))
 
     def heartbeats(
         self, study: optuna.Study, trials: list[optuna.trial.Trial], interval: int | None
     ) -> contextlib.ExitStack:
         stack = contextlib.ExitStack()
         if interval and self.storage is not None:
-            study_id = self.storage.get_study_id_from_name(study.study_name)
             for trial in trials:
-                trial_id = self.storage.get_trial_id_from_study_id_trial_number(study_id, trial.number)
-                stack.enter_context(Heartbeat(self.storage, trial_id, interval))
+                stack.enter_context(Heartbeat(self.storage, self.trial_id(study, trial.number), interval))
         return stack
 
     def job_overrides(self, plan: SweepPlan, trial: optuna.trial.Trial) -> list[str]:
@@ -560,18 +581,28 @@ def tell(study: optuna.Study, trial: optuna.trial.Trial, outcome: TrialOutcome) 
         study.tell(trial, state=_STATES[outcome.state], skip_if_finished=True)
 
 
-def progress_line(study: optuna.Study, outcome: TrialOutcome, target: int) -> str:
-    counts = count_trials(study)
+def progress_lines(
+    outcomes: Sequence[TrialOutcome], counts: Mapping[str, int], best: FrozenTrial | None, target: int
+) -> list[str]:
+    """One line per finished job; ``counts`` and ``best`` as the study stands after the whole batch."""
+    finished = counts["finished"] - sum(o.state in ("COMPLETE", "PRUNED") for o in outcomes)
+    lines = []
+    for outcome in outcomes:
+        finished += outcome.state in ("COMPLETE", "PRUNED")
+        lines.append(progress_line(outcome, finished, best, target))
+    return lines
+
+
+def progress_line(outcome: TrialOutcome, finished: int, best: FrozenTrial | None, target: int) -> str:
     value = "" if outcome.value is None else f" value={outcome.value:.6g}"
     detail = ""
     if outcome.state == "PRUNED":
         detail = f" at step {outcome.pruned_at_step}"
     elif outcome.state == "FAIL":
         detail = f" ({outcome.error})"
-    best = best_trial_or_none(study)
     best_text = "" if best is None else f" | best={best.value:.6g} (#{best.number})"
     return (
-        f"[{counts['finished']}/{target}] trial {outcome.number} {outcome.state}{detail}{value}"
+        f"[{finished}/{target}] trial {outcome.number} {outcome.state}{detail}{value}"
         f" in {outcome.seconds:.1f}s{best_text}"
     )
 

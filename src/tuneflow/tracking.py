@@ -17,8 +17,11 @@ from functools import lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from tuneflow import sqlite
+
 if TYPE_CHECKING:  # importing mlflow takes ~2 s: only the functions that talk to MLflow pay for it
     from mlflow import MlflowClient
+    from mlflow.store.artifact.artifact_repo import ArtifactRepository
 
 #: Tags every tuneflow run carries (MLflow search: ``tags."tuneflow.study" = 'mlp'``).
 STUDY_TAG = "tuneflow.study"
@@ -56,14 +59,32 @@ def default_artifact_location(tracking_uri: str, root_dir: str | Path) -> str | 
 @lru_cache(maxsize=8)
 def client_for(tracking_uri: str) -> MlflowClient:
     """One client per URI and process: building one opens the store (engine, schema check), ~90 ms,
-    which every trial of a sequential sweep would otherwise pay again."""
+    which every trial of a sequential sweep would otherwise pay again.
+
+    An SQLite store is switched to WAL first (``tuneflow.sqlite``): MLflow leaves SQLite in its
+    rollback-journal default, ~5x slower per commit on this project's disk.
+    """
     from mlflow import MlflowClient
 
+    db_path = sqlite.db_path_of(tracking_uri)
+    if db_path is not None:
+        sqlite.enable_wal(db_path)
     return MlflowClient(tracking_uri=tracking_uri)
 
 
 def experiment_id_for(client: MlflowClient, name: str, artifact_location: str | None) -> str:
-    """The id of experiment ``name``, created (or restored from deletion) when needed."""
+    """The id of experiment ``name``, created (or restored from deletion) when needed; looked up once
+    per process and tracking URI (every trial of a sweep asks)."""
+    key = (str(client.tracking_uri), name)
+    if key not in _experiment_ids:
+        _experiment_ids[key] = _find_or_create_experiment(client, name, artifact_location)
+    return _experiment_ids[key]
+
+
+_experiment_ids: dict[tuple[str, str], str] = {}
+
+
+def _find_or_create_experiment(client: MlflowClient, name: str, artifact_location: str | None) -> str:
     from mlflow.exceptions import MlflowException
 
     experiment = client.get_experiment_by_name(name)
@@ -157,10 +178,14 @@ class MetricBuffer:
         if time.monotonic() - self._last_flush > self.flush_seconds:
             self.flush()
 
-    def flush(self) -> None:
-        if self._rows:
-            log_values(self.client, self.run_id, metrics=self._rows)
-            self._rows = []
+    def flush(
+        self, *, metrics: Iterable[tuple[str, float, int]] = (), tags: Mapping[str, Any] | None = None
+    ) -> None:
+        """Write the buffered rows, plus ``metrics`` and ``tags`` in the same request."""
+        rows = [*self._rows, *metrics]
+        if rows or tags:
+            log_values(self.client, self.run_id, metrics=rows, tags=tags)
+        self._rows = []
         self._last_flush = time.monotonic()
 
 
@@ -202,12 +227,28 @@ def save_model(model: Any, flavor: str, directory: Path, input_example: Any | No
         raise ValueError(f"model flavor is {flavor!r}, but must be pytorch, lightgbm or synthetic")
 
 
-def log_model(client: MlflowClient, run_id: str, model: Any, flavor: str, input_example: Any = None) -> None:
+def artifact_store(client: MlflowClient, artifact_uri: str) -> ArtifactRepository:
+    """A run's artifact store, from the artifact URI ``create_run`` returned. (``MlflowClient.log_text``
+    and ``log_artifacts`` look the run up again to find it: one database read per trial.)"""
+    from mlflow.store.artifact.artifact_repository_registry import get_artifact_repository
+
+    return get_artifact_repository(artifact_uri, tracking_uri=client.tracking_uri)
+
+
+def log_text(store: ArtifactRepository, text: str, artifact_file: str) -> None:
+    """Write ``text`` as the run's artifact ``artifact_file`` (a file name, as in ``config.yaml``)."""
+    with tempfile.TemporaryDirectory(prefix="tuneflow-text-") as tmp:
+        path = Path(tmp) / artifact_file
+        path.write_text(text, encoding="utf-8")
+        store.log_artifact(str(path))
+
+
+def log_model(store: ArtifactRepository, model: Any, flavor: str, input_example: Any = None) -> None:
     """Save the model to a temporary folder and upload it as the run's ``model`` artifact."""
     with tempfile.TemporaryDirectory(prefix="tuneflow-model-") as tmp:
         target = Path(tmp) / "model"
         save_model(model, flavor, target, input_example)
-        client.log_artifacts(run_id, str(target), artifact_path="model")
+        store.log_artifacts(str(target), artifact_path="model")
 
 
 def terminate(client: MlflowClient, run_id: str, state: str) -> None:

@@ -214,21 +214,36 @@ class Heartbeat:
 
 def run_trial(cfg: DictConfig, settings: StudySettings, trial_number: int) -> TrialOutcome:
     """Run Optuna trial ``trial_number`` of the study ``settings`` describes, tracked in MLflow."""
-    import optuna
-
     from tuneflow.study import load_study_for_job, trial_handle
 
     started = time.perf_counter()
     study, storage = load_study_for_job(settings)
     trial, trial_id = trial_handle(study, storage, trial_number)
-    pin_automatic_date_ranges(cfg, study.user_attrs.get(AS_OF_ATTR))
+    # Heartbeats from the start: a worker killed while it sets up the MLflow run leaves a trial that
+    # goes stale and is retried, not one RUNNING forever.
+    with Heartbeat(storage, trial_id, settings.heartbeat_interval):
+        return _run_tracked(cfg, settings, trial_number, started, study, storage, trial, trial_id)
+
+
+def _run_tracked(
+    cfg: DictConfig, settings: StudySettings, trial_number: int, started: float,
+    study: Any, storage: Any, trial: Any, trial_id: int,
+) -> TrialOutcome:
+    import optuna
+
+    study_attrs = study.user_attrs  # one read of the storage
+    pin_automatic_date_ranges(cfg, study_attrs.get(AS_OF_ATTR))
     client = tracking.client_for(tracking.resolve_tracking_uri(cfg.tracking.uri, settings.root_dir))
     experiment_id = tracking.experiment_id_for(
         client,
         cfg.tracking.experiment or settings.name,
         tracking.default_artifact_location(client.tracking_uri, settings.root_dir),
     )
-    parent_run_id = study.user_attrs.get("mlflow_parent_run_id")
+    parent_run_id = study_attrs.get("mlflow_parent_run_id")
+    # A retry (of a trial whose worker died) inherited the dead run's id: it gets a new run, linked to it.
+    retry_of = optuna.storages.RetryHeartbeatStaleTrialCallback.retried_trial_number(storage.get_trial(trial_id))
+    retry_tags = {} if retry_of is None else {"tuneflow.retry_of_trial": str(retry_of),
+                                              "tuneflow.retry_of_run": str(trial.user_attrs.get(RUN_ID_ATTR, ""))}
     run = client.create_run(
         experiment_id,
         run_name=f"{settings.name}-trial-{trial_number}",
@@ -239,50 +254,44 @@ def run_trial(cfg: DictConfig, settings: StudySettings, trial_number: int) -> Tr
             tracking.ARCH_TAG: str(cfg.arch.name),
             tracking.STATE_TAG: "RUNNING",
             **({tracking.PARENT_TAG: parent_run_id} if parent_run_id else {}),
+            **retry_tags,
         },
     )
     run_id = run.info.run_id
-    # A retry (of a trial whose worker died) inherited the dead run's id: replace it, and link the two.
-    retry_of = optuna.storages.RetryHeartbeatStaleTrialCallback.retried_trial_number(storage.get_trial(trial_id))
-    if retry_of is not None:
-        tracking.log_values(client, run_id, tags={"tuneflow.retry_of_trial": retry_of,
-                                                  "tuneflow.retry_of_run": trial.user_attrs.get(RUN_ID_ATTR, "")})
+    store = tracking.artifact_store(client, run.info.artifact_uri)
     trial.set_user_attr(RUN_ID_ATTR, run_id)
-    start_run_record(client, run_id, cfg)
+    start_run_record(client, run_id, store, cfg)
     buffer = tracking.MetricBuffer(client, run_id)
     reporter = Reporter(settings.objective, buffer, trial)
     outcome = TrialOutcome(number=trial_number, state="FAIL", run_id=run_id)
+    # MLflow requests per trial: create_run (with its tags), params, config.yaml, then one batch at the
+    # end (step metrics not yet flushed, final metrics, end tags), the model, and the run's status.
     try:
-        with Heartbeat(storage, trial_id, settings.heartbeat_interval):
-            results = train_folds(cfg, reporter)
+        results = train_folds(cfg, reporter)
         outcome.value = results.objective
         versus_best = compare_with_best(study, results, settings.objective, settings.direction)
         outcome.metrics = {**results.metrics, **versus_best}
         outcome.state = "COMPLETE"
-        buffer.flush()
-        finish_completed(client, run_id, cfg, results, outcome.value, started, versus_best)
+        finish_completed(
+            store, cfg, results, outcome.value, started, buffer, versus_best, tags={tracking.STATE_TAG: "COMPLETE"}
+        )
     except optuna.TrialPruned:
         outcome.state, outcome.pruned_at_step = "PRUNED", reporter.last_step
-        buffer.flush()
-        tracking.log_values(client, run_id, tags={"tuneflow.pruned_at_step": reporter.last_step})
+        buffer.flush(tags={"tuneflow.pruned_at_step": reporter.last_step, tracking.STATE_TAG: "PRUNED"})
     except (KeyboardInterrupt, SystemExit):
         # Stopped by the user or the system: the study stops too, and leaves nothing RUNNING.
-        _safe(buffer.flush)
-        _safe(lambda: tracking.log_values(client, run_id, tags={tracking.STATE_TAG: "FAIL",
-                                                                 "tuneflow.error": "interrupted"}))
+        _safe(lambda: buffer.flush(tags={tracking.STATE_TAG: "FAIL", "tuneflow.error": "interrupted"}))
         _safe(lambda: client.set_terminated(run_id, status="KILLED"))
         _safe(lambda: study.tell(trial_number, state=optuna.trial.TrialState.FAIL, skip_if_finished=True))
         raise
     except Exception as error:  # noqa: BLE001 - one failing trial must not kill the study
-        outcome.error = f"{type(error).__name__}: {error}"
-        _safe(buffer.flush)
-        _safe(lambda: client.log_text(run_id, traceback.format_exc(), "error.txt"))
-        _safe(lambda: tracking.log_values(client, run_id, tags={"tuneflow.error": outcome.error[:4000]}))
+        outcome.state, outcome.error = "FAIL", f"{type(error).__name__}: {error}"
+        _safe(lambda: tracking.log_text(store, traceback.format_exc(), "error.txt"))
+        _safe(lambda: buffer.flush(tags={"tuneflow.error": outcome.error[:4000], tracking.STATE_TAG: "FAIL"}))
         _safe(lambda: trial.set_user_attr(ERROR_ATTR, outcome.error[:4000]))
     outcome.seconds = time.perf_counter() - started
     for key, value in outcome.metrics.items():
         _safe(lambda k=key, v=value: trial.set_user_attr(k, v))
-    tracking.log_values(client, run_id, tags={tracking.STATE_TAG: outcome.state})
     tracking.terminate(client, run_id, outcome.state)
     return outcome
 
@@ -295,35 +304,38 @@ def _safe(action: Any) -> None:
         pass
 
 
-def start_run_record(client: Any, run_id: str, cfg: DictConfig) -> None:
+def start_run_record(client: Any, run_id: str, store: Any, cfg: DictConfig) -> None:
     """Params and the resolved config, written before training so a crash still shows them."""
     params = {**hyperparameters(cfg), **{f"data.{k}": v for k, v in _flat(cfg.data).items()}}
     params["seed"] = cfg.seed
     tracking.log_values(client, run_id, params=params)
-    client.log_text(run_id, OmegaConf.to_yaml(cfg, resolve=True), "config.yaml")
+    tracking.log_text(store, OmegaConf.to_yaml(cfg, resolve=True), "config.yaml")
 
 
 def finish_completed(
-    client: Any,
-    run_id: str,
+    store: Any,
     cfg: DictConfig,
     results: FoldResults,
     objective: float,
     started: float,
+    buffer: tracking.MetricBuffer,
     versus_best: Mapping[str, float] | None = None,
+    tags: Mapping[str, Any] | None = None,
 ) -> None:
+    """The run's last metrics in one request with the step metrics still buffered and ``tags``, then
+    the model."""
     # Per-epoch values keep their names as step metrics; the trained (best-epoch) model's values are
     # logged as best_<name>, so neither history is mixed into the other.
     final = {_prefixed_leaf("best_", k): v for k, v in results.metrics.items()}
     final.update(objective=objective, epochs_run=float(results.epochs))
     final.update(versus_best or {})
     final["train_seconds"] = time.perf_counter() - started
-    tags = {}
+    end_tags = dict(tags or {})
     if versus_best:
-        tags["tuneflow.beats_best_on_every_range"] = str(bool(versus_best["beats_best_on_every_range"])).lower()
-    tracking.log_values(client, run_id, metrics=[(k, v, 0) for k, v in final.items()], tags=tags)
+        end_tags["tuneflow.beats_best_on_every_range"] = str(bool(versus_best["beats_best_on_every_range"])).lower()
+    buffer.flush(metrics=[(k, v, 0) for k, v in final.items()], tags=end_tags)
     if cfg.tracking.log_model and results.last is not None:
-        tracking.log_model(client, run_id, results.last.model, results.last.flavor, results.last.input_example)
+        tracking.log_model(store, results.last.model, results.last.flavor, results.last.input_example)
 
 
 def _prefixed_leaf(prefix: str, key: str) -> str:
@@ -355,17 +367,18 @@ def run_single(cfg: DictConfig, tags: Mapping[str, str] | None = None) -> TrialO
         cfg.tracking.experiment or str(cfg.arch.name),
         tracking.default_artifact_location(client.tracking_uri, root_dir),
     )
-    run_id = client.create_run(
+    run = client.create_run(
         experiment_id, tags={tracking.ROLE_TAG: "single", tracking.ARCH_TAG: str(cfg.arch.name), **(tags or {})}
-    ).info.run_id
-    start_run_record(client, run_id, cfg)
+    )
+    run_id = run.info.run_id
+    store = tracking.artifact_store(client, run.info.artifact_uri)
+    start_run_record(client, run_id, store, cfg)
     buffer = tracking.MetricBuffer(client, run_id)
     reporter = Reporter(str(cfg.arch.objective), buffer, trial=None)
     try:
         results = train_folds(cfg, reporter)
-        buffer.flush()
         value = results.objective
-        finish_completed(client, run_id, cfg, results, value, started)
+        finish_completed(store, cfg, results, value, started, buffer)
     except BaseException:
         _safe(buffer.flush)
         tracking.terminate(client, run_id, "FAIL")

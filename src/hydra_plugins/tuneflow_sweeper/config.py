@@ -217,8 +217,20 @@ class TuneflowSweeperConf:
     zoom: ZoomConfig = field(default_factory=ZoomConfig)
 
 
+# --- the launcher (hydra/launcher=tuneflow) -------------------------------------------------
+
+
+@dataclass
+class TuneflowLauncherConf:
+    """Jobs run one after another in this process, like hydra/launcher=basic, without composing each
+    job's config from scratch (tuneflow.launch)."""
+
+    _target_: str = "hydra_plugins.tuneflow_sweeper.tuneflow_launcher.TuneflowLauncher"
+
+
 def register_configs() -> None:
     store = ConfigStore.instance()
+    store.store(group="hydra/launcher", name="tuneflow", node=TuneflowLauncherConf, provider="tuneflow")
     store.store(group="hydra/sweeper", name="tuneflow", node=TuneflowSweeperConf, provider="tuneflow")
     for name, node in SAMPLERS.items():
         store.store(group="hydra/sweeper/sampler", name=name, node=node, provider="tuneflow")

@@ -1,0 +1,58 @@
+"""SQLite settings of tuneflow's embedded stores (``mlruns/optuna.db``, ``mlruns/mlflow.db``).
+
+- WAL journal (a property of the database file, set once): readers (dashboards, other workers) do not
+  wait for a writer, and a commit appends to the log instead of rewriting the file with a rollback
+  journal: ~2.6 ms per commit instead of ~14.5 ms on this project's VM disk.
+- ``synchronous=NORMAL`` (a property of each connection) on the Optuna storage's own connections: in WAL
+  mode a commit then no longer waits for the disk (fsync) at all; the log is synced at checkpoints
+  (~0.07 ms per commit). The database stays consistent after any crash. What it trades: an OS crash or
+  power loss (not a crash of tuneflow or of a worker) can lose the last commits before the checkpoint:
+  the intermediate values and states of the trials that were running, which a resumed study runs again.
+  A server database (PostgreSQL) keeps its own settings.
+
+Both are scoped to tuneflow's own database files and connections: nothing here changes SQLite or
+SQLAlchemy globally, so another library's SQLite connections in the same process keep their settings.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+from typing import Any
+
+#: Seconds a connection waits for another worker's write lock before "database is locked".
+LOCK_TIMEOUT_S = 120
+
+
+def enable_wal(db_path: str | Path) -> bool:
+    """Switch the database file to WAL (creating the file if needed); WAL is remembered by the file.
+
+    Switching needs a moment without other connections; if another program holds the file past the
+    lock timeout, it stays in its current mode (slower, equally correct) and False is returned.
+    """
+    Path(db_path).parent.mkdir(parents=True, exist_ok=True)
+    connection = sqlite3.connect(db_path, timeout=LOCK_TIMEOUT_S)
+    try:
+        mode = connection.execute("PRAGMA journal_mode=WAL").fetchone()
+    except sqlite3.OperationalError:
+        return False
+    finally:
+        connection.close()
+    return bool(mode and str(mode[0]).lower() == "wal")
+
+
+class SynchronousNormalConnection(sqlite3.Connection):
+    """A ``sqlite3`` connection with ``PRAGMA synchronous=NORMAL``; given to SQLAlchemy as
+    ``connect_args={"factory": ...}``, it applies to that one engine's connections only."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.execute("PRAGMA synchronous=NORMAL")
+
+
+def db_path_of(url: str) -> Path | None:
+    """The file behind ``sqlite:///path`` (None for other URLs and in-memory SQLite)."""
+    prefix = "sqlite:///"
+    if not url.startswith(prefix) or url[len(prefix):] in ("", ":memory:"):
+        return None
+    return Path(url[len(prefix):])

@@ -1,0 +1,86 @@
+"""What the sweeper and its jobs read per trial stays small as a study grows: one read of the study per
+batch for the progress lines and the CSV, a CSV at most 2 s behind, one study (and its cache) per process
+for the jobs, and no read at all to rule out a surplus trial while the study is short of n_trials."""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+import optuna
+import pytest
+
+from tuneflow.results import ThrottledCsv
+from tuneflow.study import (
+    StudySettings,
+    best_of,
+    count_states,
+    forget_job_studies,
+    is_surplus,
+    load_study_for_job,
+    open_storage,
+)
+from tuneflow.sweep import progress_lines
+from tuneflow.trial_runner import TrialOutcome
+
+
+@pytest.fixture
+def study(tmp_path: Path) -> optuna.Study:
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    storage = open_storage(f"sqlite:///{tmp_path / 'optuna.db'}")
+    study = optuna.create_study(study_name="s", storage=storage, sampler=optuna.samplers.RandomSampler(seed=0))
+    study.optimize(lambda t: t.suggest_float("x", 0, 1), n_trials=3)
+    return study
+
+
+def rows(path: Path) -> list[dict[str, str]]:
+    return list(csv.DictReader(path.open()))
+
+
+def test_the_csv_is_rewritten_at_most_every_interval(study: optuna.Study, tmp_path: Path) -> None:
+    path = tmp_path / "trials.csv"
+    throttled = ThrottledCsv(path, every_s=3600)
+    throttled.write_if_due(study.get_trials())
+    assert len(rows(path)) == 3, "the first trial's CSV is written at once"
+    study.optimize(lambda t: t.suggest_float("x", 0, 1), n_trials=1)
+    throttled.write_if_due(study.get_trials())
+    assert len(rows(path)) == 3, "within the interval the file is not rewritten"
+    ThrottledCsv(path, every_s=0).write_if_due(study.get_trials())
+    assert len(rows(path)) == 4
+
+
+def test_progress_lines_count_each_finished_job_of_a_batch(study: optuna.Study) -> None:
+    trials = study.get_trials()
+    outcomes = [TrialOutcome(number=1, state="COMPLETE", value=0.5), TrialOutcome(number=2, state="FAIL", error="E"),
+                TrialOutcome(number=3, state="PRUNED", pruned_at_step=4)]
+    lines = progress_lines(outcomes, {"finished": 5, "running": 0, "waiting": 0, "failed": 1}, best_of(trials, study.direction), 9)
+    assert [line.split(" trial")[0] for line in lines] == ["[4/9]", "[4/9]", "[5/9]"]
+    best = min(trials, key=lambda t: t.value)  # type: ignore[arg-type,return-value]
+    assert all(f"best={best.value:.6g} (#{best.number})" in line for line in lines)
+    assert count_states(trials) == {"finished": 3, "running": 0, "waiting": 0, "failed": 0}
+
+
+def test_best_of_agrees_with_optuna(study: optuna.Study) -> None:
+    assert best_of(study.get_trials(), study.direction).number == study.best_trial.number  # type: ignore[union-attr]
+    assert best_of([], study.direction) is None
+
+
+def test_a_trial_below_n_trials_is_never_surplus_and_above_it_is_counted(study: optuna.Study) -> None:
+    assert not is_surplus(study, trial_number=2, n_trials=3)
+    assert is_surplus(study, trial_number=3, n_trials=3)
+    assert not is_surplus(study, trial_number=3, n_trials=4)
+
+
+def test_the_jobs_of_one_process_share_one_study(study: optuna.Study, tmp_path: Path) -> None:
+    settings = StudySettings(name="s", storage_url=f"sqlite:///{tmp_path / 'optuna.db'}", direction="minimize",
+                             objective="x", n_trials=3, root_dir=str(tmp_path), heartbeat_interval=None,
+                             pruner={"_target_": "optuna.pruners.MedianPruner"})
+    first, _ = load_study_for_job(settings)
+    second, _ = load_study_for_job(settings)
+    assert first is second
+    # The next sweep in this process, on a study deleted and created again, sees the new study.
+    optuna.delete_study(study_name="s", storage=settings.storage_url)
+    optuna.create_study(study_name="s", storage=settings.storage_url)
+    forget_job_studies()
+    third, _ = load_study_for_job(settings)
+    assert third is not first and third.trials == []
