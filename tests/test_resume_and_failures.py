@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import csv
+import signal
 from pathlib import Path
 
 import pytest
 
-from conftest import load_study, run_tuneflow, study_runs
+from conftest import load_study, run_tuneflow, start_tuneflow, study_runs
+from topology import wait_until
 
 pytestmark = pytest.mark.slow
 
@@ -82,3 +84,41 @@ def test_the_grid_sampler_runs_every_combination_exactly_once(project: Path) -> 
     combos = [(t.params["x"], t.params["y"]) for t in study.trials]
     assert sorted(combos) == sorted((x, y) for x in (0.0, 1.0, 2.0) for y in (-2, -1, 0))
     assert len(combos) == 9
+
+
+@pytest.mark.parametrize(("signum", "exit_status", "word"), [(signal.SIGINT, 130, "interrupted"),
+                                                              (signal.SIGTERM, 143, "terminated")])
+def test_ctrl_c_or_sigterm_mid_trial_ends_everything_cleanly_and_keeps_what_finished(
+    project: Path, signum: int, exit_status: int, word: str
+) -> None:
+    """Ctrl-C, or the SIGTERM a scheduler or `docker stop` sends, stops the study at once: the running
+    trial is FAIL and its MLflow run KILLED, the parent run KILLED, nothing stays RUNNING until a
+    heartbeat goes stale, finished trials and the CSV are kept, and the same command goes on."""
+    worker = start_tuneflow(project, *QUAD, "hydra.sweeper.n_trials=30", "params.seconds_per_epoch=0.05",
+                            "tracking.log_model=false")
+    wait_until(lambda: sum(t.state.name == "COMPLETE" for t in load_study(project, "quadratic").trials) >= 1
+               and any(t.state.name == "RUNNING" and len(t.intermediate_values) >= 2
+                       for t in load_study(project, "quadratic").trials),
+               "a finished trial and one mid-training", timeout=120)
+    worker.send_signal(signum)
+    _, stderr = worker.communicate(timeout=120)
+
+    assert worker.returncode == exit_status, stderr[-2000:]
+    assert f"tuneflow: {word}; finished trials are kept" in stderr
+    study = load_study(project, "quadratic")
+    states = [t.state.name for t in study.trials]
+    assert "RUNNING" not in states and states.count("FAIL") == 1, states
+    runs = {r.data.tags["tuneflow.trial_number"]: r for r in study_runs(project, "quadratic")}
+    (stopped,) = [t for t in study.trials if t.state.name == "FAIL"]
+    assert runs[str(stopped.number)].info.status == "KILLED"
+    assert all(runs[str(t.number)].info.status == "FINISHED" for t in study.trials if t.state.name == "COMPLETE")
+    (parent,) = study_runs(project, "quadratic", role="study")
+    assert parent.info.status == "KILLED"
+    with (project / "mlruns" / "studies" / "quadratic" / "trials.csv").open() as handle:
+        rows = list(csv.DictReader(handle))
+    assert [row["state"] for row in rows] == states
+
+    again = run_tuneflow(project, *QUAD, f"hydra.sweeper.n_trials={states.count('COMPLETE') + 1}",
+                         "tracking.log_model=false")
+    assert again.returncode == 0, again.output
+    assert [t.state.name for t in load_study(project, "quadratic").trials].count("COMPLETE") == states.count("COMPLETE") + 1

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import re
+import signal
 import sys
 from typing import Any
 
@@ -105,7 +106,18 @@ def backend_arguments(argv: list[str]) -> list[str]:
 SUBCOMMANDS = ("report", "repeat", "ui", "spec", "fidelity")
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, raised where the process is: a scheduler's pre-emption, ``docker stop`` or ``kill``
+    then ends the study the way Ctrl-C does (the running trial FAIL, its MLflow run and the parent
+    run KILLED, the CSV written) instead of leaving them RUNNING until a heartbeat goes stale."""
+
+
+def _raise_terminated(signum: int, frame: Any) -> None:
+    raise Terminated
+
+
 def main() -> None:
+    signal.signal(signal.SIGTERM, _raise_terminated)
     if len(sys.argv) > 1 and sys.argv[1] in SUBCOMMANDS:
         import importlib
 
@@ -118,9 +130,11 @@ def main() -> None:
         _hydra_main()
     except SystemExit:
         raise
-    except KeyboardInterrupt:
-        print("tuneflow: interrupted; finished trials are kept, the running one is marked failed", file=sys.stderr)
-        sys.exit(130)
+    except KeyboardInterrupt as interrupt:
+        terminated = isinstance(interrupt, Terminated)
+        print(f"tuneflow: {'terminated' if terminated else 'interrupted'}; finished trials are kept, "
+              "the running one is marked failed", file=sys.stderr)
+        sys.exit(128 + (signal.SIGTERM if terminated else signal.SIGINT))
     except BaseException as error:  # noqa: BLE001
         message = one_line_error(error)
         if message is None:

@@ -28,6 +28,7 @@ import json
 import math
 import re
 import shlex
+import signal
 import subprocess
 import sys
 from collections.abc import Mapping, Sequence
@@ -272,12 +273,16 @@ def build_command(path: str | Path, extra: Sequence[str]) -> list[str]:
 
 def run(command: Sequence[str]) -> int:
     """Run tuneflow in a child process (its own Hydra state, logging and exit status) and return its
-    exit status. On Ctrl-C the child, interrupted too, is left to mark its running trial failed."""
+    exit status. On Ctrl-C the child, interrupted too (same process group), is left to mark its running
+    trial failed; a SIGTERM, sent to this process only, is passed on to the child for the same end."""
     process = subprocess.Popen(list(command))
+    previous = signal.signal(signal.SIGTERM, lambda signum, frame: process.terminate())
     try:
         return process.wait()
     except KeyboardInterrupt:
         return process.wait()
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 USAGE = "usage: python -m tuneflow.spec [--dry-run] EXPERIMENTS.json [HYDRA_OVERRIDE ...]"
