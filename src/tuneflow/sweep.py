@@ -329,7 +329,7 @@ class StudySweeper:
                 if counts["running"] and settings.heartbeat_interval:
                     # A trial running elsewhere may belong to a worker that died: stay until it ends,
                     # or until its heartbeat goes stale and this worker retries it.
-                    self.adopt_running_trials(study)
+                    self.adopt_running_trials(study, now)
                     if not announced_wait:
                         announced_wait = True
                         log.info(
@@ -392,13 +392,14 @@ class StudySweeper:
         assert self.storage is not None
         self.storage.record_heartbeat(self.trial_id(study, number))
 
-    def adopt_running_trials(self, study: optuna.Study) -> None:
-        """Beat once for each trial running elsewhere. A trial asked by an older worker that died before
-        its first heartbeat has none at all, and Optuna never finds it stale; after this one beat it goes
-        stale like any other. A live worker's own beats carry on regardless."""
+    def adopt_running_trials(self, study: optuna.Study, trials: Sequence[FrozenTrial]) -> None:
+        """Beat once for each trial running elsewhere (of ``trials``, the study as just read). A trial
+        asked by an older worker that died before its first heartbeat has none at all, and Optuna never
+        finds it stale; after this one beat it goes stale like any other. A live worker's own beats
+        carry on regardless."""
         assert self.storage is not None
-        for trial in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
-            if trial.number not in self.adopted:
+        for trial in trials:
+            if trial.state == TrialState.RUNNING and trial.number not in self.adopted:
                 self.adopted.add(trial.number)
                 self.storage.record_heartbeat(self.trial_id(study, trial.number))
 
