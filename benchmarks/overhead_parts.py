@@ -56,7 +56,8 @@ class Parts:
         self.settings = StudySettings(
             name="quadratic", storage_url=f"sqlite:///{root / 'optuna.db'}", direction="minimize",
             objective="val_loss", n_trials=10**6, root_dir=str(root), heartbeat_interval=60,
-            pruner={"_target_": "optuna.pruners.NopPruner"},
+            pruner={"_target_": "optuna.pruners.NopPruner"}, params_node="params",
+            log_params=("params", "data", "seed"),
         )
         self.storage = open_storage(self.settings.storage_url, heartbeat_interval=60)
         self.study = optuna.create_study(
@@ -126,7 +127,7 @@ class Parts:
 
     def mlflow_run(self) -> float:
         from tuneflow import tracking
-        from tuneflow.trial_runner import start_run_record
+        from tuneflow.trial.job import run_params, start_run_record
 
         start = time.perf_counter()
         run = self.client.create_run(
@@ -136,7 +137,7 @@ class Parts:
         )
         run_id = run.info.run_id
         self.last_store = tracking.artifact_store(self.client, run.info.artifact_uri)
-        start_run_record(self.client, run_id, self.last_store, self.cfg)
+        start_run_record(self.client, run_id, self.last_store, self.cfg, run_params(self.cfg, {}, self.settings))
         buffer = tracking.MetricBuffer(self.client, run_id)
         for step in range(1, STEPS + 1):
             buffer.add(step, {"val_loss": 1.0 / step})

@@ -95,10 +95,10 @@ def mlp_search_space() -> dict[str, BaseDistribution]:
     from omegaconf import OmegaConf
 
     from tuneflow.fidelity import compose
-    from tuneflow.search_space import parse_search_space
+    from tuneflow.search_space import PARAMS_NODE, parse_search_space
 
     cfg = compose(["+arch=mlp"], with_hydra=True)
-    distributions, _ = parse_search_space(OmegaConf.to_container(cfg.hydra.sweeper.params, resolve=True))
+    distributions, _ = parse_search_space(OmegaConf.to_container(cfg.hydra.sweeper.params, resolve=True), PARAMS_NODE)
     return distributions
 
 

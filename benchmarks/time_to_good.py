@@ -164,13 +164,13 @@ def run_reference(arch_name: str, trials: int, sampler_name: str, save: Any) -> 
 
     from tuneflow.fidelity import compose
     from tuneflow.samplers import default_sampler
-    from tuneflow.search_space import parse_search_space, to_overrides
-    from tuneflow.trial_runner import Reporter, train_folds
+    from tuneflow.search_space import PARAMS_NODE, parse_search_space, to_overrides
+    from tuneflow.trial.arch_task import train_folds
 
     torch.set_num_threads(1)
     arch = ARCHS[arch_name]
     base = compose(list(arch.overrides), with_hydra=True)
-    distributions, fixed = parse_search_space(OmegaConf.to_container(base.hydra.sweeper.params, resolve=True))
+    distributions, fixed = parse_search_space(OmegaConf.to_container(base.hydra.sweeper.params, resolve=True), PARAMS_NODE)
     fixed_overrides = [f"{path}={value}" for path, value in fixed.items()]
     seed = REFERENCE_SAMPLERS[sampler_name]
     sampler = default_sampler(seed=seed) if sampler_name == "tpe" else optuna.samplers.RandomSampler(seed=seed)
@@ -178,9 +178,9 @@ def run_reference(arch_name: str, trials: int, sampler_name: str, save: Any) -> 
     started = time.perf_counter()
     for number in range(trials):
         trial = study.ask(distributions)
-        cfg = compose([*arch.overrides, *fixed_overrides, *to_overrides(trial.params)])
+        cfg = compose([*arch.overrides, *fixed_overrides, *to_overrides(trial.params, PARAMS_NODE)])
         try:
-            results = train_folds(cfg, Reporter(arch.objective, buffer=None, trial=None))
+            results = train_folds(cfg)
             study.tell(trial, sum(results.values) / len(results.values))
         except Exception as error:  # noqa: BLE001 - a diverging configuration is a failed trial, not a crash
             study.tell(trial, state=optuna.trial.TrialState.FAIL)

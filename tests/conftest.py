@@ -49,6 +49,15 @@ def run_tuneflow(project: Path, *args: str, timeout: float = 300) -> Result:
     return Result(process.returncode, stdout, stderr)
 
 
+@pytest.fixture(autouse=True)
+def tuneflow_resolvers() -> None:
+    """``${tuneflow.study_day:}`` resolves in every test: tuneflow registers it when imported, and Hydra's
+    own test fixtures (hydra_restore_singletons) restore OmegaConf's resolvers to what they were before."""
+    from tuneflow.trial.api import register_resolvers
+
+    register_resolvers()
+
+
 @pytest.fixture
 def project(tmp_path: Path) -> Path:
     """An empty folder a user runs tuneflow in."""
@@ -67,6 +76,17 @@ def mlflow_client(project: Path) -> Any:
     from mlflow import MlflowClient
 
     return MlflowClient(tracking_uri=f"sqlite:///{project / 'mlruns' / 'mlflow.db'}")
+
+
+def load_logged_model(project: Path, run_id: str, name: str = "model") -> Any:
+    """A run's logged model as ``mlflow.pyfunc`` loads it, from the project's store (no global
+    tracking URI is set, so later tests see MLflow as they would in a fresh process)."""
+    import mlflow
+
+    local = mlflow.artifacts.download_artifacts(
+        run_id=run_id, artifact_path=name, tracking_uri=f"sqlite:///{project / 'mlruns' / 'mlflow.db'}"
+    )
+    return mlflow.pyfunc.load_model(local)
 
 
 def study_runs(project: Path, study: str, role: str = "trial") -> list[Any]:

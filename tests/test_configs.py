@@ -12,7 +12,7 @@ from hydra.plugins.sweeper import Sweeper
 from hydra.utils import instantiate
 from omegaconf import OmegaConf
 
-from tuneflow.search_space import config_path, parse_search_space
+from tuneflow.search_space import PARAMS_NODE, config_path, parse_search_space
 
 ARCHS = sorted(p.name.removesuffix(".yaml") for p in files("tuneflow").joinpath("conf/arch").iterdir()
                if p.name.endswith(".yaml"))
@@ -38,16 +38,16 @@ def test_each_architecture_composes_with_a_default_search_space_over_its_own_par
     assert cfg.arch.name == arch
     assert cfg.arch.direction in ("minimize", "maximize")
     space = OmegaConf.to_container(cfg.hydra.sweeper.params)
-    distributions, _ = parse_search_space(space)  # type: ignore[arg-type]
+    distributions, _ = parse_search_space(space, PARAMS_NODE)  # type: ignore[arg-type]
     assert distributions, f"{arch} ships no search space"
     for name in distributions:
-        assert OmegaConf.select(cfg, config_path(name)) is not None, f"{arch}: {name} is not a parameter"
+        assert OmegaConf.select(cfg, config_path(name, PARAMS_NODE)) is not None, f"{arch}: {name} is not a parameter"
 
 
 @pytest.mark.parametrize("arch", [a for a in ARCHS if a != "quadratic"])
 def test_real_architectures_search_the_learning_rate_on_a_log_scale(arch: str) -> None:
     cfg = compose_tuneflow(f"+arch={arch}")
-    distributions, _ = parse_search_space(OmegaConf.to_container(cfg.hydra.sweeper.params))  # type: ignore[arg-type]
+    distributions, _ = parse_search_space(OmegaConf.to_container(cfg.hydra.sweeper.params), PARAMS_NODE)  # type: ignore[arg-type]
     assert distributions["lr"].log is True  # type: ignore[attr-defined]
     assert "lr_schedule" in distributions and "patience" in distributions
 

@@ -21,7 +21,7 @@ from tuneflow.study import (
     open_storage,
 )
 from tuneflow.sweep import progress_lines
-from tuneflow.trial_runner import TrialOutcome
+from tuneflow.trial.job import TrialOutcome
 
 
 @pytest.fixture

@@ -48,3 +48,9 @@ def test_per_range_trial_scores_come_from_the_runner_user_attributes() -> None:
     attrs = {f"{RANGES[0]}/val_mae": 2.0, f"{RANGES[1]}/val_mae": 4.0, "val_mae": 3.0,
              f"{RANGES[0]}/val_loss": 0.1, "mlflow_run_id": "abc"}
     assert range_scores(attrs, "val_mae") == {RANGES[0]: 2.0, RANGES[1]: 4.0}
+
+
+def test_per_range_trial_scores_come_from_the_trials_final_metrics() -> None:
+    attrs = {f"{RANGES[0]}/best_val_mae": 2.0, f"{RANGES[1]}/best_val_mae": 4.0, "best_val_mae": 3.0,
+             f"{RANGES[0]}/best_val_loss": 0.1, f"{RANGES[0]}/best_epoch": 7.0, "mlflow_run_id": "abc"}
+    assert range_scores(attrs, "val_mae") == {RANGES[0]: 2.0, RANGES[1]: 4.0}

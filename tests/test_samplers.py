@@ -11,7 +11,7 @@ from hydra.utils import instantiate
 
 from tuneflow.errors import ConfigError
 from tuneflow.samplers import default_sampler
-from tuneflow.trial_runner import limit_torch_threads
+from tuneflow.trial.arch_task import limit_torch_threads
 
 
 def sweeper_default_sampler(seed: int) -> optuna.samplers.BaseSampler:

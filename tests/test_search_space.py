@@ -38,17 +38,25 @@ def test_sweep_syntax_becomes_the_optuna_distribution(sweep: str, expected: obje
 
 
 def test_plain_values_are_fixed_overrides_not_searched() -> None:
-    distributions, fixed = parse_search_space({"lr": "interval(0.1, 0.2)", "epochs": 3})
+    distributions, fixed = parse_search_space({"lr": "interval(0.1, 0.2)", "epochs": 3}, "params")
     assert list(distributions) == ["lr"]
     assert fixed == {"params.epochs": "3"}
 
 
-def test_bare_names_live_under_params_and_dotted_names_are_config_paths() -> None:
-    assert config_path("lr") == "params.lr"
-    assert config_path("data.val_fraction") == "data.val_fraction"
-    distributions, _ = parse_search_space({"data": {"val_fraction": "interval(0.1, 0.3)"}})
+def test_keys_are_config_paths_as_hydras_optuna_sweeper_reads_them() -> None:
+    assert config_path("x") == "x"
+    distributions, fixed = parse_search_space({"x": "interval(-5, 5)", "db": {"lr": "choice(0.1, 0.2)"}, "y": 1})
+    assert list(distributions) == ["x", "db.lr"]
+    assert fixed == {"y": "1"}
+    assert to_overrides({"x": 0.5, "db.lr": 0.1}) == ["x=0.5", "db.lr=0.1"]
+
+
+def test_an_app_can_keep_bare_names_under_a_node_and_dotted_names_are_config_paths() -> None:
+    assert config_path("lr", "params") == "params.lr"
+    assert config_path("data.val_fraction", "params") == "data.val_fraction"
+    distributions, _ = parse_search_space({"data": {"val_fraction": "interval(0.1, 0.3)"}}, "params")
     assert list(distributions) == ["data.val_fraction"]
-    assert to_overrides({"lr": 0.01, "data.val_fraction": 0.2}) == ["params.lr=0.01", "data.val_fraction=0.2"]
+    assert to_overrides({"lr": 0.01, "data.val_fraction": 0.2}, "params") == ["params.lr=0.01", "data.val_fraction=0.2"]
 
 
 @pytest.mark.parametrize(
@@ -66,7 +74,7 @@ def test_bare_names_live_under_params_and_dotted_names_are_config_paths() -> Non
 )
 def test_an_unsearchable_space_is_one_line_naming_the_parameter(sweep: str, message: str) -> None:
     with pytest.raises(SearchSpaceError) as error:
-        parse_search_space({"lr": sweep})
+        parse_search_space({"lr": sweep}, "params")
     text = str(error.value)
     assert message in text
     assert "params.lr" in text

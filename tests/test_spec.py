@@ -12,7 +12,7 @@ import pytest
 
 from conftest import load_study, study_runs, tuneflow_env
 from tuneflow import spec as specs
-from tuneflow.cli import available_archs
+from tuneflow.trial.arch_task import available_archs
 
 EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "seed_experiments.json"
 

@@ -14,7 +14,8 @@ from hydra import compose, initialize_config_module
 
 from tuneflow import tracking
 from tuneflow.study import StudySettings, open_storage
-from tuneflow.trial_runner import run_trial
+from tuneflow.trial.arch_task import run as arch_task
+from tuneflow.trial.job import run_trial
 
 
 class CountingClient:
@@ -43,10 +44,12 @@ def test_a_trial_costs_a_handful_of_mlflow_requests(
     root = tmp_path / "mlruns"
     settings = StudySettings(name="quadratic", storage_url=f"sqlite:///{root / 'optuna.db'}", direction="minimize",
                              objective="val_loss", n_trials=1, root_dir=str(root), heartbeat_interval=None,
-                             pruner={"_target_": "optuna.pruners.NopPruner"})
+                             pruner={"_target_": "optuna.pruners.NopPruner"},
+                             tracking_uri=tracking.resolve_tracking_uri(None, root), experiment="quadratic",
+                             params_node="params", log_params=("params", "data", "seed"))
     study = optuna.create_study(study_name="quadratic", storage=open_storage(settings.storage_url))
     trial = study.ask({"x": optuna.distributions.FloatDistribution(-5, 5)})
-    overrides = ["+arch=quadratic", f"params.x={trial.params['x']}", "trial.number=0",
+    overrides = ["+arch=quadratic", f"params.x={trial.params['x']}",
                  f"tracking.log_model={str(log_model).lower()}", f"root_dir={root}"]
     if state == "FAIL":
         overrides.append("params.fail_above=-100")
@@ -58,7 +61,7 @@ def test_a_trial_costs_a_handful_of_mlflow_requests(
     tracking.experiment_id_for(client, "quadratic", None)  # the sweeper resolved it before the trial
     client.calls.clear()
 
-    outcome = run_trial(cfg, settings, trial.number)
+    outcome = run_trial(arch_task, cfg, settings, trial.number)
 
     assert outcome.state == state
     assert dict(client.calls) == {"create_run": 1, "log_batch": 2, "set_terminated": 1}

@@ -94,8 +94,9 @@ class Topology:
         return process
 
     def worker_running(self, trial_number: int) -> subprocess.Popen[str]:
-        """The worker whose Hydra launcher started trial ``trial_number`` (it logs ``trial.number=N``)."""
-        marker = f"trial.number={trial_number}\n"
+        """The worker whose Hydra launcher started trial ``trial_number`` (it logs ``#N : overrides``: the
+        job number is the trial number)."""
+        marker = f"\t#{trial_number} : "
         (worker,) = [w for w in self.workers if w.poll() is None and marker in output_of(w)]
         return worker
 

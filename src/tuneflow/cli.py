@@ -14,9 +14,15 @@ import sys
 from typing import Any
 
 import hydra
-from omegaconf import DictConfig, OmegaConf
 
-EXIT_USAGE = 2
+from tuneflow.console import (
+    EXIT_USAGE,
+    Terminated,
+    one_line_error,
+    quiet_library_warnings,
+    terminate_like_interrupt,
+)
+from omegaconf import DictConfig, OmegaConf
 
 # `hydra.sweeper.params.lr=tag(log, interval(1e-4, 1e-1))` is a sweep over Hydra's own config, which
 # Hydra refuses; tuneflow reads it as the string it is meant to be.
@@ -39,38 +45,43 @@ def quote_sweeper_params(argv: list[str]) -> list[str]:
 
 
 def run_task(cfg: DictConfig) -> Any:
-    """Hydra's task function: one job = one training run (a study's trial under the tuneflow sweeper)."""
-    from hydra.core.hydra_config import HydraConfig
+    """Hydra's task function: one job = one training run of the chosen architecture.
 
+    In a sweep the sweeper runs it as a trial (``tuneflow.current_trial()`` is set) and it returns the
+    run's metrics; on its own it is a plain training run with its own MLflow run.
+    """
     from tuneflow.errors import ConfigError, TuneflowError
-    from tuneflow.study import study_settings
-    from tuneflow.trial_runner import run_single, run_trial
+    from tuneflow.trial import api, arch_task
 
-    if cfg.trial.number is None:
-        # A plain run: errors end the process here, as one line (Hydra would add its own report).
-        try:
-            if "arch" not in cfg:
-                raise ConfigError(f"no architecture chosen: add +arch=NAME, one of {', '.join(available_archs())}")
-            outcome = run_single(cfg)
-        except TuneflowError as error:
-            print(f"tuneflow: error: {error}", file=sys.stderr)
-            sys.exit(EXIT_USAGE)
-        print(f"trained {cfg.arch.name}: {cfg.arch.objective}={outcome.value:.6g}; MLflow run {outcome.run_id}")
-        return outcome
-    sweeper = OmegaConf.to_container(HydraConfig.get().sweeper, resolve=True)
-    return run_trial(cfg, study_settings(sweeper, cfg), int(cfg.trial.number))  # type: ignore[arg-type]
-
-
-def available_archs() -> list[str]:
-    from importlib.resources import files
-
-    return sorted(p.name.removesuffix(".yaml") for p in files("tuneflow").joinpath("conf/arch").iterdir()
-                  if p.name.endswith(".yaml"))
+    if api.current_trial() is not None:
+        return arch_task.run(cfg)
+    # A plain run: errors end the process here, as one line (Hydra would add its own report).
+    try:
+        if "arch" not in cfg:
+            raise ConfigError(
+                f"no architecture chosen: add +arch=NAME, one of {', '.join(arch_task.available_archs())}"
+            )
+        value, run_id, _ = arch_task.run_single(cfg)
+    except TuneflowError as error:
+        print(f"tuneflow: error: {error}", file=sys.stderr)
+        sys.exit(EXIT_USAGE)
+    print(f"trained {cfg.arch.name}: {cfg.arch.objective}={value:.6g}; MLflow run {run_id}")
+    return value
 
 
-@hydra.main(version_base="1.3", config_path="conf", config_name="config")
-def _hydra_main(cfg: DictConfig) -> Any:
+def _check_job(cfg: DictConfig) -> None:
+    from tuneflow.trial import arch_task
+
+    arch_task.check_job(cfg)
+
+
+def _task(cfg: DictConfig) -> Any:
     return run_task(cfg)
+
+
+# The sweeper runs this on a job config at the corners of the search space before it creates anything.
+_task.tuneflow_check = _check_job  # type: ignore[attr-defined]
+_hydra_main = hydra.main(version_base="1.3", config_path="conf", config_name="config")(_task)
 
 
 def flags_first(argv: list[str]) -> list[str]:
@@ -78,19 +89,6 @@ def flags_first(argv: list[str]) -> list[str]:
     only, and users write ``-m`` anywhere."""
     flags = [a for a in argv if a in ("-m", "--multirun")]
     return flags + [a for a in argv if a not in ("-m", "--multirun")]
-
-
-def quiet_library_warnings() -> None:
-    """Warnings about choices tuneflow made on purpose (heartbeats with ask/tell, pickled torch
-    models for 0.05 s saves instead of 3 s exports) say nothing a user can act on."""
-    import warnings
-
-    warnings.filterwarnings("ignore", message=".*heartbeat.*", category=Warning)
-    warnings.filterwarnings("ignore", message=".*fail_stale_trials.*", category=Warning)
-    warnings.filterwarnings("ignore", message=".*Heartbeat of storage.*", category=UserWarning)
-    os.environ.setdefault("PYTHONWARNINGS", "ignore::FutureWarning")
-    # With a tracking server MLflow prints two "View run" links per trial, and fetches the run to do so.
-    os.environ.setdefault("MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT", "true")
 
 
 def backend_arguments(argv: list[str]) -> list[str]:
@@ -106,18 +104,21 @@ def backend_arguments(argv: list[str]) -> list[str]:
 SUBCOMMANDS = ("report", "repeat", "ui", "spec", "fidelity")
 
 
-class Terminated(KeyboardInterrupt):
-    """SIGTERM, raised where the process is: a scheduler's pre-emption, ``docker stop`` or ``kill``
-    then ends the study the way Ctrl-C does (the running trial FAIL, its MLflow run and the parent
-    run KILLED, the CSV written) instead of leaving them RUNNING until a heartbeat goes stale."""
-
-
-def _raise_terminated(signum: int, frame: Any) -> None:
-    raise Terminated
+def project_on_path() -> None:
+    """The project folder (where the command runs) is importable, as ``python -m`` makes it: a
+    ``conf/arch/NAME.yaml`` names its trainer as ``my_model.train`` and the ``tuneflow`` script finds it
+    too, and so do the worker processes a parallel launcher starts."""
+    project = os.getcwd()
+    if project not in sys.path:
+        sys.path.insert(0, project)
+    paths = [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]
+    if project not in paths:
+        os.environ["PYTHONPATH"] = os.pathsep.join([project, *paths])
 
 
 def main() -> None:
-    signal.signal(signal.SIGTERM, _raise_terminated)
+    terminate_like_interrupt()
+    project_on_path()
     if len(sys.argv) > 1 and sys.argv[1] in SUBCOMMANDS:
         import importlib
 
@@ -141,28 +142,3 @@ def main() -> None:
             raise
         print(f"tuneflow: error: {message}", file=sys.stderr)
         sys.exit(EXIT_USAGE)
-
-
-def one_line_error(error: BaseException) -> str | None:
-    """The one line that tells the user what to fix, or None for a bug (the traceback is shown)."""
-    from hydra.errors import HydraException, MissingConfigException
-    from omegaconf.errors import OmegaConfBaseException
-
-    from tuneflow.errors import TuneflowError
-
-    if isinstance(error, TuneflowError):
-        return str(error)
-    if isinstance(error, MissingConfigException):
-        missing = error.missing_cfg_file or ""
-        group, _, option = str(missing).rpartition("/")
-        options = ", ".join(error.options or [])
-        if group and options:
-            return f"unknown {group} {option!r}: choose one of {options}"
-        return str(error).strip().splitlines()[0]
-    if isinstance(error, (HydraException, OmegaConfBaseException)):
-        lines = [line.strip() for line in str(error).strip().splitlines() if line.strip()]
-        cause = error.__cause__
-        if cause is not None and str(cause).strip():
-            lines.append(str(cause).strip().splitlines()[0])
-        return " ".join(lines[:3]) if lines else type(error).__name__
-    return None

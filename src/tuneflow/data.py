@@ -1,7 +1,10 @@
-"""Datasets that ship offline: scikit-learn's bundled sets (and, for time series, seattle_weather).
+"""The data a trial trains on, as its data config (``conf/data/NAME.yaml``) names it.
 
-Loaders are pure functions of their config, return numpy arrays ready for training, and are split
-reproducibly (a fixed ``split_seed``), so every trial of a study sees the same train/validation split.
+Bundled and offline: scikit-learn's classification sets and, for time series, seattle_weather. A
+project's own data: a table (``data.path``: CSV or Parquet) or a loader function of its own
+(``data.loader: my_data.load``); see ``load_folds``. Loaders are pure functions of their config and are
+split reproducibly (a fixed ``split_seed``), so every trial of a study sees the same train/validation
+split.
 """
 
 from __future__ import annotations
@@ -9,6 +12,7 @@ from __future__ import annotations
 import statistics
 from dataclasses import dataclass
 from functools import lru_cache
+from pathlib import Path
 from typing import Any, Mapping
 
 import numpy as np
@@ -45,7 +49,10 @@ def load_tabular(name: str, val_fraction: float = 0.25, split_seed: int = 0) -> 
         "wine": datasets.load_wine,
     }
     if name not in loaders:
-        raise ValueError(f"data.name is {name!r}, but must be one of {', '.join(TABULAR_SETS)}")
+        raise ValueError(
+            f"data.name is {name!r}, but the bundled sets are {', '.join(TABULAR_SETS)}; for your own data "
+            "give data.path (a CSV or Parquet file) and data.target, or data.loader (a function)"
+        )
     if not 0.0 < val_fraction < 1.0:
         raise ValueError(f"data.val_fraction is {val_fraction}, but must be between 0 and 1")
     x, y = loaders[name](return_X_y=True)
@@ -63,12 +70,60 @@ def load_tabular(name: str, val_fraction: float = 0.25, split_seed: int = 0) -> 
     )
 
 
-def load(data_cfg: Mapping[str, Any]) -> TabularData:
-    """Build the dataset a data config (``conf/data/*.yaml``) describes."""
-    return load_tabular(
-        str(data_cfg["name"]),
-        float(data_cfg.get("val_fraction", 0.25)),
-        int(data_cfg.get("split_seed", 0)),
+def load(data_cfg: Mapping[str, Any]) -> Any:
+    """Build the dataset a tabular data config (``conf/data/*.yaml``) describes: a bundled set, a
+    project's table split into train and validation, or whatever its own loader function returns."""
+    if data_cfg.get("loader") is not None:
+        return _call_loader(str(data_cfg["loader"]), data_cfg)
+    val_fraction, split_seed = float(data_cfg.get("val_fraction", 0.25)), int(data_cfg.get("split_seed", 0))
+    if data_cfg.get("path") is not None:
+        if data_cfg.get("target") is None:
+            raise ValueError("data.target is not set; name the column to predict")
+        return load_table(str(data_cfg["path"]), str(data_cfg["target"]), val_fraction, split_seed)
+    return load_tabular(str(data_cfg["name"]), val_fraction, split_seed)
+
+
+def _call_loader(path: str, data_cfg: Mapping[str, Any]) -> Any:
+    """``data.loader: my_data.load`` -> ``my_data.load(data_cfg)``; errors name the loader."""
+    import importlib
+
+    module_name, _, attribute = path.rpartition(".")
+    try:
+        function = getattr(importlib.import_module(module_name), attribute)
+    except (ImportError, AttributeError, ValueError) as error:
+        raise ValueError(f"data.loader {path!r} cannot be imported: {type(error).__name__}: {error}") from None
+    try:
+        return function(dict(data_cfg))
+    except Exception as error:  # noqa: BLE001 - the project's own code: name it, whatever it raised
+        raise ValueError(f"data.loader {path!r} raised {type(error).__name__}: {error}") from None
+
+
+@lru_cache(maxsize=4)
+def load_table(path: str, target: str, val_fraction: float = 0.25, split_seed: int = 0) -> TabularData:
+    """A project's classification table (CSV or Parquet): numeric feature columns and a ``target``
+    column, split and standardised as the bundled sets are."""
+    import pandas as pd
+    from sklearn.model_selection import train_test_split
+    from sklearn.preprocessing import StandardScaler
+
+    file = Path(path)
+    if not file.is_file():
+        raise ValueError(f"data.path {path!r} is not a file (looked in {file.resolve().parent})")
+    frame = pd.read_parquet(file) if file.suffix in (".parquet", ".pq") else pd.read_csv(file)
+    if target not in frame.columns:
+        raise ValueError(f"data.path {path!r} has no column {target!r}; its columns are {', '.join(map(str, frame.columns))}")
+    features = frame.drop(columns=[target]).select_dtypes("number")
+    classes, y = np.unique(frame[target].to_numpy(), return_inverse=True)
+    x_train, x_val, y_train, y_val = train_test_split(
+        features.to_numpy(dtype=np.float64), y, test_size=val_fraction, random_state=split_seed, stratify=y
+    )
+    scaler = StandardScaler().fit(x_train)
+    return TabularData(
+        x_train=scaler.transform(x_train).astype(np.float32),
+        y_train=y_train.astype(np.int64),
+        x_val=scaler.transform(x_val).astype(np.float32),
+        y_val=y_val.astype(np.int64),
+        n_classes=int(len(classes)),
     )
 
 
@@ -85,6 +140,8 @@ def load_folds(data_cfg: Mapping[str, Any], params: Mapping[str, Any]) -> list[F
     if data_cfg.get("kind") == "timeseries":
         from tuneflow import timeseries
 
+        if params.get("window") is None:
+            raise ValueError("time-series folds need params.window: the days of past data in one input")
         window = int(params["window"])
         return [Fold(date_range.name, series) for date_range, series in timeseries.build_folds(data_cfg, window)]
     if data_cfg.get("kind") == "none":

@@ -88,9 +88,9 @@ def sample_configurations(space: Mapping[str, Any], k: int, seed: int) -> tuple[
     space's fixed overrides."""
     import optuna
 
-    from tuneflow.search_space import parse_search_space
+    from tuneflow.search_space import PARAMS_NODE, parse_search_space
 
-    distributions, fixed = parse_search_space(space)
+    distributions, fixed = parse_search_space(space, PARAMS_NODE)
     if not distributions:
         raise ConfigError("the architecture's search space is empty; nothing to sample")
     optuna.logging.set_verbosity(optuna.logging.WARNING)
@@ -102,11 +102,11 @@ def build_configs(
     overrides: Sequence[str], k: int, seed: int, reseed: bool = False
 ) -> tuple[DictConfig, list[Row], dict[str, list[DictConfig]]]:
     """Compose every training config before any training, so a bad override fails at once."""
-    from tuneflow.search_space import to_overrides
+    from tuneflow.search_space import PARAMS_NODE, to_overrides
 
     base = compose(["mode=full", *overrides], with_hydra=True)
     if "arch" not in base:
-        from tuneflow.cli import available_archs
+        from tuneflow.trial.arch_task import available_archs
 
         raise ConfigError(f"no architecture chosen: add +arch=NAME, one of {', '.join(available_archs())}")
     space = OmegaConf.to_container(base.hydra.sweeper.params, resolve=True)
@@ -114,23 +114,23 @@ def build_configs(
     rows = [Row(index, params) for index, params in enumerate(points)]
     fixed_overrides = [f"{path}={value}" for path, value in fixed.items()]
     configs = {
-        mode: [compose([f"mode={mode}", *overrides, *fixed_overrides, *to_overrides(row.params)]) for row in rows]
+        mode: [compose([f"mode={mode}", *overrides, *fixed_overrides, *to_overrides(row.params, PARAMS_NODE)]) for row in rows]
         for mode in MODES
     }
     if reseed:
         another = f"seed={int(base.seed) + 1}"
-        configs[RESEEDED] = [compose(["mode=full", *overrides, *fixed_overrides, *to_overrides(row.params), another])
+        configs[RESEEDED] = [compose(["mode=full", *overrides, *fixed_overrides, *to_overrides(row.params, PARAMS_NODE), another])
                              for row in rows]
     return base, rows, configs
 
 
 def train_once(cfg: DictConfig) -> Measurement:
     """Train one configuration on every fold of its mode; the objective is the mean over folds."""
-    from tuneflow.trial_runner import Reporter, train_folds
+    from tuneflow.trial.arch_task import train_folds
 
     started = time.perf_counter()
     try:
-        results = train_folds(cfg, Reporter(str(cfg.arch.objective), buffer=None, trial=None))
+        results = train_folds(cfg)
         value = results.objective
     except (TuneflowError, ValueError, RuntimeError) as error:  # one bad configuration is a row, not a crash
         return Measurement(seconds=time.perf_counter() - started, error=f"{type(error).__name__}: {error}")
@@ -228,7 +228,7 @@ def log_to_mlflow(report: Report, lines: Sequence[Mapping[str, Any]], base: Dict
 def measure(
     overrides: Sequence[str], k: int, seed: int, progress: Any = print, reseed: bool = False
 ) -> tuple[Report, DictConfig]:
-    from tuneflow.trial_runner import load_trainer
+    from tuneflow.trial.arch_task import load_trainer
 
     base, rows, configs = build_configs(overrides, k, seed, reseed)
     load_trainer(str(base.arch.trainer))  # imported before the clock starts: not part of any timing
@@ -268,7 +268,8 @@ def parse_arguments(argv: Sequence[str]) -> tuple[argparse.Namespace, list[str]]
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    from tuneflow.cli import one_line_error, quiet_library_warnings
+    from tuneflow.console import one_line_error
+    from tuneflow.console import quiet_library_warnings
 
     quiet_library_warnings()
     try:

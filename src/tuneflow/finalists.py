@@ -28,12 +28,12 @@ def compose(overrides: Sequence[str]) -> DictConfig:
 
 def job_overrides(trial: Any) -> list[str] | None:
     """The overrides the trial's job was composed from (without ``trial.number``), if recorded."""
-    from tuneflow.search_space import to_overrides
+    from tuneflow.search_space import PARAMS_NODE, to_overrides
 
     fixed = trial.user_attrs.get(OVERRIDES_ATTR)
     if fixed is None:
         return None
-    return [*fixed, *to_overrides(trial.params)]
+    return [*fixed, *to_overrides(trial.params, PARAMS_NODE)]
 
 
 def trial_config(trial: Any, study: Any, client: Any | None = None, changes: Mapping[str, Any] | None = None) -> DictConfig:
@@ -41,7 +41,7 @@ def trial_config(trial: Any, study: Any, client: Any | None = None, changes: Map
 
     ``client`` (MLflow) is only needed for the fallback on the run's ``config.yaml``.
     """
-    from tuneflow.trial_runner import pin_automatic_date_ranges
+    from tuneflow.trial.arch_task import pin_automatic_date_ranges
 
     overrides = job_overrides(trial)
     if overrides is not None:
@@ -49,7 +49,6 @@ def trial_config(trial: Any, study: Any, client: Any | None = None, changes: Map
     else:
         cfg = _config_from_run(trial, client)
     with open_dict(cfg):
-        cfg.trial.number = None  # a plain training run now: no Optuna trial to report to
         for path, value in (changes or {}).items():
             OmegaConf.update(cfg, path, value, force_add=True)
     pin_automatic_date_ranges(cfg, study.user_attrs.get(AS_OF_ATTR))

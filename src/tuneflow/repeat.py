@@ -139,7 +139,7 @@ def validation_layout(cfg: Any) -> tuple[list[str], int | None]:
     """The names of the configuration's validation ranges, and its validation examples when the
     objective is an accuracy on one fixed set (what a Wilson interval needs)."""
     from tuneflow import data as datasets
-    from tuneflow.trial_runner import hyperparameters
+    from tuneflow.trial.arch_task import hyperparameters
 
     folds = datasets.load_folds(cfg.data, hyperparameters(cfg))
     examples = None
@@ -178,7 +178,7 @@ def run_repeats(plan: Plan, study: Any, client: Any, parent_run_id: str, done: s
     """Train the planned repeats not already finished; returns how many failed."""
     from tuneflow import tracking
     from tuneflow.study import RUN_ID_ATTR
-    from tuneflow.trial_runner import run_single
+    from tuneflow.trial.arch_task import run_single
 
     todo = [(t, seed) for t in plan.trials for seed in plan.seeds if (t.number, seed) not in done]
     failures = 0
@@ -198,15 +198,15 @@ def run_repeats(plan: Plan, study: Any, client: Any, parent_run_id: str, done: s
         started = time.perf_counter()
         head = f"[{index}/{len(todo)}] trial {trial.number} seed {seed}:"
         try:
-            outcome = run_single(cfg, tags=tags)
+            value, run_id, _ = run_single(cfg, tags=tags)
         except Exception as error:  # noqa: BLE001 - one failing repeat is a gap in the table, not a crash
             failures += 1
             progress(f"{head} FAILED ({type(error).__name__}: {error})")
             continue
         if examples is not None:
-            tracking.log_values(client, str(outcome.run_id), params={EXAMPLES_PARAM: examples})
-        progress(f"{head} {cfg.arch.objective}={outcome.value:.6g} in {time.perf_counter() - started:.1f}s "
-                 f"(MLflow run {outcome.run_id})")
+            tracking.log_values(client, run_id, params={EXAMPLES_PARAM: examples})
+        progress(f"{head} {cfg.arch.objective}={value:.6g} in {time.perf_counter() - started:.1f}s "
+                 f"(MLflow run {run_id})")
     return failures
 
 
@@ -342,7 +342,7 @@ def parse_arguments(argv: Sequence[str]) -> Any:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    from tuneflow.cli import quiet_library_warnings
+    from tuneflow.console import quiet_library_warnings
 
     quiet_library_warnings()
     args = parse_arguments(sys.argv[1:] if argv is None else argv)

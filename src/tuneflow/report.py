@@ -67,11 +67,14 @@ class StudyReport:
 
 
 def range_scores(user_attrs: Mapping[str, Any], objective: str) -> dict[str, float]:
-    """A trial's objective per validation range, from the ``<range>/<objective>`` user attributes the
-    runner writes when a trial trains on several ranges (none for one range or tabular data)."""
-    suffix = f"/{objective}"
-    return {key[: -len(suffix)]: float(value) for key, value in sorted(user_attrs.items())
-            if key.endswith(suffix) and isinstance(value, (int, float))}
+    """A trial's objective per validation range, from the ``<range>/best_<objective>`` user attributes
+    (the trial's final metrics) written when a trial trains on several ranges (none for one range or
+    tabular data); studies recorded before that naming wrote ``<range>/<objective>``."""
+    scores: dict[str, float] = {}
+    for suffix in (f"/{objective}", f"/best_{objective}"):
+        scores.update({key[: -len(suffix)]: float(value) for key, value in sorted(user_attrs.items())
+                       if key.endswith(suffix) and isinstance(value, (int, float))})
+    return scores
 
 
 def top_rows(study: Any, k: int, objective: str, repeats: Mapping[int, Any] | None = None) -> list[dict[str, Any]]:
@@ -280,7 +283,7 @@ def parse_arguments(argv: Sequence[str]) -> Any:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    from tuneflow.cli import quiet_library_warnings
+    from tuneflow.console import quiet_library_warnings
     from tuneflow.repeat import conclude, finalists_by_trial, finished_repeats, format_table, objective_of, table_rows
 
     quiet_library_warnings()

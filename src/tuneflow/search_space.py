@@ -8,9 +8,10 @@ A search space is a mapping ``name -> sweep`` such as::
     dropout: interval(0.0, 0.5)            -> FloatDistribution(0.0, 0.5)
     epochs: 20                             -> a fixed override, not searched
 
-A key without a dot names a hyperparameter under ``params`` (``lr`` -> ``params.lr``); a dotted key is a
-full config path (``data.val_fraction``). Every mistake is reported as one line that names the parameter
-and the rule, before any study exists.
+A key is a config path, as Hydra's Optuna sweeper reads it. An app may name a node its bare keys live
+under (``hydra.sweeper.params_node``; tuneflow's own app: ``params``): then ``lr`` means ``params.lr``
+and a dotted key is still a full config path (``data.val_fraction``). Every mistake is reported as one
+line that names the parameter and the rule, before any study exists.
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ from optuna.distributions import (
     IntDistribution,
 )
 
-#: The config node that holds an architecture's hyperparameters.
+#: The node tuneflow's own app keeps an architecture's hyperparameters in (its ``params_node``).
 PARAMS_NODE = "params"
 
 
@@ -39,9 +40,9 @@ class SearchSpaceError(ConfigError):
     """A search space that cannot be searched; the message names the parameter and the fix."""
 
 
-def config_path(name: str) -> str:
-    """``lr`` -> ``params.lr``; a dotted name is already a full config path."""
-    return name if "." in name else f"{PARAMS_NODE}.{name}"
+def config_path(name: str, node: str | None = None) -> str:
+    """With ``node="params"``: ``lr`` -> ``params.lr``; a dotted name is already a full config path."""
+    return name if node is None or "." in name else f"{node}.{name}"
 
 
 def flatten(space: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
@@ -66,17 +67,19 @@ def parse_override(path: str, value: Any) -> Override:
         raise SearchSpaceError(f"search space: cannot parse {path}={text!r}: {first_line}") from None
 
 
-def parse_search_space(space: Mapping[str, Any]) -> tuple[dict[str, BaseDistribution], dict[str, str]]:
+def parse_search_space(
+    space: Mapping[str, Any], node: str | None = None
+) -> tuple[dict[str, BaseDistribution], dict[str, str]]:
     """Split a search space into Optuna distributions keyed by parameter name (``lr``,
     ``data.val_fraction``: what Optuna, the dashboard and MLflow show) and fixed overrides keyed by
     config path."""
     distributions: dict[str, BaseDistribution] = {}
     fixed: dict[str, str] = {}
     for name, value in flatten(space).items():
-        path = config_path(name)
+        path = config_path(name, node)
         override = parse_override(path, value)
         if override.is_sweep_override():
-            distributions[short_name(path)] = to_distribution(override)
+            distributions[short_name(path, node)] = to_distribution(override)
         else:
             fixed[path] = override.get_value_element_as_str()
     return distributions, fixed
@@ -179,9 +182,10 @@ def override_value(value: Any) -> str:
     return f"'{quoted}'"
 
 
-def to_overrides(params: Mapping[str, Any]) -> list[str]:
-    """Sampled ``{name: value}`` -> ``["params.name=value", ...]`` for the launcher."""
-    return [f"{config_path(name)}={override_value(value)}" for name, value in params.items()]
+def to_overrides(params: Mapping[str, Any], node: str | None = None) -> list[str]:
+    """Sampled ``{name: value}`` -> ``["name=value", ...]`` (``node.name`` for a bare name under
+    ``node``) for the launcher."""
+    return [f"{config_path(name, node)}={override_value(value)}" for name, value in params.items()]
 
 
 def grid_of(distributions: Mapping[str, BaseDistribution]) -> dict[str, list[Any]]:
@@ -206,7 +210,8 @@ def grid_of(distributions: Mapping[str, BaseDistribution]) -> dict[str, list[Any
     return grid
 
 
-def short_name(path: str) -> str:
-    """``params.lr`` -> ``lr`` for display and MLflow params; other paths stay whole."""
-    prefix = f"{PARAMS_NODE}."
-    return path[len(prefix) :] if path.startswith(prefix) else path
+def short_name(path: str, node: str | None = None) -> str:
+    """With ``node="params"``: ``params.lr`` -> ``lr`` for display and MLflow params; other paths stay
+    whole."""
+    prefix = f"{node}."
+    return path[len(prefix) :] if node is not None and path.startswith(prefix) else path

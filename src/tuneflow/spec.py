@@ -262,7 +262,7 @@ def compose_data_config(spec: Spec, extra: Sequence[str]) -> Mapping[str, Any] |
 
 def build_command(path: str | Path, extra: Sequence[str]) -> list[str]:
     """Validate the spec at ``path`` and return the full command that runs it."""
-    from tuneflow.cli import available_archs
+    from tuneflow.trial.arch_task import available_archs
 
     raw = read_spec_file(path)
     spec = parse_spec(raw, default_study_name=Path(path).stem, archs=available_archs())

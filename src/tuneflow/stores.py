@@ -139,7 +139,7 @@ def parent_run_id(study: optuna.Study) -> str | None:
 
 def fail(error: BaseException) -> int:
     """Print a fixable error as one line and return the exit status; re-raise anything else."""
-    from tuneflow.cli import one_line_error
+    from tuneflow.console import one_line_error
 
     message = None if isinstance(error, (KeyboardInterrupt, SystemExit)) else one_line_error(error)
     if message is None:

@@ -7,6 +7,7 @@ multirun, with parallel launchers and with several independent worker processes.
 
 from __future__ import annotations
 
+import threading
 import warnings
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -155,43 +156,65 @@ def best_of(trials: Sequence[FrozenTrial], direction: StudyDirection) -> FrozenT
 
 @dataclass(frozen=True)
 class StudySettings:
-    """Everything the sweeper and its jobs must agree on, resolved once from the config."""
+    """Everything the sweeper and its jobs must agree on, resolved once from the sweeper's config."""
 
     name: str
     storage_url: str
     direction: str
-    objective: str
+    #: The metric the study optimises, by name (None: the task's single value, logged as ``objective``).
+    objective: str | None
     n_trials: int
     root_dir: str
     heartbeat_interval: int | None
     #: The pruner's config (``_target_`` + arguments); jobs build the same pruner from it.
     pruner: dict[str, Any] = field(default_factory=dict)
+    #: MLflow: where trials are tracked (resolved) and in which experiment.
+    tracking_uri: str = ""
+    experiment: str = ""
+    #: The config node bare search-space names live under (None: every name is a config path).
+    params_node: str | None = None
+    #: Config nodes logged as each trial's MLflow params, beside the sampled values.
+    log_params: tuple[str, ...] = ()
+    #: Run each task with the trial's MLflow run active and ``mlflow.autolog()`` on.
+    autolog: bool = False
+
+    def param_name(self, path: str) -> str:
+        """A config path as the search space names it (``params.lr`` -> ``lr`` under node ``params``)."""
+        prefix = f"{self.params_node}."
+        return path[len(prefix):] if self.params_node and path.startswith(prefix) else path
 
 
-def study_settings(sweeper: Mapping[str, Any], cfg: Mapping[str, Any]) -> StudySettings:
-    """Resolve the sweeper's nullable fields against the job config (arch name, root_dir)."""
-    arch = cfg.get("arch") or {}
-    direction = sweeper.get("direction") or arch.get("direction") or "minimize"
+def study_settings(sweeper: Mapping[str, Any], job_name: str = "tuneflow") -> StudySettings:
+    """Resolve the sweeper's nullable fields; the study is named after the app's job when unnamed."""
+    from tuneflow.tracking import resolve_tracking_uri
+
+    direction = sweeper.get("direction") or "minimize"
     if direction not in ("minimize", "maximize"):
         raise ConfigError(f"hydra.sweeper.direction is {direction!r}, but must be minimize or maximize")
     n_trials = int(sweeper.get("n_trials", 20))
     if n_trials < 1:
         raise ConfigError(f"hydra.sweeper.n_trials is {n_trials}, but must be at least 1")
-    root_dir = str(cfg.get("root_dir", "mlruns"))
+    root_dir = str(sweeper.get("root_dir") or "mlruns")
     heartbeat = sweeper.get("heartbeat_interval")
     if heartbeat is not None and int(heartbeat) < 0:
         raise ConfigError(
             f"hydra.sweeper.heartbeat_interval is {heartbeat}, but must be a number of seconds >= 1 (null or 0 = off)"
         )
+    name = str(sweeper.get("study_name") or job_name)
     return StudySettings(
-        name=str(sweeper.get("study_name") or arch.get("name") or "tuneflow"),
+        name=name,
         storage_url=storage_url(sweeper.get("storage"), root_dir),
         direction=str(direction),
-        objective=str(arch.get("objective", "val_loss")),
+        objective=None if sweeper.get("objective") is None else str(sweeper["objective"]),
         n_trials=n_trials,
         root_dir=root_dir,
         heartbeat_interval=None if heartbeat in (None, 0) else int(heartbeat),
         pruner=dict(sweeper.get("pruner") or {"_target_": "optuna.pruners.NopPruner"}),
+        tracking_uri=resolve_tracking_uri(sweeper.get("tracking_uri"), root_dir),
+        experiment=str(sweeper.get("experiment") or name),
+        params_node=sweeper.get("params_node") or None,
+        log_params=tuple(str(node) for node in sweeper.get("log_params") or ()),
+        autolog=bool(sweeper.get("mlflow_autolog", False)),
     )
 
 
@@ -239,3 +262,32 @@ def forget_job_studies() -> None:
     """A new sweep in this process loads its study afresh (SQLite may give a study deleted and created
     again its old id, which the check above cannot tell from the same study)."""
     _job_studies.clear()
+
+
+class Heartbeat:
+    """Records the trial's heartbeat on the storage while the job runs, so that a killed worker's
+    trial is noticed (``optuna.storages.fail_stale_trials``) and retried by another worker."""
+
+    def __init__(self, storage: Any, trial_id: int, interval: int | None) -> None:
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        if interval:
+            self._thread = threading.Thread(
+                target=self._beat, args=(storage, trial_id, interval), daemon=True, name="tuneflow-heartbeat"
+            )
+
+    def _beat(self, storage: Any, trial_id: int, interval: int) -> None:
+        while True:
+            storage.record_heartbeat(trial_id)
+            if self._stop.wait(interval):
+                return
+
+    def __enter__(self) -> Heartbeat:
+        if self._thread is not None:
+            self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join()

@@ -1,12 +1,16 @@
 """The sweeper behind ``hydra_plugins.tuneflow_sweeper``: ask, launch, tell, summarise.
 
-1. ``plan``: read the search space (arch defaults + ``hydra.sweeper.params`` + sweeps on the command
-   line), validate it against the composed config. Nothing is created yet, so bad input leaves no trace.
+1. ``plan``: read the search space (``hydra.sweeper.params`` + sweeps on the command line), validate it
+   against the composed config and let the app check a job at the corners of the space (a task function
+   with a ``tuneflow_check`` attribute). Nothing is created yet, so bad input leaves no trace.
 2. ``open``: create or resume the Optuna study (with its pruner) on a shared storage, and the study's
    MLflow parent run.
 3. ``loop``: until the study holds ``n_trials`` finished trials (across every worker and every earlier
-   run): ask a batch of trials, launch them as Hydra jobs (each job opens the same study and becomes its
-   trial, which is how it reports per epoch and gets pruned), tell their outcomes, rewrite the CSV.
+   run): ask a batch of trials, launch them as Hydra jobs numbered by their trials (each job runs the app's
+   task inside ``tuneflow.trial.job.TrialJob``: it opens the same study and becomes its trial, which is
+   how it reports per epoch and gets pruned), tell their outcomes, rewrite the CSV.
+
+The sweeper knows Optuna, Hydra's launcher and the trial protocol; nothing of the app's config.
 4. ``summarise``: best trial, parent run, CSV.
 """
 
@@ -50,7 +54,8 @@ from tuneflow.study import (
     open_storage,
     study_settings,
 )
-from tuneflow.trial_runner import Heartbeat, TrialOutcome, check_torch_threads
+from tuneflow.study import Heartbeat
+from tuneflow.trial.job import TrialJob, TrialOutcome
 
 log = logging.getLogger("tuneflow")
 
@@ -89,6 +94,14 @@ class StudySweeper:
         heartbeat_interval: int | None = 60,
         params: Any = None,
         zoom: Any = None,
+        custom_search_space: str | None = None,
+        objective: str | None = None,
+        root_dir: str = "mlruns",
+        tracking_uri: str | None = None,
+        experiment: str | None = None,
+        params_node: str | None = None,
+        log_params: Any = None,
+        mlflow_autolog: bool = False,
     ) -> None:
         self.sweeper_cfg: dict[str, Any] = {
             "sampler": _plain(sampler),
@@ -100,12 +113,25 @@ class StudySweeper:
             "n_jobs": n_jobs,
             "max_failure_rate": max_failure_rate,
             "heartbeat_interval": heartbeat_interval,
+            "objective": objective,
+            "root_dir": root_dir,
+            "tracking_uri": tracking_uri,
+            "experiment": experiment,
+            "params_node": params_node,
+            "log_params": list(_plain(log_params) or []),
+            "mlflow_autolog": mlflow_autolog,
+            "custom_search_space": custom_search_space,
         }
         self.space: dict[str, Any] = _plain(params) or {}
         self.zoom: dict[str, Any] = _plain(zoom) or {}
         self.config: DictConfig | None = None
         self.hydra_context: HydraContext | None = None
         self.launcher: Any = None
+        self.job: TrialJob | None = None
+        #: The app's plan-time check of a job config (the task function's ``tuneflow_check``), if any.
+        self.check_job: Any = None
+        #: ``hydra.sweeper.custom_search_space``: called with (config, trial) on every asked trial.
+        self.extend_space: Any = None
         self.storage: optuna.storages.RDBStorage | None = None
         #: Trials running elsewhere that this worker has beaten for once (see ``adopt_running_trials``).
         self.adopted: set[int] = set()
@@ -114,25 +140,29 @@ class StudySweeper:
     def setup(self, *, hydra_context: HydraContext, task_function: TaskFunction, config: DictConfig) -> None:
         self.config = config
         self.hydra_context = hydra_context
+        self.check_job = getattr(task_function, "tuneflow_check", None)
+        # The launcher runs every job through TrialJob: the app's task becomes an Optuna trial with its
+        # MLflow run, whatever launcher (in-process, joblib, submitit, Ray) runs it.
+        self.job = TrialJob(task_function)
         self.launcher = Plugins.instance().instantiate_launcher(
-            hydra_context=hydra_context, task_function=task_function, config=config
+            hydra_context=hydra_context, task_function=self.job, config=config
         )
 
     # --- 1. plan ----------------------------------------------------------------------------
 
     def plan(self, arguments: Sequence[str]) -> SweepPlan:
         assert self.config is not None
-        settings = study_settings(self.sweeper_cfg, self.config)
-        distributions, fixed = search_space.parse_search_space(self.space)
-        cli_distributions, cli_fixed = split_arguments(arguments)
+        settings = study_settings(self.sweeper_cfg, str(self.config.hydra.job.name))
+        node = settings.params_node
+        distributions, fixed = search_space.parse_search_space(self.space, node)
+        cli_distributions, cli_fixed = split_arguments(arguments, node)
         distributions.update(cli_distributions)
         fixed.update(cli_fixed)
         if not distributions:
-            raise ConfigError(
-                "the search space is empty: pick an architecture with +arch=NAME, or give "
-                "hydra.sweeper.params.NAME=... sweeps"
-            )
-        self.check_parameters_exist(distributions)
+            if self.check_job is not None:
+                self.check_job(self.config)  # the app may know what is missing (tuneflow's: an architecture)
+            raise ConfigError("the search space is empty: give hydra.sweeper.params.NAME=... sweeps")
+        self.check_parameters_exist(distributions, node)
         finalists: list[optuna.trial.FrozenTrial] = []
         if self.zoom.get("study"):
             finalists = load_finalists(settings, str(self.zoom["study"]), int(self.zoom.get("top_k", 5)))
@@ -141,15 +171,16 @@ class StudySweeper:
         # The smallest and the largest values of the space: a window longer than a date range, or a
         # range outside the data, shows now instead of failing every trial of a study already created.
         for point in corner_points(distributions):
-            job_cfg = self.compose_job(fixed_overrides + search_space.to_overrides(point))
-            check_job_data(job_cfg)
-        check_torch_threads(OmegaConf.select(job_cfg, "torch_threads"))
+            job_cfg = self.compose_job(fixed_overrides + search_space.to_overrides(point, node))
+            if self.check_job is not None:
+                self.check_job(job_cfg)
         sampler_cfg = dict(self.sweeper_cfg["sampler"] or {"_target_": "optuna.samplers.TPESampler"})
         grid_size = None
         if sampler_cfg["_target_"].endswith(".GridSampler"):
             grid = search_space.grid_of(distributions)
             sampler_cfg["search_space"] = grid
             grid_size = math.prod(len(values) for values in grid.values())
+        self.extend_space = load_space_extender(self.sweeper_cfg["custom_search_space"])
         n_jobs = int(self.sweeper_cfg["n_jobs"])
         if n_jobs < 1:
             raise ConfigError(f"hydra.sweeper.n_jobs is {n_jobs}, but must be at least 1")
@@ -158,7 +189,7 @@ class StudySweeper:
             raise ConfigError(f"hydra.sweeper.max_failure_rate is {rate}, but must be between 0 and 1")
         # Last: these connect to the database and the tracking server (still creating nothing).
         backends.check_storage(settings.storage_url)
-        backends.check_tracking(tracking.resolve_tracking_uri(self._tracking_uri(), settings.root_dir))
+        backends.check_tracking(settings.tracking_uri)
         return SweepPlan(
             settings=settings,
             distributions=distributions,
@@ -170,19 +201,26 @@ class StudySweeper:
             finalists=finalists,
         )
 
-    def check_parameters_exist(self, distributions: Mapping[str, BaseDistribution]) -> None:
+    def check_parameters_exist(self, distributions: Mapping[str, BaseDistribution], node: str | None) -> None:
+        """Every searched name is a value of the app's config (all wrong names in one line)."""
         assert self.config is not None
-        arch = OmegaConf.select(self.config, "arch.name", default="?")
-        known = sorted(OmegaConf.select(self.config, "params", default={}) or {})
+        missing = []
         for name in distributions:
-            path = search_space.config_path(name)
+            path = search_space.config_path(name, node)
             default = OmegaConf.select(self.config, path, default=_Missing)
             if default is _Missing:
-                raise ConfigError(
-                    f"search space: {name!r} is not a parameter of arch {arch} "
-                    f"(no {path} in the config); known parameters: {', '.join(known)}"
-                )
+                missing.append((name, path))
+                continue
             check_choice_types(path, default, distributions[name])
+        if missing:
+            parent = missing[0][1].rpartition(".")[0]
+            siblings = OmegaConf.select(self.config, parent, default=None) if parent else self.config
+            known = sorted(str(k) for k in siblings if k != "hydra") if isinstance(siblings, DictConfig) else []
+            names = ", ".join(f"{name!r} (no {path})" for name, path in missing)
+            where = f" under {parent}" if parent else ""
+            raise ConfigError(
+                f"search space: not in the app's config: {names}; known names{where}: {', '.join(known) or 'none'}"
+            )
 
     def compose_job(self, overrides: list[str]) -> DictConfig:
         """Compose one job's config now, so a type error shows before the study exists."""
@@ -204,7 +242,7 @@ class StudySweeper:
         """
         settings = plan.settings
         with backends.study_lock(settings.storage_url, settings.root_dir, settings.name, "open"):
-            client = tracking.client_for(tracking.resolve_tracking_uri(self._tracking_uri(), settings.root_dir))
+            client = tracking.client_for(settings.tracking_uri)
             on_stale_trial = StaleTrialHandler(client)
             try:
                 storage = open_storage(
@@ -234,7 +272,7 @@ class StudySweeper:
                 )
             if study.metric_names is None:
                 # optuna-dashboard then labels the objective val_accuracy, not "Objective 0".
-                study.set_metric_names([settings.objective])
+                study.set_metric_names([settings.objective or "objective"])
             if plan.finalists and not study.get_trials(deepcopy=False):
                 zoom.enqueue_finalists(study, plan.finalists, plan.distributions)
             parent_run_id = self.open_parent_run(client, study, plan)
@@ -242,12 +280,9 @@ class StudySweeper:
         return study, client, parent_run_id
 
     def open_parent_run(self, client: Any, study: optuna.Study, plan: SweepPlan) -> str:
-        assert self.config is not None
         settings = plan.settings
         experiment_id = tracking.experiment_id_for(
-            client,
-            OmegaConf.select(self.config, "tracking.experiment") or settings.name,
-            tracking.default_artifact_location(client.tracking_uri, settings.root_dir),
+            client, settings.experiment, tracking.default_artifact_location(client.tracking_uri, settings.root_dir)
         )
         if AS_OF_ATTR not in study.user_attrs:
             study.set_user_attr(AS_OF_ATTR, datetime.date.today().isoformat())
@@ -255,23 +290,22 @@ class StudySweeper:
         if parent_run_id is not None:
             client.update_run(parent_run_id, status="RUNNING")
             return str(parent_run_id)
-        parent_run_id = tracking.open_study_run(
-            client, experiment_id, settings.name, {"tuneflow.arch": str(self.config.arch.name)}
-        )
+        parent_run_id = tracking.open_study_run(client, experiment_id, settings.name, {})
         study.set_user_attr(PARENT_RUN_ATTR, parent_run_id)
         tracking.log_values(client, parent_run_id, params=_study_params(plan))
         return parent_run_id
 
-    def _tracking_uri(self) -> str | None:
-        assert self.config is not None
-        return OmegaConf.select(self.config, "tracking.uri")
-
     # --- 3. loop ----------------------------------------------------------------------------
 
     def sweep(self, arguments: list[str]) -> list[TrialOutcome]:
+        from tuneflow.console import quiet_library_warnings
+
+        quiet_library_warnings()  # in any app, as in tuneflow's own
         optuna.logging.set_verbosity(optuna.logging.WARNING)
         forget_job_studies()
         plan = self.plan(arguments)
+        assert self.job is not None
+        self.job.settings = plan.settings  # travels with the job to wherever the launcher runs it
         study, client, parent_run_id = self.open(plan)
         csv_path = results.results_csv_path(plan.settings.root_dir, plan.settings.name)
         self._save_multirun_config()
@@ -348,12 +382,11 @@ class StudySweeper:
             announced_wait = False
             if not trials:
                 continue
-            batch = [self.job_overrides(plan, trial) for trial in trials]
             try:
                 # The worker beats for its trials from the moment it asked for them (the job beats
                 # too, but only once it has started): a worker killed in between is noticed as well.
                 with self.heartbeats(study, trials, settings.heartbeat_interval):
-                    returns = self.launcher.launch(batch, initial_job_idx=trials[0].number)
+                    returns = self.launch(plan, trials)
             except BaseException:
                 # Interrupted or a launcher failure: no trial of this batch may stay RUNNING.
                 for trial in trials:
@@ -363,6 +396,21 @@ class StudySweeper:
             for trial, outcome in zip(trials, told):
                 tell(study, trial, outcome)
             outcomes.extend(told)
+            usage = next((outcome for outcome in told if outcome.usage_error), None)
+            if usage is not None:
+                # Every trial would fail the same way: stop now, with the fix, instead of at the cap.
+                raise ConfigError(f"trial {usage.number}: {usage.error}")
+
+    def launch(self, plan: SweepPlan, trials: Sequence[optuna.trial.Trial]) -> list[JobReturn]:
+        """Launch the trials as Hydra jobs whose job number is the trial number (the job learns its
+        trial from ``hydra.job.num``; output folders and logs are named by it). A launcher numbers the
+        jobs of one call consecutively, so trials with gaps between their numbers (a retried or
+        enqueued trial asked beside new ones) go in several calls."""
+        returns: list[JobReturn] = []
+        for run in consecutive_runs([trial.number for trial in trials]):
+            batch = [self.job_overrides(plan, trial) for trial in trials if trial.number in run]
+            returns.extend(self.launcher.launch(batch, initial_job_idx=run[0]))
+        return returns
 
     def ask(self, study: optuna.Study, plan: SweepPlan, count: int) -> list[optuna.trial.Trial]:
         """Ask ``count`` trials; one that lost a race with another worker for the last places is
@@ -370,6 +418,9 @@ class StudySweeper:
         asked = []
         for _ in range(count):
             trial = study.ask(plan.distributions)
+            if self.extend_space is not None:
+                # The user's define-by-run parameters (conditional spaces), through Optuna's public suggest API.
+                self.extend_space(self.config, trial)
             if is_surplus(study, trial.number, plan.settings.n_trials):
                 trial.set_user_attr(SURPLUS_ATTR, True)
                 study.tell(trial, state=TrialState.FAIL)
@@ -378,7 +429,8 @@ class StudySweeper:
             if plan.settings.heartbeat_interval:
                 self.first_heartbeat(study, trial.number)
             asked.append(trial)
-        return asked
+        # In trial-number order, as ``launch`` numbers the jobs.
+        return sorted(asked, key=lambda trial: trial.number)
 
     def trial_id(self, study: optuna.Study, number: int) -> int:
         assert self.storage is not None
@@ -413,11 +465,7 @@ class StudySweeper:
         return stack
 
     def job_overrides(self, plan: SweepPlan, trial: optuna.trial.Trial) -> list[str]:
-        return [
-            *plan.fixed_overrides,
-            *search_space.to_overrides(trial.params),
-            f"trial.number={trial.number}",
-        ]
+        return [*plan.fixed_overrides, *search_space.to_overrides(trial.params, plan.settings.params_node)]
 
     def _save_multirun_config(self) -> None:
         assert self.config is not None
@@ -433,11 +481,21 @@ class StudySweeper:
         lines = [f"study {plan.settings.name!r}: {counts['finished']} finished, {counts['failed']} failed"]
         if best is not None:
             params = ", ".join(f"{k}={v}" for k, v in best.params.items())
-            lines.append(f"best trial #{best.number}: {plan.settings.objective}={best.value:.6g} ({params})")
+            lines.append(f"best trial #{best.number}: {plan.settings.objective or 'objective'}={best.value:.6g} ({params})")
         lines.append(f"MLflow parent run: {parent_run_id}")
         lines.append(f"results CSV: {csv_path}")
         for line in lines:
             log.info(line)
+        if best is not None:
+            self._save_optimization_results(best)
+
+    def _save_optimization_results(self, best: FrozenTrial) -> None:
+        """``optimization_results.yaml`` in the sweep folder, as Hydra's Optuna sweeper writes it (scripts
+        written for it read ``best_params`` and ``best_value`` there)."""
+        assert self.config is not None
+        results = {"name": "optuna", "best_params": dict(best.params), "best_value": best.value,
+                   "best_trial": best.number}
+        OmegaConf.save(OmegaConf.create(results), Path(str(self.config.hydra.sweep.dir)) / "optimization_results.yaml")
 
 
 class _Missing:
@@ -513,14 +571,41 @@ def check_choice_types(path: str, default: Any, distribution: BaseDistribution) 
         )
 
 
-def split_arguments(arguments: Sequence[str]) -> tuple[dict[str, BaseDistribution], dict[str, str]]:
+def load_space_extender(path: str | None) -> Any:
+    """``hydra.sweeper.custom_search_space``: a ``module.function(cfg, trial)`` that suggests more
+    parameters on each trial, as with Hydra's Optuna sweeper."""
+    if not path:
+        return None
+    from hydra.utils import get_method
+
+    try:
+        return get_method(str(path))
+    except Exception as error:  # noqa: BLE001 - Hydra raises several types for an unloadable path
+        first = str(error).strip().splitlines()[0]
+        raise ConfigError(f"hydra.sweeper.custom_search_space {path!r} cannot be loaded: {first}") from None
+
+
+def consecutive_runs(numbers: Sequence[int]) -> list[list[int]]:
+    """``[3, 4, 9, 10, 11]`` -> ``[[3, 4], [9, 10, 11]]`` (sorted first)."""
+    runs: list[list[int]] = []
+    for number in sorted(numbers):
+        if runs and number == runs[-1][-1] + 1:
+            runs[-1].append(number)
+        else:
+            runs.append([number])
+    return runs
+
+
+def split_arguments(
+    arguments: Sequence[str], node: str | None = None
+) -> tuple[dict[str, BaseDistribution], dict[str, str]]:
     """Command-line arguments of a multirun: sweeps join the search space, the rest stay fixed."""
     distributions: dict[str, BaseDistribution] = {}
     fixed: dict[str, str] = {}
     for override in OverridesParser.create().parse_overrides(list(arguments)):
         key = override.get_key_element()
         if override.is_sweep_override():
-            distributions[search_space.short_name(key)] = search_space.to_distribution(override)
+            distributions[search_space.short_name(key, node)] = search_space.to_distribution(override)
         else:
             fixed[key] = override.get_value_element_as_str()
     return distributions, fixed
@@ -541,19 +626,6 @@ def corner_points(distributions: Mapping[str, BaseDistribution]) -> list[dict[st
             low[name] = distribution.low  # type: ignore[attr-defined]
             high[name] = distribution.high  # type: ignore[attr-defined]
     return [low, high] if high != low else [low]
-
-
-def check_job_data(job_cfg: DictConfig) -> None:
-    """The folds a job would train on can be built (date ranges inside the data, window within them)."""
-    from tuneflow.data import check_folds
-
-    params = OmegaConf.to_container(job_cfg.params, resolve=True) if "params" in job_cfg else {}
-    check_folds(job_cfg.get("data") or {}, params)  # type: ignore[arg-type]
-    device = str(job_cfg.get("device", "auto"))
-    if device not in ("auto", "cpu"):  # only then is torch worth importing here
-        from tuneflow.models._torch import resolve_device
-
-        resolve_device(device)
 
 
 def build_sampler(sampler_cfg: Mapping[str, Any]) -> optuna.samplers.BaseSampler:
@@ -629,7 +701,7 @@ def _study_params(plan: SweepPlan) -> dict[str, Any]:
     settings = plan.settings
     params: dict[str, Any] = {
         "direction": settings.direction,
-        "objective": settings.objective,
+        "objective": settings.objective or "objective",
         "n_trials": settings.n_trials,
         "sampler": type(plan.sampler).__name__,
         "pruner": str(settings.pruner.get("_target_", "")).rsplit(".", 1)[-1],

@@ -1,7 +1,12 @@
-"""Dated series that ship offline, cut into validation periods for forecasting models.
+"""Dated series cut into validation periods for forecasting models: the bundled Seattle weather, or a
+project's own table.
 
-The task: forecast tomorrow's ``temp_max`` in Seattle from a window of past days
-(``vega_datasets``' bundled ``seattle_weather``, daily, 2012-01-01..2015-12-31).
+The bundled task: forecast tomorrow's ``temp_max`` in Seattle from a window of past days
+(``vega_datasets``' bundled ``seattle_weather``, daily, 2012-01-01..2015-12-31). A project's own series
+is a CSV or Parquet file (``data.path``, with ``date_column``, ``target`` and ``features``) or whatever
+a loader function of its own returns (``data.loader: my_data.load``, a DataFrame with a date column or a
+date index); it gets exactly what the Seattle series gets: date-range folds, automatic monthly ranges,
+fast mode, per-range metrics.
 
 A :class:`DateRange` is a *validation period*. Its fold trains on the ``history_days`` days just before
 the range starts and validates on the targets inside the range, so no validation target is ever a
@@ -71,7 +76,10 @@ class SeriesData:
 def _load_frame(name: str) -> pd.DataFrame:
     """Daily numeric features indexed by date. Cached: every trial of a study reads it; do not mutate."""
     if name not in SERIES_SETS:
-        raise ValueError(f"data.name is {name!r}, but must be one of {', '.join(SERIES_SETS)}")
+        raise ValueError(
+            f"data.name is {name!r}, but the bundled series are {', '.join(SERIES_SETS)}; "
+            "for your own series give data.path (a CSV or Parquet file) or data.loader (a function)"
+        )
     from vega_datasets import local_data
 
     raw = local_data.seattle_weather()
@@ -79,12 +87,134 @@ def _load_frame(name: str) -> pd.DataFrame:
     frame = frame.astype("float64")
     # Rain is heavy-tailed; log1p keeps a few storms from dominating the standardised feature.
     frame["precipitation"] = np.log1p(frame["precipitation"])
-    day_angle = 2 * np.pi * (frame.index.dayofyear.to_numpy() - 1) / 365.25
-    frame["doy_sin"], frame["doy_cos"] = np.sin(day_angle), np.cos(day_angle)
+    return _daily_with_calendar(frame, name)
+
+
+def _daily_with_calendar(frame: pd.DataFrame, name: str) -> pd.DataFrame:
+    """Check one row per day and add the day-of-year encoding every series gets."""
+    if len(frame) < 2:
+        raise ValueError(f"{name} holds {len(frame)} row(s); a series needs at least two days")
     expected = pd.date_range(frame.index[0], frame.index[-1], freq="D")
     if len(frame) != len(expected) or not frame.index.equals(expected):
-        raise ValueError(f"{name} must hold exactly one row per day from its first to its last date")
+        missing = expected.difference(frame.index)
+        detail = f"{len(missing)} day(s) missing, the first {missing[0].date()}" if len(missing) else \
+            "dates repeated or out of order"
+        raise ValueError(f"{name} must hold exactly one row per day from its first to its last date ({detail})")
+    frame = frame.copy()
+    day_angle = 2 * np.pi * (frame.index.day_of_year.to_numpy() - 1) / 365.25
+    frame["doy_sin"], frame["doy_cos"] = np.sin(day_angle), np.cos(day_angle)
     return frame
+
+
+@dataclass(frozen=True)
+class TableSource:
+    """Where a project's own series comes from, and which columns to use (hashable: it keys the cache)."""
+
+    path: str | None
+    loader: str | None
+    date_column: str
+    target: str
+    features: tuple[str, ...] | None
+    #: The file's modification time, so an edited file is read again.
+    mtime: float = 0.0
+
+    @property
+    def label(self) -> str:
+        return f"data.path {self.path}" if self.path else f"data.loader {self.loader}"
+
+
+def table_source(data_cfg: Mapping[str, Any]) -> TableSource | None:
+    """The project's own series a data config names (``path`` or ``loader``), or None for a bundled one."""
+    path, loader = data_cfg.get("path"), data_cfg.get("loader")
+    if path is None and loader is None:
+        return None
+    if path is not None and loader is not None:
+        raise ValueError("data.path and data.loader are both set; give one of them")
+    if data_cfg.get("target") is None:
+        raise ValueError("data.target is not set; name the column to forecast")
+    features = data_cfg.get("features")
+    mtime = 0.0
+    if path is not None:
+        from pathlib import Path
+
+        file = Path(str(path))
+        if not file.is_file():
+            raise ValueError(f"data.path {path!r} is not a file (looked in {file.resolve().parent})")
+        mtime = file.stat().st_mtime
+    return TableSource(
+        path=None if path is None else str(path),
+        loader=None if loader is None else str(loader),
+        date_column=str(data_cfg.get("date_column", "date")),
+        target=str(data_cfg["target"]),
+        features=None if features is None else tuple(str(f) for f in features),
+        mtime=mtime,
+    )
+
+
+@lru_cache(maxsize=4)
+def _load_table(source: TableSource) -> pd.DataFrame:
+    """A project's daily series: numeric features indexed by date. Cached per file version; do not mutate."""
+    raw = _read_source(source)
+    if not isinstance(raw, pd.DataFrame):
+        raise ValueError(f"{source.label} gave a {type(raw).__name__}; it must give a pandas DataFrame")
+    if source.date_column in raw.columns:
+        dates = pd.to_datetime(raw[source.date_column], errors="coerce")
+        if dates.isna().any():
+            raise ValueError(f"{source.label}: column {source.date_column!r} holds values that are not dates")
+        raw = raw.drop(columns=[source.date_column]).set_index(pd.DatetimeIndex(dates).normalize())
+    elif not isinstance(raw.index, pd.DatetimeIndex):
+        raise ValueError(
+            f"{source.label} has no date column {source.date_column!r} (columns: {', '.join(map(str, raw.columns))}); "
+            "set data.date_column"
+        )
+    columns = list(source.features) if source.features is not None else \
+        [c for c in raw.columns if pd.api.types.is_numeric_dtype(raw[c])]
+    if source.target not in columns:
+        columns.append(source.target)
+    missing = [c for c in columns if c not in raw.columns]
+    if missing:
+        raise ValueError(
+            f"{source.label} has no column(s) {', '.join(map(repr, missing))}; "
+            f"its columns are {', '.join(map(str, raw.columns))}"
+        )
+    not_numeric = [c for c in columns if not pd.api.types.is_numeric_dtype(raw[c])]
+    if not_numeric:
+        raise ValueError(f"{source.label}: column(s) {', '.join(map(repr, not_numeric))} are not numbers")
+    frame = raw[columns].astype("float64").sort_index()
+    if frame.isna().any().any():
+        column = frame.columns[frame.isna().any()][0]
+        raise ValueError(f"{source.label}: column {column!r} has empty cells; fill them or leave the column out")
+    return _daily_with_calendar(frame, source.label)
+
+
+def _read_source(source: TableSource) -> Any:
+    if source.loader is not None:
+        import importlib
+
+        module_name, _, attribute = source.loader.rpartition(".")
+        try:
+            function = getattr(importlib.import_module(module_name), attribute)
+        except (ImportError, AttributeError, ValueError) as error:
+            raise ValueError(f"data.loader {source.loader!r} cannot be imported: {type(error).__name__}: {error}") from None
+        try:
+            return function()
+        except Exception as error:  # noqa: BLE001 - the project's own code: name it, whatever it raised
+            raise ValueError(f"data.loader {source.loader!r} raised {type(error).__name__}: {error}") from None
+    assert source.path is not None
+    if source.path.endswith((".parquet", ".pq")):
+        return pd.read_parquet(source.path)
+    return pd.read_csv(source.path)
+
+
+def series_frame(data_cfg: Mapping[str, Any]) -> tuple[pd.DataFrame, str]:
+    """The daily feature table a data config names and the column to forecast."""
+    source = table_source(data_cfg)
+    if source is not None:
+        return _load_table(source), source.target
+    target = str(data_cfg.get("target", "temp_max"))
+    if target not in TARGETS:
+        raise ValueError(f"data.target is {target!r}, but must be one of {', '.join(TARGETS)}")
+    return _load_frame(str(data_cfg.get("name", "seattle_weather"))), target
 
 
 def load_frame(name: str = "seattle_weather") -> pd.DataFrame:
@@ -221,11 +351,9 @@ def make_fold(
 
 
 def build_folds(data_cfg: Mapping[str, Any], window: int) -> list[tuple[DateRange, SeriesData]]:
-    """One (validation range, fold) per range a data config (``conf/data/seattle_weather.yaml``) names."""
-    frame = _load_frame(str(data_cfg.get("name", "seattle_weather")))
-    target = str(data_cfg.get("target", "temp_max"))
-    if target not in TARGETS:
-        raise ValueError(f"data.target is {target!r}, but must be one of {', '.join(TARGETS)}")
+    """One (validation range, fold) per range a data config (``conf/data/seattle_weather.yaml``, or a
+    project's ``conf/data/NAME.yaml``) names."""
+    frame, target = series_frame(data_cfg)
     window = int(window)
     if window < 1:
         raise ValueError(f"params.window is {window}, but must be at least 1 day")

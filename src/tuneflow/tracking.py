@@ -189,42 +189,101 @@ class MetricBuffer:
         self._last_flush = time.monotonic()
 
 
-def save_model(model: Any, flavor: str, directory: Path, input_example: Any | None = None) -> None:
-    """Save a trained model with its MLflow flavor, loadable by ``mlflow.pyfunc.load_model``.
+def infer_flavor(model: Any) -> str:
+    """The MLflow flavor that saves ``model``, from its type; ``pyfunc`` for anything with ``predict``."""
+    kinds = {
+        "torch.nn.modules.module.Module": "pytorch",
+        "lightgbm.basic.Booster": "lightgbm",
+        "lightgbm.sklearn.LGBMModel": "lightgbm",
+        "xgboost.core.Booster": "xgboost",
+        "xgboost.sklearn.XGBModel": "xgboost",
+        "sklearn.base.BaseEstimator": "sklearn",
+    }
+    for cls in type(model).__mro__:
+        flavor = kinds.get(f"{cls.__module__}.{cls.__qualname__}")
+        if flavor is not None:
+            return flavor
+    if callable(getattr(model, "predict", None)):
+        return "pyfunc"
+    raise ValueError(
+        f"cannot tell which MLflow flavor saves a {type(model).__name__}: name one "
+        "(tuneflow.log_model(model, 'sklearn')), or give the object a predict method"
+    )
 
-    Pip requirements are given explicitly: inferring them costs 5-10 s per model.
+
+#: The distribution each flavor's model needs at load time (explicit: inferring costs 5-10 s per model).
+_FLAVOR_PACKAGES = {"pytorch": "torch", "lightgbm": "lightgbm", "xgboost": "xgboost", "sklearn": "scikit-learn",
+                    "pyfunc": "cloudpickle"}
+
+
+def save_model(model: Any, flavor: str | None, directory: Path, input_example: Any | None = None,
+               **kwargs: Any) -> None:
+    """Save a trained model with its MLflow flavor (``mlflow.<flavor>.save_model``), loadable by
+    ``mlflow.pyfunc.load_model``; ``flavor`` None = from the model's type (``infer_flavor``). An object
+    no flavor knows is saved as a pyfunc model that calls its ``predict``.
+
+    Pip requirements are given explicitly unless ``kwargs`` names them: inferring them costs 5-10 s
+    per model.
     """
-    from importlib.metadata import version
+    import importlib
+    from importlib.metadata import PackageNotFoundError, version
 
+    flavor = flavor or infer_flavor(model)
+    if "pip_requirements" not in kwargs and "extra_pip_requirements" not in kwargs:
+        requirements = []
+        for package in (_FLAVOR_PACKAGES.get(flavor, flavor), "tuneflow"):
+            try:
+                requirements.append(f"{package}=={version(package)}")
+            except PackageNotFoundError:
+                pass
+        kwargs["pip_requirements"] = requirements
     if flavor == "pytorch":
         import logging
 
-        import mlflow.pytorch
-
         # mlflow warns on every pickle save; tuneflow pickles on purpose (see below).
         logging.getLogger("mlflow.pytorch").setLevel(logging.ERROR)
+        # Pickle, not the pt2 export: ~0.05 s instead of ~3 s, and still loads as pyfunc.
+        kwargs.setdefault("serialization_format", "pickle")
+    if flavor == "pyfunc":
+        import logging
 
-        mlflow.pytorch.save_model(
-            model,
-            str(directory),
-            # Pickle, not the pt2 export: ~0.05 s instead of ~3 s, and still loads as pyfunc.
-            serialization_format="pickle",
-            pip_requirements=[f"torch=={version('torch')}", f"tuneflow=={version('tuneflow')}"],
-        )
-    elif flavor == "lightgbm":
-        import mlflow.lightgbm
+        import mlflow.pyfunc
 
-        mlflow.lightgbm.save_model(
-            model, str(directory), pip_requirements=[f"lightgbm=={version('lightgbm')}"]
-        )
-    elif flavor == "synthetic":
-        # A stand-in model: saved as a pickle with its load instructions, like a real one.
-        import pickle
+        # Its warning about cloudpickled objects is the point of this flavor here: it saves any object.
+        logging.getLogger("mlflow.pyfunc").setLevel(logging.ERROR)
 
-        directory.mkdir(parents=True)
-        (directory / "model.pkl").write_bytes(pickle.dumps(model))
-    else:
-        raise ValueError(f"model flavor is {flavor!r}, but must be pytorch, lightgbm or synthetic")
+        import warnings
+
+        with warnings.catch_warnings():
+            # MLflow asks for type hints on predict; a generic wrapper has none to give.
+            warnings.simplefilter("ignore", UserWarning)
+            mlflow.pyfunc.save_model(str(directory), python_model=_PredictModel(model), **kwargs)
+        return
+    try:
+        module = importlib.import_module(f"mlflow.{flavor}")
+    except ImportError:
+        raise ValueError(f"model flavor is {flavor!r}, but MLflow has no flavor mlflow.{flavor}") from None
+    module.save_model(model, str(directory), **kwargs)
+
+
+def _predict_model_class() -> type:
+    import mlflow.pyfunc
+
+    class PredictModel(mlflow.pyfunc.PythonModel):  # type: ignore[misc]
+        """Any object with ``predict(x)`` as an MLflow pyfunc model."""
+
+        def __init__(self, model: Any) -> None:
+            self.model = model
+
+        # Unannotated on purpose: MLflow would read type hints as an input schema to enforce.
+        def predict(self, context, model_input, params=None):  # type: ignore[no-untyped-def]
+            return self.model.predict(model_input)
+
+    return PredictModel
+
+
+def _PredictModel(model: Any) -> Any:  # noqa: N802 - reads as the class it builds
+    return _predict_model_class()(model)
 
 
 def artifact_store(client: MlflowClient, artifact_uri: str) -> ArtifactRepository:
@@ -243,12 +302,13 @@ def log_text(store: ArtifactRepository, text: str, artifact_file: str) -> None:
         store.log_artifact(str(path))
 
 
-def log_model(store: ArtifactRepository, model: Any, flavor: str, input_example: Any = None) -> None:
-    """Save the model to a temporary folder and upload it as the run's ``model`` artifact."""
+def log_model(store: ArtifactRepository, model: Any, flavor: str | None, *, name: str = "model",
+              input_example: Any = None, **kwargs: Any) -> None:
+    """Save the model to a temporary folder and upload it as the run's artifact ``name``."""
     with tempfile.TemporaryDirectory(prefix="tuneflow-model-") as tmp:
-        target = Path(tmp) / "model"
-        save_model(model, flavor, target, input_example)
-        store.log_artifacts(str(target), artifact_path="model")
+        target = Path(tmp) / name
+        save_model(model, flavor, target, input_example, **kwargs)
+        store.log_artifacts(str(target), artifact_path=name)
 
 
 def terminate(client: MlflowClient, run_id: str, state: str) -> None:

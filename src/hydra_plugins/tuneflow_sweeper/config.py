@@ -197,10 +197,14 @@ class TuneflowSweeperConf:
     sampler: Any = None
     # Optuna pruner (hydra/sweeper/pruner=median|hyperband|successive_halving|none).
     pruner: Any = None
-    # minimize | maximize; null = the architecture's arch.direction.
+    # minimize | maximize (null = minimize; tuneflow's app: its architecture's arch.direction).
     direction: Optional[str] = None
-    # Name of the study; running the same command again resumes it. null = the architecture's name.
+    # Name of the study; running the same command again resumes it. null = the app's job name
+    # (tuneflow's app: the architecture's name).
     study_name: Optional[str] = None
+    # The metric the study optimises, when the task reports or returns several (tuneflow.report, a
+    # dict); null = the task's single value (logged in MLflow as `objective`).
+    objective: Optional[str] = None
     # Optuna storage (hydra/sweeper/storage=sqlite|postgres, or hydra.sweeper.storage.url=URL).
     storage: Any = None
     # Finished (complete or pruned) trials the study should hold in total, across runs and workers.
@@ -211,8 +215,27 @@ class TuneflowSweeperConf:
     max_failure_rate: float = 0.25
     # Seconds between trial heartbeats on the storage (a killed worker's trial is failed and retried).
     heartbeat_interval: Optional[int] = 60
-    # Search space in Hydra's sweep syntax; keys without a dot are names under `params`.
+    # Search space in Hydra's sweep syntax, keyed by config path (x, model.lr), as Hydra's Optuna
+    # sweeper reads it.
     params: Dict[str, Any] = field(default_factory=dict)
+    # A function `module.configure(cfg, trial)` that suggests more parameters on every trial (define-by-run,
+    # e.g. one whose range depends on another's value), as with Hydra's Optuna sweeper; null = none.
+    custom_search_space: Optional[str] = None
+    # A config node that bare keys of `params` live under (tuneflow's app: params, so lr = params.lr);
+    # null = every key is a config path.
+    params_node: Optional[str] = None
+    # Folder of the embedded stores (Optuna's and MLflow's SQLite, artifacts, CSVs), relative to the
+    # folder the command runs in.
+    root_dir: str = "mlruns"
+    # MLflow tracking URI; null = $MLFLOW_TRACKING_URI if set, else SQLite under root_dir.
+    tracking_uri: Optional[str] = None
+    # MLflow experiment of the study's runs; null = the study's name.
+    experiment: Optional[str] = None
+    # Config nodes logged, flattened, as every trial's MLflow params beside the sampled values.
+    log_params: List[str] = field(default_factory=list)
+    # Run each job with its trial's MLflow run active and mlflow.autolog() on (Lightning, scikit-learn,
+    # XGBoost, LightGBM log into the trial's run).
+    mlflow_autolog: bool = False
     # Zoom in on an earlier study: hydra.sweeper.zoom.study=NAME (see tuneflow/zoom.py).
     zoom: ZoomConfig = field(default_factory=ZoomConfig)
 

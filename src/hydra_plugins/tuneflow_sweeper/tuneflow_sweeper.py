@@ -23,4 +23,8 @@ class TuneflowSweeper(Sweeper):
         self._impl.setup(hydra_context=hydra_context, task_function=task_function, config=config)
 
     def sweep(self, arguments: list[str]) -> Any:
-        return self._impl.sweep(arguments)
+        from tuneflow.console import one_line_errors, terminate_like_interrupt
+
+        terminate_like_interrupt()
+        with one_line_errors():  # in any app: one line and status 2, as in tuneflow's own
+            return self._impl.sweep(arguments)

@@ -57,6 +57,6 @@ def train(params: Mapping[str, Any], data: Any, report: Reporter, *, seed: int, 
     return TrainResult(
         metrics={"val_loss": loss},
         model=QuadraticModel(loss),
-        flavor="synthetic",
+        flavor="pyfunc",
         epochs_run=epochs,
     )

@@ -1,0 +1,2 @@
+"""The trial side: the public API a training loop calls (``api``), the job that runs any task as a trial
+(``job``), and tuneflow's own app, an architecture trained over its data's folds (``arch_task``)."""
