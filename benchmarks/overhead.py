@@ -20,6 +20,9 @@ configures, tuneflow's SQLite settings included, can reach another) and in a fre
                        store creation, summary). "(in-study)": first trial's datetime_start to last
                        trial's datetime_complete, read from the Optuna storage afterwards.
   tuneflow-no-model    The same with tracking.log_model=false.
+  tuneflow-user-app    A user's own Hydra app with `override hydra/sweeper: tuneflow` (written to the
+                       temporary folder): its task calls tuneflow.report 20 times and returns a float,
+                       the same curve as the quadratic arch; no model, no tuneflow app around it.
   tuneflow-basic-launcher  The same with hydra/launcher=basic (Hydra composes every job from scratch).
   tuneflow-before      With --baseline SRC: tuneflow from another checkout's src/ (e.g. the commit before
                        this work), run the same way.
@@ -58,6 +61,7 @@ TUNEFLOW_VARIANTS: dict[str, tuple[str, ...]] = {
     "tuneflow": (),
     "tuneflow-no-model": ("tracking.log_model=false",),
     "tuneflow-basic-launcher": ("hydra/launcher=basic",),
+    "tuneflow-user-app": ("user-app",),
 }
 
 
@@ -185,11 +189,56 @@ def clean_env(pythonpath: str | None = None) -> dict[str, str]:
     return env
 
 
+USER_APP = """
+import hydra
+import tuneflow
+
+
+@hydra.main(version_base="1.3", config_path="conf", config_name="app")
+def task(cfg) -> float:
+    value = 0.0
+    for step in range(1, 21):
+        value = (cfg.x - 2.0) ** 2 + (cfg.y + 1.0) ** 2 + 10.0 / step
+        tuneflow.report(step, {"val_loss": value})
+    return value
+
+
+if __name__ == "__main__":
+    task()
+"""
+USER_APP_CONFIG = """
+defaults:
+  - override hydra/sweeper: tuneflow
+  - override hydra/sweeper/pruner: none
+hydra:
+  sweeper:
+    study_name: quadratic
+    objective: val_loss
+    sampler: {seed: 0}
+    params:
+      x: interval(-5.0, 5.0)
+      y: interval(-5.0, 5.0)
+x: 0.0
+y: 0.0
+"""
+
+
+def user_app_command(folder: Path) -> list[str]:
+    """``python app.py -m``: a user's app, written to ``folder``."""
+    (folder / "conf").mkdir(exist_ok=True)
+    (folder / "app.py").write_text(USER_APP)
+    (folder / "conf" / "app.yaml").write_text(USER_APP_CONFIG)
+    return [sys.executable, "app.py", "-m"]
+
+
 def run_tuneflow(folder: Path, trials: int, extra: tuple[str, ...], src: str | None = None) -> tuple[float, float]:
     """(process wall time, in-study time) of one tuneflow process in ``folder``."""
     import optuna
 
-    command = [sys.executable, "-m", "tuneflow", *TUNEFLOW_ARGS, f"hydra.sweeper.n_trials={trials}", *extra]
+    if extra == ("user-app",):
+        command = [*user_app_command(folder), f"hydra.sweeper.n_trials={trials}"]
+    else:
+        command = [sys.executable, "-m", "tuneflow", *TUNEFLOW_ARGS, f"hydra.sweeper.n_trials={trials}", *extra]
     start = time.perf_counter()
     done = subprocess.run(command, cwd=folder, env=clean_env(src), capture_output=True, text=True)
     wall = time.perf_counter() - start
