@@ -208,3 +208,26 @@ def test_describe_failures_keeps_the_line_short() -> None:
     trials = [failed(0, lr=1e-4, batch_size=512, act="relu", x=1.0), failed(1, lr=1e-4, batch_size=512, act="gelu", x=2.0),
               complete(2, lr=1.0, batch_size=16, act="gelu", x=0.0)]
     assert describe_failures(trials, max_params=2) == "2 failed: batch_size = 512, lr = 0.0001, 2 more parameter(s)"
+
+
+@pytest.mark.filterwarnings("ignore::optuna.exceptions.ExperimentalWarning")
+def test_a_trial_whose_worker_stopped_heartbeating_is_not_a_failure_of_its_region(tmp_path: Any) -> None:
+    import time
+
+    storage = optuna.storages.RDBStorage(
+        f"sqlite:///{tmp_path / 'optuna.db'}", heartbeat_interval=1, grace_period=1,
+        heartbeat_stale_trial_callback=optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=1),
+    )
+    study = optuna.create_study(storage=storage, sampler=default_sampler(seed=0))
+    study_id = storage.get_study_id_from_name(study.study_name)
+    for _ in range(2):  # the trial, then its retry: both workers die after their first heartbeat
+        dead = study.ask(SPACE)
+        if OVERRIDES_ATTR not in dead.user_attrs:
+            dead.set_user_attr(OVERRIDES_ATTR, [])  # as the sweeper records on every trial it asks
+        storage.record_heartbeat(storage.get_trial_id_from_study_id_trial_number(study_id, dead.number))
+        time.sleep(2.2)
+        optuna.storages.fail_stale_trials(study)
+    trials = study.get_trials()
+    assert [t.state for t in trials] == [TrialState.FAIL, TrialState.FAIL]
+    assert region_failures(trials) == []
+    assert describe_failures(trials) is None
