@@ -211,6 +211,7 @@ def test_describe_failures_keeps_the_line_short() -> None:
 
 
 @pytest.mark.filterwarnings("ignore::optuna.exceptions.ExperimentalWarning")
+@pytest.mark.filterwarnings("ignore:Heartbeat of storage is supposed to be used with Study.optimize")
 def test_a_trial_whose_worker_stopped_heartbeating_is_not_a_failure_of_its_region(tmp_path: Any) -> None:
     import time
 
