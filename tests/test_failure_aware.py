@@ -157,6 +157,17 @@ def test_the_view_shows_failures_infeasible_with_the_worst_value_and_keeps_const
     assert worst_values([trials[1]], [optuna.study.StudyDirection.MINIMIZE]) is None
 
 
+def test_a_wrapped_sampler_pickles_and_goes_on_sampling() -> None:
+    import pickle
+
+    study = run(default_sampler(seed=0), 20)
+    copied = pickle.loads(pickle.dumps(study.sampler))
+    assert isinstance(copied, FailureAwareSampler)
+    study.sampler = copied
+    trial = study.ask(SPACE)  # past start-up, with failures in the study: the view and the second look run
+    assert set(trial.params) == {"x", "y"}
+
+
 def test_the_grid_is_not_wrapped_and_arguments_are_checked() -> None:
     grid = GridSampler({"x": [0.0, 1.0]})
     assert wrap(grid) is grid

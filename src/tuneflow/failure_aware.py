@@ -143,6 +143,17 @@ class FailureAwareSampler(BaseSampler):
         """The wrapped sampler."""
         return self._base
 
+    def __getstate__(self) -> dict[str, Any]:
+        # Pickled with its study (Optuna pickles samplers): per-thread reads and copies are not worth keeping.
+        state = self.__dict__.copy()
+        del state["_local"], state["_copies"]
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self._local = threading.local()
+        self._copies = ViewCopies()
+
     def __str__(self) -> str:
         return f"FailureAwareSampler({self._base})"
 
