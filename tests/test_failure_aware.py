@@ -3,6 +3,7 @@ fails, the stored record stays honest, and only failures of the region count."""
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import optuna
@@ -243,3 +244,22 @@ def test_a_trial_whose_worker_stopped_heartbeating_is_not_a_failure_of_its_regio
     assert [t.state for t in trials] == [TrialState.FAIL, TrialState.FAIL]
     assert region_failures(trials) == []
     assert describe_failures(trials) is None
+
+
+def test_the_report_plots_failed_trials_beside_completed_ones_on_every_shared_parameter() -> None:
+    from tuneflow.report import failure_axes, failures_matplotlib, failures_plotly, plottable_failures
+
+    completed = [complete(0, lr=1e-5, batch_size=16, act="relu"), complete(1, lr=1.0, batch_size=64, act="gelu")]
+    early = _with(TrialState.FAIL, 2, {"lr": 0.1}, {})  # failed before it chose a batch size
+    late = failed(3, lr=1e-4, batch_size=1024, act="tanh")
+    assert plottable_failures(completed, [early, late]) == [late]
+    assert plottable_failures([], [late]) == []
+    axes = {name: (positions, labels) for name, positions, _, labels in failure_axes(completed, [late])}
+    assert axes["lr"][0] == pytest.approx([-5.0, 0.0, -4.0])  # log parameters on a log10 axis
+    assert axes["batch_size"][0] == pytest.approx([math.log10(16), math.log10(64), math.log10(1024)])
+    assert axes["batch_size"][1] == ["16", "1024"]  # ticks at the ends, labelled in the parameter's units
+    assert axes["act"] == ([0.0, 2.0, 1.0], ["relu", "tanh", "gelu"])  # choices at their index
+    figure = failures_plotly(completed, [late])
+    assert [d.label for d in figure.data[0].dimensions] == ["lr", "batch_size", "act", "outcome"]
+    assert list(figure.data[0].line.color) == [0, 0, 1]
+    assert len(failures_matplotlib(completed, [late]).axes[0].lines) == 3 + 3  # 3 trials, 3 axis lines

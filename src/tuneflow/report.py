@@ -216,7 +216,9 @@ def write_files(report: StudyReport, snapshot: Any, out_dir: Path, extra_html: s
     pngs, notes = matplotlib_figures(snapshot)
     if report.failed_trials:
         written.append(_write_csv(failed_rows(report.failed_trials), out_dir / "failed_trials.csv"))
-        pngs[FAILURE_PLOT] = failures_matplotlib(report.complete_trials, report.failed_trials)
+    plotted = plottable_failures(report.complete_trials, report.failed_trials)
+    if plotted:
+        pngs[FAILURE_PLOT] = failures_matplotlib(report.complete_trials, plotted)
     for name, figure in pngs.items():
         for axes in figure.axes:
             legend = axes.get_legend()
@@ -228,8 +230,8 @@ def write_files(report: StudyReport, snapshot: Any, out_dir: Path, extra_html: s
         plt.close(figure)
         written.append(out_dir / f"{name}.png")
     figures, plotly_notes = plotly_figures(snapshot)
-    if report.failed_trials:
-        figures[FAILURE_PLOT] = failures_plotly(report.complete_trials, report.failed_trials)
+    if plotted:
+        figures[FAILURE_PLOT] = failures_plotly(report.complete_trials, plotted)
     report.notes.extend(note for note in notes + plotly_notes if note not in report.notes)
     path = out_dir / "report.html"
     path.write_text(html_page(report, figures, extra_html))
@@ -314,6 +316,13 @@ def failed_rows(failed: Sequence[Any]) -> list[dict[str, Any]]:
     """``failed_trials.csv``: each failed trial, its error and params."""
     return [{"trial": t.number, "error": t.user_attrs.get(ERROR_ATTR, ""),
              **{f"param.{name}": value for name, value in t.params.items()}} for t in failed]
+
+
+def plottable_failures(complete: Sequence[Any], failed: Sequence[Any]) -> list[Any]:
+    """The failed trials that set every parameter the completed trials share (one that failed before it
+    suggested them all has no line to draw); none when the completed trials share no parameter."""
+    shared = set.intersection(*(set(t.params) for t in complete)) if complete else set()
+    return [t for t in failed if shared and shared <= set(t.params)]
 
 
 def failure_axes(complete: Sequence[Any], failed: Sequence[Any]) -> list[tuple[str, list[float], list[float], list[str]]]:
