@@ -55,6 +55,8 @@ BENCHMARKS = (
     Benchmark("parallel", "parallel.py", ("--trials", "4", "--epochs", "2", "--repeats", "1"), "10-25 min"),
     # Owned by the distributed work (issue 4): 1, 2, 4 workers on SQLite and on PostgreSQL + an MLflow server.
     Benchmark("workers", "workers.py", ("--workloads", "instant,short,long"), "15-25 min"),
+    # Issue 18: failing regions (3 shapes, 20 seeds, 1 and 4 workers): failed share and regret per sampler.
+    Benchmark("failures", "failures.py", (), "2-5 min"),
 )
 
 

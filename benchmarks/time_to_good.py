@@ -157,7 +157,7 @@ REFERENCE_SAMPLERS = {"tpe": 0, "random": 123}  # sampler -> its seed
 
 def run_reference(arch_name: str, trials: int, sampler_name: str, save: Any) -> dict[str, Any]:
     """A large in-process search, no pruning, full epochs: the same trainer and data as the trials
-    (``tuneflow.trial_runner.train_folds``), without the tracking around them. ``save(summary)`` every
+    (``tuneflow.trial.arch_task.train_folds``), without the tracking around them. ``save(summary)`` every
     10 trials, so a run cut short still leaves its reference."""
     import torch
     from omegaconf import OmegaConf

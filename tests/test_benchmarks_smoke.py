@@ -19,6 +19,7 @@ QUICK_RUNS = {
     "time_to_good": ["time_to_good.py", "--quick"],
     "parallel": ["parallel.py", "--quick"],
     "workers": ["workers.py", "--quick"],
+    "failures": ["failures.py", "--quick"],
 }
 
 
@@ -97,6 +98,23 @@ def test_workers_reports_trials_per_minute_for_each_worker_count(quick_outputs: 
         ("embedded (SQLite)", "1", "4"), ("embedded (SQLite)", "2", "4")]
     assert rows[0]["vs 1 worker"] == "1.00x" and float(rows[1]["trials/min"]) > 0
 
+@pytest.mark.slow
+def test_failures_compares_samplers_per_shape_for_each_worker_count(quick_outputs: dict[str, str]) -> None:
+    output = quick_outputs["failures"]
+    samplers = ["random", "optuna-tpe", "tuneflow", "optuna-tpe-no-failures"]
+    shapes = ["half-space", "corner", "nan-lr"]
+    for workers in ("**1 worker**", "**2 workers**"):
+        section = output.split(workers)[1]
+        rows = table(section, "shape")
+        assert [(r["shape"], r["sampler"]) for r in rows] == [(shape, s) for shape in shapes for s in samplers]
+        assert {"failed 11-30", "failed 11-20", "failed 21-30", "regret@20", "regret@30"} <= set(rows[0])
+        assert all(r["failed 11-30"].endswith("%") for r in rows if r["sampler"] != "optuna-tpe-no-failures")
+        verdicts = table(section[section.index("| shape | failed share"):], "shape")
+        assert [r["shape"] for r in verdicts] == shapes
+        assert all(r["failed share: tuneflow vs random"] in ("lower", "tie", "higher") for r in verdicts)
+        assert all(r["goal met"] in ("yes", "no") for r in verdicts)
+
+
 def load_run_all() -> Any:
     spec = importlib.util.spec_from_file_location("run_all", BENCHMARKS / "run_all.py")
     module = importlib.util.module_from_spec(spec)  # type: ignore[arg-type]
@@ -113,4 +131,5 @@ def test_run_all_rewrites_only_what_stands_between_a_benchmarks_markers() -> Non
     assert updated == readme.replace("old table", "| new | table |")
     with pytest.raises(KeyError, match="results:overhead"):
         run_all.replace_block(readme, "overhead", "x")
-    assert {b.name for b in run_all.BENCHMARKS} >= {"overhead", "time_to_good_mlp", "search_quality", "scale", "parallel"}
+    assert {b.name for b in run_all.BENCHMARKS} >= {"overhead", "time_to_good_mlp", "search_quality", "scale", "parallel",
+                                                    "failures"}

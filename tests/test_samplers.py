@@ -1,5 +1,5 @@
-"""The Python API's default sampler is the one the command line uses, and PyTorch's threads are capped
-when a run asks for it."""
+"""The Python API's default sampler is the one the command line uses (failure-aware TPE), and PyTorch's
+threads are capped when a run asks for it."""
 
 from __future__ import annotations
 
@@ -7,18 +7,22 @@ import optuna
 import pytest
 import torch
 from hydra import compose, initialize_config_module
-from hydra.utils import instantiate
+from omegaconf import OmegaConf
 
 from tuneflow.errors import ConfigError
+from tuneflow.failure_aware import FailureAwareSampler
 from tuneflow.samplers import default_sampler
+from tuneflow.sweep import build_sampler
 from tuneflow.trial.arch_task import limit_torch_threads
 
 
 def sweeper_default_sampler(seed: int) -> optuna.samplers.BaseSampler:
+    """The sampler the sweeper builds from its composed config (failure-aware as configured)."""
     with initialize_config_module(config_module="tuneflow.conf", version_base="1.3"):
         cfg = compose(config_name="config", overrides=["+arch=quadratic", f"hydra.sweeper.sampler.seed={seed}"],
                       return_hydra_config=True)
-    return instantiate(cfg.hydra.sweeper.sampler, _convert_="all")
+    sampler_cfg = OmegaConf.to_container(cfg.hydra.sweeper.sampler, resolve=True)
+    return build_sampler(sampler_cfg, failure_aware=cfg.hydra.sweeper.failure_aware)  # type: ignore[arg-type]
 
 
 def suggestions(sampler: optuna.samplers.BaseSampler, n_trials: int = 15) -> list[dict[str, float]]:
@@ -31,7 +35,8 @@ def suggestions(sampler: optuna.samplers.BaseSampler, n_trials: int = 15) -> lis
 def test_default_sampler_searches_exactly_as_the_sweeper_default() -> None:
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     from_python, from_hydra = default_sampler(seed=7), sweeper_default_sampler(seed=7)
-    assert type(from_python) is type(from_hydra)
+    assert type(from_python) is type(from_hydra) is FailureAwareSampler
+    assert type(from_python.base) is type(from_hydra.base)  # type: ignore[attr-defined]
     # Past the random start-up trials, so the model-based suggestions are compared too.
     assert suggestions(from_python) == suggestions(from_hydra)
     assert suggestions(default_sampler(seed=8)) != suggestions(default_sampler(seed=7))

@@ -141,7 +141,7 @@ def test_a_failing_or_exiting_task_is_a_failed_trial_and_the_study_goes_on(app: 
                       "hydra.sweeper.study_name=exits", "hydra.sweeper.max_failure_rate=1.0")
     assert exiting.returncode == 2, exiting.output  # the failure cap, not the task's own exit status
     errors = {t.user_attrs.get("error") for t in load_study(app, "exits").get_trials()}
-    assert errors == {"the task called sys.exit(3)"}
+    assert errors == {"SystemExit: the task called sys.exit(3)"}
 
 
 def test_a_task_that_never_gives_the_objective_stops_the_study_with_one_line(app: Path) -> None:

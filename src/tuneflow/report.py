@@ -6,6 +6,9 @@
 - plots: optimization history, intermediate values, parallel coordinates, importances; as one
   self-contained ``report.html`` (plotly, ``optuna.visualization``; works offline) and one PNG each
   (``optuna.visualization.matplotlib``: no browser needed);
+- the trials that failed (raised or diverged) and where: how many, the parameter ranges they span against
+  the completed trials' (``failed_trials.csv``), and a parallel-coordinates plot of completed and failed
+  trials together (Optuna's own draws completed trials only);
 - the significance table when repeats exist, and the chosen configuration exported as
   ``conf/best/<study>.yaml``.
 
@@ -27,6 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from tuneflow.errors import ConfigError
+from tuneflow.failure_aware import describe_failures, region_failures
 from tuneflow.stores import (
     Parser,
     StudyLocation,
@@ -38,6 +42,7 @@ from tuneflow.stores import (
     parent_run_id,
     top_trials,
 )
+from tuneflow.study import ERROR_ATTR, SURPLUS_ATTR
 
 #: Plot name -> the Optuna function that draws it (the same name in optuna.visualization and its
 #: matplotlib twin).
@@ -47,6 +52,10 @@ PLOTS = {
     "parallel_coordinate": "plot_parallel_coordinate",
     "param_importances": "plot_param_importances",
 }
+#: The plot of completed and failed trials together (only when some failed).
+FAILURE_PLOT = "parallel_coordinate_with_failures"
+#: Line colours of that plot.
+COMPLETE_COLOUR, FAILED_COLOUR = "#1f77b4", "#d62728"
 #: A PNG's legend (one entry per trial) is dropped beyond this many entries.
 MAX_LEGEND_ENTRIES = 20
 #: Seed of the fANOVA forest: the importances (table and plots) are the same on every rerun.
@@ -64,6 +73,13 @@ class StudyReport:
     importances: dict[str, float] | None
     notes: list[str] = field(default_factory=list)
     figures: dict[str, Any] = field(default_factory=dict)
+    #: ``tuneflow.failure_aware.describe_failures`` of the study (None: no trial failed).
+    failures: str | None = None
+    #: Per parameter: the failed trials' range against the completed trials'.
+    failure_ranges: list[dict[str, Any]] = field(default_factory=list)
+    #: The failed trials (``failure_aware.region_failures``) and the completed ones, for the failure plots.
+    failed_trials: list[Any] = field(default_factory=list)
+    complete_trials: list[Any] = field(default_factory=list)
 
 
 def range_scores(user_attrs: Mapping[str, Any], objective: str) -> dict[str, float]:
@@ -158,6 +174,10 @@ def build(study: Any, objective: str, k: int, repeats: Mapping[int, Any] | None 
     if n_complete == 0:
         raise ConfigError(f"study {study.study_name!r} has no completed trial yet; report it once one finished")
     values, note = importances(snapshot)
+    # Failed trials are not in the snapshot (it holds what Optuna's plots and importances read): one more
+    # read of the study, for the failure table and plot.
+    trials = [t for t in study.get_trials(deepcopy=False) if not t.user_attrs.get(SURPLUS_ATTR)]
+    failed = region_failures(trials)
     report = StudyReport(
         study_name=study.study_name,
         objective=objective,
@@ -167,8 +187,24 @@ def build(study: Any, objective: str, k: int, repeats: Mapping[int, Any] | None 
         top=top_rows(snapshot, k, objective, repeats),
         importances=values,
         notes=[note] if note else [],
+        failures=describe_failures(trials),
+        failure_ranges=failure_range_rows(trials, failed),
+        failed_trials=failed,
+        complete_trials=snapshot.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)),
     )
     return report, snapshot
+
+
+def failure_range_rows(trials: Sequence[Any], failed: Sequence[Any]) -> list[dict[str, Any]]:
+    """One row per parameter of the failed trials: where they failed, where trials completed."""
+    from optuna.trial import TrialState
+
+    from tuneflow.failure_aware import failure_ranges
+
+    complete = [t for t in trials if t.state == TrialState.COMPLETE]
+    completed = {name: text for name, text, _ in failure_ranges(trials, complete)} if complete else {}
+    return [{"param": name, "failed trials": text, "completed trials": completed.get(name, "")}
+            for name, text, _ in failure_ranges(trials, failed)]
 
 
 def write_files(report: StudyReport, snapshot: Any, out_dir: Path, extra_html: str = "") -> list[Path]:
@@ -181,6 +217,11 @@ def write_files(report: StudyReport, snapshot: Any, out_dir: Path, extra_html: s
         written.append(_write_csv([{"param": k, "importance": v} for k, v in report.importances.items()],
                                   out_dir / "importances.csv"))
     pngs, notes = matplotlib_figures(snapshot)
+    if report.failed_trials:
+        written.append(_write_csv(failed_rows(report.failed_trials), out_dir / "failed_trials.csv"))
+    plotted = plottable_failures(report.complete_trials, report.failed_trials)
+    if plotted:
+        pngs[FAILURE_PLOT] = failures_matplotlib(report.complete_trials, plotted)
     for name, figure in pngs.items():
         for axes in figure.axes:
             legend = axes.get_legend()
@@ -192,6 +233,8 @@ def write_files(report: StudyReport, snapshot: Any, out_dir: Path, extra_html: s
         plt.close(figure)
         written.append(out_dir / f"{name}.png")
     figures, plotly_notes = plotly_figures(snapshot)
+    if plotted:
+        figures[FAILURE_PLOT] = failures_plotly(report.complete_trials, plotted)
     report.notes.extend(note for note in notes + plotly_notes if note not in report.notes)
     path = out_dir / "report.html"
     path.write_text(html_page(report, figures, extra_html))
@@ -222,6 +265,8 @@ def html_page(report: StudyReport, figures: Mapping[str, Any], extra_html: str =
         f"{html.escape(report.objective)}, {report.direction}.</p>",
         f"<h2>Top {len(report.top)} trials</h2>", html_table(report.top),
     ]
+    if report.failures:
+        parts += ["<h2>Failed trials</h2>", f"<p>{html.escape(report.failures)}</p>", html_table(report.failure_ranges)]
     if report.importances:
         parts += ["<h2>Parameter importances (fANOVA)</h2>",
                   html_table([{"param": k, "importance": v} for k, v in report.importances.items()])]
@@ -267,6 +312,93 @@ def format_top(rows: Sequence[Mapping[str, Any]], objective: str) -> str:
                      + (f" ({', '.join(ranges)})" if ranges else "") + repeats + f"  {params}")
     return "\n".join(lines)
 
+# --- failed trials -------------------------------------------------------------------------------------
+
+
+def failed_rows(failed: Sequence[Any]) -> list[dict[str, Any]]:
+    """``failed_trials.csv``: each failed trial, its error and params."""
+    return [{"trial": t.number, "error": t.user_attrs.get(ERROR_ATTR, ""),
+             **{f"param.{name}": value for name, value in t.params.items()}} for t in failed]
+
+
+def plottable_failures(complete: Sequence[Any], failed: Sequence[Any]) -> list[Any]:
+    """The failed trials that set every parameter the completed trials share (one that failed before it
+    suggested them all has no line to draw); none when the completed trials share no parameter."""
+    shared = set.intersection(*(set(t.params) for t in complete)) if complete else set()
+    return [t for t in failed if shared and shared <= set(t.params)]
+
+
+def failure_axes(complete: Sequence[Any], failed: Sequence[Any]) -> list[tuple[str, list[float], list[float], list[str]]]:
+    """The parallel-coordinates axes of completed and failed trials: per parameter (in the order of the
+    failed trials' params), its name, each trial's position on it (completed trials first, then failed), and
+    tick positions and labels. Log parameters sit on a log10 axis, choices at their index."""
+    from optuna.distributions import CategoricalDistribution
+
+    trials = [*complete, *failed]
+    names = [name for name in dict.fromkeys(n for t in failed for n in t.params)
+             if all(name in t.params for t in trials)]
+    axes = []
+    for name in names:
+        distribution = failed[0].distributions[name]
+        values = [t.params[name] for t in trials]
+        if isinstance(distribution, CategoricalDistribution):
+            choices = [c for c in distribution.choices if c in values]
+            positions = [float(choices.index(v)) for v in values]
+            ticks, labels = [float(i) for i in range(len(choices))], [str(c) for c in choices]
+        else:
+            log = bool(getattr(distribution, "log", False))
+            positions = [math.log10(v) if log else float(v) for v in values]
+            low, high = min(values), max(values)
+            ticks = [math.log10(low), math.log10(high)] if log else [float(low), float(high)]
+            labels = [_cell(float(low)), _cell(float(high))]
+        axes.append((name, positions, ticks, labels))
+    return axes
+
+
+def failures_plotly(complete: Sequence[Any], failed: Sequence[Any]) -> Any:
+    """Parallel coordinates of completed (blue) and failed (red) trials, one line per trial."""
+    import plotly.graph_objects as go
+
+    outcome = [0] * len(complete) + [1] * len(failed)
+    dimensions = [dict(label=name, values=positions, tickvals=ticks, ticktext=labels)
+                  for name, positions, ticks, labels in failure_axes(complete, failed)]
+    dimensions.append(dict(label="outcome", values=outcome, tickvals=[0, 1], ticktext=["complete", "failed"]))
+    figure = go.Figure(go.Parcoords(
+        line=dict(color=outcome, colorscale=[[0, COMPLETE_COLOUR], [1, FAILED_COLOUR]], cmin=0, cmax=1),
+        dimensions=dimensions,
+    ))
+    figure.update_layout(title=f"Completed ({len(complete)}, blue) and failed ({len(failed)}, red) trials")
+    return figure
+
+
+def failures_matplotlib(complete: Sequence[Any], failed: Sequence[Any]) -> Any:
+    """The same plot as ``failures_plotly`` for the PNG: each axis scaled to its own range."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    axes = failure_axes(complete, failed)
+    figure, ax = plt.subplots()
+    scaled = []
+    for _, positions, ticks, _ in axes:
+        low, high = min(positions + ticks), max(positions + ticks)
+        scaled.append([(p - low) / (high - low) if high > low else 0.5 for p in positions])
+    for index in range(len(complete) + len(failed)):
+        is_failed = index >= len(complete)
+        ax.plot(range(len(axes)), [column[index] for column in scaled], alpha=0.8 if is_failed else 0.35,
+                color=FAILED_COLOUR if is_failed else COMPLETE_COLOUR, linewidth=1.2 if is_failed else 0.8)
+    for x, (name, positions, ticks, labels) in enumerate(axes):
+        ax.axvline(x, color="black", linewidth=0.6)
+        low, high = min(positions + ticks), max(positions + ticks)
+        for tick, label in zip(ticks, labels):
+            ax.annotate(label, (x, (tick - low) / (high - low) if high > low else 0.5), fontsize=7,
+                        xytext=(3, 0), textcoords="offset points", va="center")
+    ax.set_xticks(range(len(axes)), [name for name, *_ in axes])
+    ax.set_yticks([])
+    ax.set_title(f"Completed ({len(complete)}, blue) and failed ({len(failed)}, red) trials")
+    return figure
+
 
 def parse_arguments(argv: Sequence[str]) -> Any:
     parser = Parser(prog="tuneflow report", description=__doc__.split("\n\n")[0] if __doc__ else None)
@@ -303,6 +435,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return fail(error)
     print(f"study {study.study_name!r}: {report.n_finished} finished trials ({report.n_complete} complete)")
     print(format_top(report.top, objective))
+    if report.failures:
+        print(f"where trials failed: {report.failures}")
     if report.importances:
         print("importances: " + ", ".join(f"{k}={v:.3f}" for k, v in report.importances.items()))
     extra = ""
@@ -326,3 +460,4 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 if __name__ == "__main__":
     sys.exit(main())
+

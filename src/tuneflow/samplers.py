@@ -1,5 +1,6 @@
 """Optuna samplers as tuneflow uses them: the default sampler for Python code, and samplers adapted to a
-sweeper that asks and tells (rather than calling ``study.optimize``)."""
+sweeper that asks and tells (rather than calling ``study.optimize``). Failure-aware sampling (a failed
+trial teaches the sampler that its region fails) lives in ``tuneflow.failure_aware``."""
 
 from __future__ import annotations
 
@@ -8,6 +9,8 @@ from collections.abc import Sequence
 
 import optuna
 from optuna.trial import FrozenTrial, TrialState
+
+from tuneflow.failure_aware import wrap
 
 
 class GridSampler(optuna.samplers.GridSampler):
@@ -27,21 +30,24 @@ class GridSampler(optuna.samplers.GridSampler):
         return None
 
 
-def default_sampler(seed: int | None = None) -> optuna.samplers.BaseSampler:
+def default_sampler(seed: int | None = None, failure_aware: bool | None = None) -> optuna.samplers.BaseSampler:
     """The sampler ``python -m tuneflow ... -m`` uses when no sampler is chosen, seeded with ``seed``.
 
-    Built from the same structured config the sweeper instantiates
-    (``hydra_plugins.tuneflow_sweeper.config.SAMPLERS[DEFAULT_SAMPLER]``), so a study driven from Python
-    (a benchmark, a notebook) searches exactly as the command line does:
+    Built from the same structured configs the sweeper instantiates
+    (``hydra_plugins.tuneflow_sweeper.config.SAMPLERS[DEFAULT_SAMPLER]``, and the sweeper's ``failure_aware``
+    unless ``failure_aware`` is given), so a study driven from Python (a benchmark, a notebook) searches
+    exactly as the command line does:
 
     >>> study = optuna.create_study(sampler=default_sampler(seed=0))
     """
     from hydra.utils import instantiate
 
-    from hydra_plugins.tuneflow_sweeper.config import DEFAULT_SAMPLER, SAMPLERS
+    from hydra_plugins.tuneflow_sweeper.config import DEFAULT_SAMPLER, SAMPLERS, TuneflowSweeperConf
 
     settings = dataclasses.asdict(SAMPLERS[DEFAULT_SAMPLER](seed=seed))
     sampler = instantiate(settings, _convert_="all")
     if not isinstance(sampler, optuna.samplers.BaseSampler):
         raise TypeError(f"the default sampler config builds {type(sampler).__name__}, not an Optuna sampler")
-    return sampler
+    if failure_aware is None:
+        failure_aware = TuneflowSweeperConf.failure_aware
+    return wrap(sampler) if failure_aware else sampler

@@ -37,6 +37,8 @@ from optuna.trial import FrozenTrial, TrialState
 
 from tuneflow import backends, results, search_space, tracking, zoom
 from tuneflow.errors import ConfigError, TooManyFailures
+from tuneflow.failure_aware import FailureAwareSampler, describe_failures
+from tuneflow.failure_aware import wrap as failure_aware_wrap
 from tuneflow.study import (
     AS_OF_ATTR,
     ERROR_ATTR,
@@ -102,6 +104,7 @@ class StudySweeper:
         params_node: str | None = None,
         log_params: Any = None,
         mlflow_autolog: bool = False,
+        failure_aware: bool = True,
     ) -> None:
         self.sweeper_cfg: dict[str, Any] = {
             "sampler": _plain(sampler),
@@ -121,6 +124,7 @@ class StudySweeper:
             "log_params": list(_plain(log_params) or []),
             "mlflow_autolog": mlflow_autolog,
             "custom_search_space": custom_search_space,
+            "failure_aware": failure_aware,
         }
         self.space: dict[str, Any] = _plain(params) or {}
         self.zoom: dict[str, Any] = _plain(zoom) or {}
@@ -194,7 +198,7 @@ class StudySweeper:
             settings=settings,
             distributions=distributions,
             fixed_overrides=fixed_overrides,
-            sampler=build_sampler(sampler_cfg),
+            sampler=build_sampler(sampler_cfg, failure_aware=bool(self.sweeper_cfg["failure_aware"])),
             grid_size=grid_size,
             n_jobs=n_jobs,
             max_failures=int(rate * settings.n_trials),
@@ -399,7 +403,7 @@ class StudySweeper:
             usage = next((outcome for outcome in told if outcome.usage_error), None)
             if usage is not None:
                 # Every trial would fail the same way: stop now, with the fix, instead of at the cap.
-                raise ConfigError(f"trial {usage.number}: {usage.error}")
+                raise ConfigError(f"trial {usage.number}: {usage.usage_error}")
 
     def launch(self, plan: SweepPlan, trials: Sequence[optuna.trial.Trial]) -> list[JobReturn]:
         """Launch the trials as Hydra jobs whose job number is the trial number (the job learns its
@@ -479,6 +483,9 @@ class StudySweeper:
         best = best_trial_or_none(study)
         counts = count_trials(study)
         lines = [f"study {plan.settings.name!r}: {counts['finished']} finished, {counts['failed']} failed"]
+        failures = describe_failures(study.get_trials(deepcopy=False))
+        if failures:
+            lines.append(f"where trials failed: {failures}")
         if best is not None:
             params = ", ".join(f"{k}={v}" for k, v in best.params.items())
             lines.append(f"best trial #{best.number}: {plan.settings.objective or 'objective'}={best.value:.6g} ({params})")
@@ -628,13 +635,14 @@ def corner_points(distributions: Mapping[str, BaseDistribution]) -> list[dict[st
     return [low, high] if high != low else [low]
 
 
-def build_sampler(sampler_cfg: Mapping[str, Any]) -> optuna.samplers.BaseSampler:
+def build_sampler(sampler_cfg: Mapping[str, Any], failure_aware: bool = True) -> optuna.samplers.BaseSampler:
+    """The configured sampler; failure-aware (``tuneflow.failure_aware.wrap``: all but the grid) unless turned off."""
     from hydra.utils import instantiate
 
     sampler = instantiate(dict(sampler_cfg), _convert_="all")
     if not isinstance(sampler, optuna.samplers.BaseSampler):
         raise ConfigError(f"hydra.sweeper.sampler builds {type(sampler).__name__}, not an Optuna sampler")
-    return sampler
+    return failure_aware_wrap(sampler) if failure_aware else sampler
 
 
 def outcome_of(number: int, job_return: JobReturn) -> TrialOutcome:
@@ -703,7 +711,8 @@ def _study_params(plan: SweepPlan) -> dict[str, Any]:
         "direction": settings.direction,
         "objective": settings.objective or "objective",
         "n_trials": settings.n_trials,
-        "sampler": type(plan.sampler).__name__,
+        "sampler": type(getattr(plan.sampler, "base", plan.sampler)).__name__,
+        "failure_aware": isinstance(plan.sampler, FailureAwareSampler),
         "pruner": str(settings.pruner.get("_target_", "")).rsplit(".", 1)[-1],
     }
     params.update({f"space.{name}": repr(dist) for name, dist in plan.distributions.items()})

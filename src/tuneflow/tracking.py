@@ -272,6 +272,9 @@ def _predict_model_class() -> type:
     class PredictModel(mlflow.pyfunc.PythonModel):  # type: ignore[misc]
         """Any object with ``predict(x)`` as an MLflow pyfunc model."""
 
+        # No input schema to validate: the wrapped object's predict takes whatever it takes.
+        _skip_type_hint_validation = True
+
         def __init__(self, model: Any) -> None:
             self.model = model
 

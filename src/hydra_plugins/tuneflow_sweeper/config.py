@@ -213,6 +213,8 @@ class TuneflowSweeperConf:
     n_jobs: int = 1
     # Stop with an error once more than this share of n_trials has failed.
     max_failure_rate: float = 0.25
+    # Show the sampler failed trials as infeasible, so it learns where training fails (tuneflow.failure_aware); not the grid.
+    failure_aware: bool = True
     # Seconds between trial heartbeats on the storage (a killed worker's trial is failed and retried).
     heartbeat_interval: Optional[int] = 60
     # Search space in Hydra's sweep syntax, keyed by config path (x, model.lr), as Hydra's Optuna

@@ -22,7 +22,7 @@ from typing import Any
 from omegaconf import DictConfig, OmegaConf
 
 from tuneflow import tracking
-from tuneflow.errors import ConfigError, MetricIsNaN, TuneflowError
+from tuneflow.errors import ConfigError, MetricIsNaN
 from tuneflow.study import ERROR_ATTR, PARENT_RUN_ATTR, RUN_ID_ATTR, StudySettings
 from tuneflow.trial import api
 
@@ -44,7 +44,7 @@ class TrialOutcome:
     metrics: dict[str, float] = field(default_factory=dict)
     #: The failure is the app's set-up, not this trial's region (an objective the task never returns):
     #: every trial would fail the same way, so the sweeper stops the study with this message.
-    usage_error: bool = False
+    usage_error: str | None = None
 
 
 class ObjectiveMissing(ConfigError):
@@ -151,7 +151,7 @@ def _run_tracked(
         raise
     except BaseException as error:  # noqa: BLE001 - one failing trial must not stop the study
         outcome.state, outcome.error = "FAIL", describe_failure(error)
-        outcome.usage_error = isinstance(error, ObjectiveMissing)
+        outcome.usage_error = str(error) if isinstance(error, ObjectiveMissing) else None
         _safe(lambda: tracking.log_text(store, traceback.format_exc(), "error.txt"))
         _safe(lambda: buffer.flush(tags={"tuneflow.error": outcome.error[:4000], tracking.STATE_TAG: "FAIL"}))
         _safe(lambda: trial.set_user_attr(ERROR_ATTR, outcome.error[:4000]))
@@ -236,9 +236,7 @@ def _is_number(value: Any) -> bool:
 def describe_failure(error: BaseException) -> str:
     """One line for the console, the CSV and the run's ``tuneflow.error`` tag."""
     if isinstance(error, SystemExit):
-        return f"the task called sys.exit({error.code!r})"
-    if isinstance(error, TuneflowError):
-        return str(error)
+        return f"SystemExit: the task called sys.exit({error.code!r})"
     return f"{type(error).__name__}: {error}"
 
 
