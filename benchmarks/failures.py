@@ -3,7 +3,7 @@
 Real search spaces hold regions where training fails: batch sizes that run out of memory, learning rates that
 diverge. Optuna's samplers never see a FAIL trial, so they never learn where those are (issue 18: TPE ran 48
 failures in the 50 trials after its start-up on a space where 20% fails). tuneflow's default sampler wraps
-TPE in ``tuneflow.failure_aware.FailureAwareSampler``. Three synthetic shapes, each with its optimum feasible
+TPE in ``tuneflow.search.failure_aware.FailureAwareSampler``. Three synthetic shapes, each with its optimum feasible
 and close to the failing region (as the largest batch that still fits usually is):
 
   half-space   x, y in [-5, 5], loss (x - 2)^2 + (y + 1)^2; raises when x > 3 (20% of the space).
@@ -20,7 +20,7 @@ Each sampler runs the same ask-and-tell study per shape and seed (--trials 60, 2
 failed trials after the 10 start-up trials (and in the two halves of the rest: it should fall as the study
 learns), and the median regret (best loss found in the first n trials; the optimum is 0; noise-free) at
 several budgets. Rows: random search, Optuna's default ``TPESampler(seed=s)``, tuneflow's default sampler
-(``tuneflow.samplers.default_sampler``: the same TPE, failure-aware), and Optuna's TPE on the same loss with
+(``tuneflow.search.samplers.default_sampler``: the same TPE, failure-aware), and Optuna's TPE on the same loss with
 the failing region switched off ("optuna-tpe-no-failures": the regret to match). Verdicts per shape, over the seeds
 (two-sided Mann-Whitney U, 5%): tuneflow's failed share against random's, its regret at the largest budget
 against Optuna's TPE.
@@ -41,12 +41,12 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import optuna
+from _common import fmt, markdown_table, progress
 from optuna.trial import TrialState
 from scipy.stats import mannwhitneyu
 
-from _common import fmt, markdown_table, progress
-from tuneflow.failure_aware import FailureAwareSampler
-from tuneflow.samplers import default_sampler
+from tuneflow.search.failure_aware import FailureAwareSampler
+from tuneflow.search.samplers import default_sampler
 
 STARTUP = 10
 ALPHA = 0.05

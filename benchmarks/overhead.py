@@ -8,7 +8,7 @@ configures, tuneflow's SQLite settings included, can reach another) and in a fre
   optuna-memory        Optuna alone, in-memory storage: the floor.
   optuna-sqlite        Optuna on SQLite as a user writes it, optuna.create_study(storage="sqlite:///...")
                        with Optuna's defaults: storage-only.
-  optuna-sqlite-tuned  The same study on tuneflow's storage (tuneflow.study.open_storage: WAL journal,
+  optuna-sqlite-tuned  The same study on tuneflow's storage (tuneflow.storage.study.open_storage: WAL journal,
                        synchronous=NORMAL): what the storage tuneflow uses costs on its own.
   naive-mlflow         The script users write: optuna-sqlite + `with mlflow.start_run():` per trial, one
                        MLflow call per value (2 log_param, 20 step log_metric, 1 final log_metric),
@@ -112,7 +112,7 @@ def optuna_sqlite(folder: Path, trials: int) -> float:
 def optuna_sqlite_tuned(folder: Path, trials: int) -> float:
     import optuna
 
-    from tuneflow.study import open_storage
+    from tuneflow.storage.study import open_storage
 
     study = optuna.create_study(storage=open_storage(f"sqlite:///{folder / 'optuna.db'}"), sampler=sampler())
     return timed_optimize(study, objective, trials)

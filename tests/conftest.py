@@ -102,7 +102,7 @@ def study_runs(project: Path, study: str, role: str = "trial") -> list[Any]:
 
 @pytest.fixture(scope="session")
 def cluster() -> Any:
-    """PostgreSQL + an MLflow server from tuneflow.local_cluster, shared by the tests of a session
+    """PostgreSQL + an MLflow server from tuneflow.deploy.local_cluster, shared by the tests of a session
     (each test uses its own study). Skipped where PostgreSQL is missing, except in CI (.ci/run)."""
     from topology import local_cluster
 

@@ -8,8 +8,9 @@ from typing import Any
 
 import pytest
 
-from tuneflow import backends, local_cluster
+from tuneflow.deploy import local_cluster
 from tuneflow.errors import ConfigError
+from tuneflow.storage import urls as backends
 
 POSTGRES = {"kind": "postgres", "host": "db", "port": "5433", "user": "ann", "database": "optuna",
             "driver": "postgresql+psycopg2", "url": None}
@@ -60,8 +61,9 @@ def test_an_override_with_a_password_is_refused_without_echoing_it() -> None:
 
 def test_the_postgres_config_reads_libpq_variables(monkeypatch: pytest.MonkeyPatch) -> None:
     """hydra/sweeper/storage=postgres: $PGHOST etc. when set, else local defaults; never a password."""
-    from hydra_plugins.tuneflow_sweeper.config import PostgresStorageConfig
     from omegaconf import OmegaConf
+
+    from hydra_plugins.tuneflow_sweeper.config import PostgresStorageConfig
 
     for key in ("PGHOST", "PGPORT", "PGUSER", "PGDATABASE"):
         monkeypatch.delenv(key, raising=False)
@@ -85,14 +87,15 @@ def test_the_cluster_settings_file_keeps_no_password(tmp_path: Path) -> None:
 
 def test_a_cluster_command_without_a_cluster_is_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert local_cluster.main(["work", "--dir", str(tmp_path), "-n", "2", "--", "+arch=quadratic", "-m"]) == 2
-    assert capsys.readouterr().err == f"tuneflow: error: no cluster in {tmp_path}: start one with `python -m tuneflow.local_cluster up`\n"
+    assert capsys.readouterr().err == f"tuneflow: error: no cluster in {tmp_path}: start one with `python -m tuneflow.deploy.local_cluster up`\n"
 
 
 @pytest.mark.parametrize(("ci", "outcome"), [("1", pytest.fail.Exception), (None, pytest.skip.Exception)])
 def test_without_postgres_ci_fails_where_a_laptop_skips(
     monkeypatch: pytest.MonkeyPatch, ci: str | None, outcome: type[BaseException]
 ) -> None:
-    from topology import CI_MARKER, local_cluster as start
+    from topology import CI_MARKER
+    from topology import local_cluster as start
 
     def no_postgres(self: Any) -> None:
         raise local_cluster.ClusterError("initdb not found: install PostgreSQL")

@@ -8,8 +8,8 @@ import pytest
 from omegaconf import OmegaConf
 
 from hydra_plugins.tuneflow_best.tuneflow_best import is_tuneflow_path
-from tuneflow.best import export, option_name
-from tuneflow.finalists import compose
+from tuneflow.analysis.best import export, option_name
+from tuneflow.analysis.recompose import compose
 
 
 def test_an_exported_config_composes_as_plus_best_from_the_project_conf(tmp_path: Path,

@@ -12,7 +12,7 @@ from hydra.plugins.sweeper import Sweeper
 from hydra.utils import instantiate
 from omegaconf import OmegaConf
 
-from tuneflow.search_space import PARAMS_NODE, config_path, parse_search_space
+from tuneflow.search.space import PARAMS_NODE, config_path, parse_search_space
 
 ARCHS = sorted(p.name.removesuffix(".yaml") for p in files("tuneflow").joinpath("conf/arch").iterdir()
                if p.name.endswith(".yaml"))
@@ -61,7 +61,7 @@ def test_each_sampler_config_builds_an_optuna_sampler(sampler: str) -> None:
 
 def test_grid_sampler_config_takes_its_grid_from_the_search_space() -> None:
     cfg = compose_tuneflow("+arch=quadratic", "hydra/sweeper/sampler=grid")
-    assert cfg.hydra.sweeper.sampler._target_ == "tuneflow.samplers.GridSampler"
+    assert cfg.hydra.sweeper.sampler._target_ == "tuneflow.search.samplers.GridSampler"
     assert cfg.hydra.sweeper.sampler.search_space is None
 
 

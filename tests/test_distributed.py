@@ -1,5 +1,5 @@
 """Many workers on PostgreSQL and an MLflow server, started as a user starts them: the local cluster
-(``python -m tuneflow.local_cluster``) runs four copies of the same ``python -m tuneflow ... -m`` command.
+(``python -m tuneflow.deploy.local_cluster``) runs four copies of the same ``python -m tuneflow ... -m`` command.
 Together they run exactly n_trials trials, one MLflow run each; the database password (in the
 environment only) is nowhere in MLflow, the outputs, the logs or the CSV; the servers listen on
 127.0.0.1 only."""
@@ -13,7 +13,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
 from conftest import tuneflow_env
 from topology import ServerTopology
 
@@ -28,7 +27,7 @@ def four_workers(cluster: Any, tmp_path_factory: pytest.TempPathFactory) -> tupl
     """``local_cluster work -n 4``, the password given the way a user gives it: $PGPASSWORD."""
     project = tmp_path_factory.mktemp("four-workers")
     result = subprocess.run(
-        [sys.executable, "-m", "tuneflow.local_cluster", "work", "--dir", str(cluster.directory), "-n", "4", "--",
+        [sys.executable, "-m", "tuneflow.deploy.local_cluster", "work", "--dir", str(cluster.directory), "-n", "4", "--",
          "+arch=quadratic", "-m", f"hydra.sweeper.n_trials={N_TRIALS}", f"hydra.sweeper.study_name={STUDY}",
          "params.seconds_per_epoch=0.05"],
         cwd=project, env={**tuneflow_env(), "PGPASSWORD": cluster.password},

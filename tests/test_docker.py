@@ -1,6 +1,6 @@
 """docker/: no Docker engine runs on our machines, so the compose file and the Dockerfile are checked as
 files: the services are there, ports bind 127.0.0.1, no password is written in them, and they describe
-the same topology as tuneflow.local_cluster (which the other tests really start)."""
+the same topology as tuneflow.deploy.local_cluster (which the other tests really start)."""
 
 from __future__ import annotations
 
@@ -12,8 +12,8 @@ from typing import Any
 import pytest
 import yaml
 
-from tuneflow import local_cluster
-from tuneflow.backends import has_password
+from tuneflow.deploy import local_cluster
+from tuneflow.storage.urls import has_password
 
 DOCKER = Path(__file__).resolve().parents[1] / "docker"
 

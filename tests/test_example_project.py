@@ -10,8 +10,15 @@ import sys
 from pathlib import Path
 
 import pytest
-
-from conftest import Result, load_logged_model, load_study, mlflow_client, run_tuneflow, study_runs, tuneflow_env
+from conftest import (
+    Result,
+    load_logged_model,
+    load_study,
+    mlflow_client,
+    run_tuneflow,
+    study_runs,
+    tuneflow_env,
+)
 
 REPO = Path(__file__).resolve().parents[1]
 

@@ -8,18 +8,22 @@ from typing import Any
 
 import optuna
 import pytest
-from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
+from optuna.distributions import (
+    CategoricalDistribution,
+    FloatDistribution,
+    IntDistribution,
+)
 from optuna.trial import TrialState, create_trial
 
-from tuneflow.failure_aware import (
+from tuneflow.search.failure_aware import (
     FAILED_CONSTRAINT,
     FailureAwareSampler,
     describe_failures,
     region_failures,
     wrap,
 )
-from tuneflow.samplers import GridSampler, default_sampler
-from tuneflow.study import ERROR_ATTR, OVERRIDES_ATTR, SURPLUS_ATTR
+from tuneflow.search.samplers import GridSampler, default_sampler
+from tuneflow.storage.study import ERROR_ATTR, OVERRIDES_ATTR, SURPLUS_ATTR
 
 optuna.logging.set_verbosity(optuna.logging.ERROR)
 SPACE = {"x": FloatDistribution(-5, 5), "y": FloatDistribution(-5, 5)}
@@ -144,7 +148,7 @@ def test_only_failures_of_the_region_count() -> None:
 
 
 def test_the_view_shows_failures_infeasible_with_the_worst_value_and_keeps_constraint_names_alike() -> None:
-    from tuneflow.failure_aware import infeasible_view, worst_values
+    from tuneflow.search.failure_aware import infeasible_view, worst_values
 
     trials = [trial(TrialState.COMPLETE, 0), trial(TrialState.FAIL, 1), trial(TrialState.PRUNED, 2)]
     trials[0].values = [4.0]
@@ -247,7 +251,12 @@ def test_a_trial_whose_worker_stopped_heartbeating_is_not_a_failure_of_its_regio
 
 
 def test_the_report_plots_failed_trials_beside_completed_ones_on_every_shared_parameter() -> None:
-    from tuneflow.report import failure_axes, failures_matplotlib, failures_plotly, plottable_failures
+    from tuneflow.analysis.report import (
+        failure_axes,
+        failures_matplotlib,
+        failures_plotly,
+        plottable_failures,
+    )
 
     completed = [complete(0, lr=1e-5, batch_size=16, act="relu"), complete(1, lr=1.0, batch_size=64, act="gelu")]
     early = _with(TrialState.FAIL, 2, {"lr": 0.1}, {})  # failed before it chose a batch size

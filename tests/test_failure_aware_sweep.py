@@ -8,7 +8,6 @@ import csv
 from pathlib import Path
 
 import pytest
-
 from conftest import load_study, run_tuneflow, study_runs
 
 pytestmark = pytest.mark.slow

@@ -10,15 +10,15 @@ import sys
 from pathlib import Path
 
 import pytest
-
 from conftest import Result, mlflow_client, tuneflow_env
-from tuneflow import fidelity
+
+from tuneflow.analysis import fidelity
+from tuneflow.analysis.fidelity import Measurement, Row
 from tuneflow.errors import ConfigError
-from tuneflow.fidelity import Measurement, Row
 
 
 def run_fidelity(project: Path, *args: str) -> Result:
-    done = subprocess.run([sys.executable, "-m", "tuneflow.fidelity", *args], cwd=project, env=tuneflow_env(),
+    done = subprocess.run([sys.executable, "-m", "tuneflow", "fidelity", *args], cwd=project, env=tuneflow_env(),
                           capture_output=True, text=True, timeout=300)
     return Result(done.returncode, done.stdout, done.stderr)
 

@@ -15,7 +15,7 @@ from hydra.core.global_hydra import GlobalHydra
 from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
-from tuneflow.job_configs import JobConfigs, same_config
+from tuneflow.sweeper.job_configs import JobConfigs, same_config
 
 MULTIRUN = ["+arch=quadratic", "hydra/sweeper/pruner=none"]
 
@@ -122,7 +122,7 @@ def test_a_value_hydra_rejects_fails_with_hydras_error(hydra_loader: Any, bad: s
 def test_a_template_that_differs_from_hydra_falls_back_to_hydra(
     hydra_loader: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import tuneflow.job_configs as job_configs
+    import tuneflow.sweeper.job_configs as job_configs
 
     configs = JobConfigs(hydra_loader, master_config(hydra_loader))
     monkeypatch.setattr(job_configs, "same_config", lambda a, b: False)  # as if a copy came out wrong

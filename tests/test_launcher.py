@@ -40,7 +40,7 @@ def run_sweep(hydra_sweep_runner: Any, launcher: str, folder: Path) -> tuple[lis
         return int(cfg.params.epochs)
 
     sweep = hydra_sweep_runner(
-        calling_file=None, calling_module="tuneflow.cli", task_function=task, config_path="conf",
+        calling_file=None, calling_module="tuneflow.cli.app", task_function=task, config_path="pkg://tuneflow.conf",
         config_name="config", overrides=[*SWEEP, f"hydra/launcher={launcher}"], temp_dir=folder,
     )
     with sweep:
@@ -65,7 +65,7 @@ def test_tuneflow_launcher_runs_jobs_as_the_basic_launcher_does(
     # The same files, with the same content: each job's folder holds its config, overrides and log file;
     # Hydra's own settings (hydra.yaml) are written once per multirun instead of once per job.
     assert set(our_files) - {".hydra/hydra.yaml"} == set(basic_files) - {f"{job}/.hydra/hydra.yaml" for job in range(4)}
-    assert {"0/.hydra/config.yaml", "0/.hydra/overrides.yaml", "0/cli.log", ".hydra/hydra.yaml"} <= set(our_files)
+    assert {"0/.hydra/config.yaml", "0/.hydra/overrides.yaml", "0/tuneflow.log", ".hydra/hydra.yaml"} <= set(our_files)
     for name in set(our_files) - {".hydra/hydra.yaml", "multirun.yaml"}:  # multirun.yaml names the launcher
         assert our_written.get(name) == basic_written.get(name), name
     assert OmegaConf.create(our_written[".hydra/hydra.yaml"]).hydra.launcher._target_.endswith("TuneflowLauncher")

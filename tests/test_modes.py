@@ -7,11 +7,11 @@ from importlib.resources import files
 from pathlib import Path
 
 import pytest
+from conftest import mlflow_client, run_tuneflow
 from hydra import compose, initialize_config_module
 from omegaconf import DictConfig, OmegaConf
 
-from conftest import mlflow_client, run_tuneflow
-from tuneflow import timeseries
+from tuneflow.data import timeseries
 
 ARCHS = sorted(p.name.removesuffix(".yaml") for p in files("tuneflow").joinpath("conf/arch").iterdir()
                if p.name.endswith(".yaml"))

@@ -9,7 +9,6 @@ import zipfile
 from pathlib import Path
 
 import pytest
-
 from conftest import tuneflow_env
 
 pytestmark = pytest.mark.slow

@@ -10,8 +10,7 @@ from pathlib import Path
 import optuna
 import pytest
 
-from tuneflow.results import ThrottledCsv
-from tuneflow.study import (
+from tuneflow.storage.study import (
     StudySettings,
     best_of,
     count_states,
@@ -20,7 +19,8 @@ from tuneflow.study import (
     load_study_for_job,
     open_storage,
 )
-from tuneflow.sweep import progress_lines
+from tuneflow.sweeper.sweep import progress_lines
+from tuneflow.tracking.trials_csv import ThrottledCsv
 from tuneflow.trial.job import TrialOutcome
 
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-
 from conftest import load_study, mlflow_client, run_tuneflow, start_tuneflow, study_runs
 
 pytestmark = pytest.mark.slow

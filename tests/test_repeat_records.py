@@ -5,8 +5,8 @@ from __future__ import annotations
 import json
 from types import SimpleNamespace
 
-from tuneflow.repeat import choose_seeds, finalists_by_trial, record_of
-from tuneflow.report import range_scores
+from tuneflow.analysis.repeat import choose_seeds, finalists_by_trial, record_of
+from tuneflow.analysis.report import range_scores
 
 RANGES = ["2014-01-01..2014-04-01", "2014-04-01..2014-07-01"]
 

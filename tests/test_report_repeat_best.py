@@ -14,8 +14,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
-from conftest import Result, load_study, mlflow_client, run_tuneflow, study_runs, tuneflow_env
+from conftest import (
+    Result,
+    load_study,
+    mlflow_client,
+    run_tuneflow,
+    study_runs,
+    tuneflow_env,
+)
 
 pytestmark = pytest.mark.slow
 
@@ -27,7 +33,7 @@ CURVE_AT_EPOCH_3 = 10 / 3
 def tuneflow_command(project: Path, *args: str, timeout: float = 300) -> Result:
     """``tuneflow SUBCOMMAND ...`` through the console script's entry point, in a new process."""
     process = subprocess.run(
-        [sys.executable, "-c", "from tuneflow.cli import main; main()", *args],
+        [sys.executable, "-c", "from tuneflow.cli.app import main; main()", *args],
         cwd=project, env=tuneflow_env(), capture_output=True, text=True, timeout=timeout,
     )
     return Result(process.returncode, process.stdout, process.stderr)

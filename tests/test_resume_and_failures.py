@@ -7,7 +7,6 @@ import signal
 from pathlib import Path
 
 import pytest
-
 from conftest import load_study, run_tuneflow, start_tuneflow, study_runs
 from topology import wait_until
 

@@ -10,9 +10,9 @@ from hydra import compose, initialize_config_module
 from omegaconf import OmegaConf
 
 from tuneflow.errors import ConfigError
-from tuneflow.failure_aware import FailureAwareSampler
-from tuneflow.samplers import default_sampler
-from tuneflow.sweep import build_sampler
+from tuneflow.search.failure_aware import FailureAwareSampler
+from tuneflow.search.samplers import default_sampler
+from tuneflow.sweeper.sweep import build_sampler
 from tuneflow.trial.arch_task import limit_torch_threads
 
 

@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import pytest
-from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
+from optuna.distributions import (
+    CategoricalDistribution,
+    FloatDistribution,
+    IntDistribution,
+)
 
-from tuneflow.search_space import (
+from tuneflow.search.space import (
     SearchSpaceError,
     config_path,
     grid_of,

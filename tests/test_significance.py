@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pytest
 
-from tuneflow.significance import (
+from tuneflow.analysis.significance import (
     Finalist,
     holm,
     paired_p_value,

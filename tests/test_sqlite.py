@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 import sqlalchemy
 
-from tuneflow import sqlite
-from tuneflow.study import open_storage
+from tuneflow.storage import sqlite
+from tuneflow.storage.study import open_storage
 
 FULL, NORMAL = 2, 1  # PRAGMA synchronous values
 
@@ -36,7 +36,7 @@ def test_other_sqlite_connections_in_the_same_process_keep_their_defaults(tmp_pa
 
 
 def test_the_mlflow_store_is_switched_to_wal(tmp_path: Path) -> None:
-    from tuneflow import tracking
+    from tuneflow.tracking import runs as tracking
 
     uri = f"sqlite:///{tmp_path / 'mlruns' / 'mlflow.db'}"
     client = tracking.client_for(uri)

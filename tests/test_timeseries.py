@@ -1,4 +1,4 @@
-"""Validation date ranges and forecasting folds of tuneflow.timeseries."""
+"""Validation date ranges and forecasting folds of tuneflow.data.timeseries."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from tuneflow import timeseries as ts
+from tuneflow.data import timeseries as ts
 
 DATA_START, DATA_END = date(2012, 1, 1), date(2015, 12, 31)
 SEATTLE = {
@@ -188,6 +188,6 @@ def test_the_loaded_series_is_cached_across_trials() -> None:
     [("mean", "minimize", 1.875), ("median", "minimize", 1.5), ("worst", "minimize", 4.0), ("worst", "maximize", 0.5)],
 )
 def test_the_objective_over_ranges_is_their_mean_median_or_worst(how: str, direction: str, expected: float) -> None:
-    from tuneflow.data import aggregate
+    from tuneflow.data.folds import aggregate
 
     assert aggregate([0.5, 1.0, 2.0, 4.0], how, direction) == expected

@@ -12,8 +12,8 @@ import optuna
 import pytest
 from hydra import compose, initialize_config_module
 
-from tuneflow import tracking
-from tuneflow.study import StudySettings, open_storage
+from tuneflow.storage.study import StudySettings, open_storage
+from tuneflow.tracking import runs as tracking
 from tuneflow.trial.arch_task import run as arch_task
 from tuneflow.trial.job import run_trial
 

@@ -6,8 +6,13 @@ import csv
 from pathlib import Path
 
 import pytest
-
-from conftest import load_study, mlflow_client, run_tuneflow, study_runs, load_logged_model
+from conftest import (
+    load_logged_model,
+    load_study,
+    mlflow_client,
+    run_tuneflow,
+    study_runs,
+)
 
 pytestmark = pytest.mark.slow
 

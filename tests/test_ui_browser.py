@@ -20,7 +20,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
 from conftest import load_study, run_tuneflow, tuneflow_env
 
 pytestmark = pytest.mark.slow

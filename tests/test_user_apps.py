@@ -14,9 +14,15 @@ import sys
 from pathlib import Path
 
 import pytest
+from conftest import (
+    Result,
+    load_logged_model,
+    load_study,
+    mlflow_client,
+    study_runs,
+    tuneflow_env,
+)
 from omegaconf import OmegaConf
-
-from conftest import Result, load_logged_model, load_study, mlflow_client, study_runs, tuneflow_env
 
 APPS = Path(__file__).parent / "apps"
 

@@ -10,7 +10,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
 from topology import ServerTopology, Topology, finished, wait_until
 
 pytestmark = pytest.mark.slow

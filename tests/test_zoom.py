@@ -4,10 +4,14 @@ from __future__ import annotations
 
 import optuna
 import pytest
-from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
+from optuna.distributions import (
+    CategoricalDistribution,
+    FloatDistribution,
+    IntDistribution,
+)
 
-from tuneflow import zoom
 from tuneflow.errors import ConfigError
+from tuneflow.search import zoom
 
 SPACE = {
     "lr": FloatDistribution(1e-5, 1e-1, log=True),

@@ -1,5 +1,5 @@
 """Where workers run in the tests: the embedded default (SQLite files in the project) or the
-multi-worker topology of ``tuneflow.local_cluster`` (PostgreSQL + an MLflow server), behind one face:
+multi-worker topology of ``tuneflow.deploy.local_cluster`` (PostgreSQL + an MLflow server), behind one face:
 start a worker, read the study back from Optuna, read its runs back from MLflow."""
 
 from __future__ import annotations
@@ -18,7 +18,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
 from conftest import load_study, mlflow_client, tuneflow_env
 
 #: Set by .ci/run: there, a PostgreSQL that cannot start fails the tests instead of skipping them.
@@ -27,9 +26,9 @@ CI_MARKER = "TUNEFLOW_CI"
 
 @contextmanager
 def local_cluster() -> Iterator[Any]:
-    """A PostgreSQL cluster and an MLflow server started by ``tuneflow.local_cluster`` in a fresh
+    """A PostgreSQL cluster and an MLflow server started by ``tuneflow.deploy.local_cluster`` in a fresh
     folder, on free ports, with a random password; stopped and removed afterwards."""
-    from tuneflow.local_cluster import ClusterError, LocalCluster, free_port
+    from tuneflow.deploy.local_cluster import ClusterError, LocalCluster, free_port
 
     # Under /tmp and enterable by everyone: PostgreSQL runs as the postgres user.
     directory = Path(tempfile.mkdtemp(prefix="tuneflow-cluster-"))
@@ -134,7 +133,7 @@ class Topology:
 @dataclass
 class ServerTopology(Topology):
     """The local cluster: PostgreSQL for Optuna and MLflow, an MLflow server, workers started as
-    ``tuneflow.local_cluster`` starts them."""
+    ``tuneflow.deploy.local_cluster`` starts them."""
 
     cluster: Any = None
     name: str = "postgres"

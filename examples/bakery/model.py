@@ -2,7 +2,7 @@
 stochastic gradient descent (scikit-learn's ``SGDRegressor``), one epoch at a time.
 
 A trainer of a project's ``conf/arch/NAME.yaml``: tuneflow calls ``train`` once per date range with that
-range's fold (``tuneflow.timeseries.SeriesData``: standardised windows and targets) and a ``report`` hook
+range's fold (``tuneflow.data.timeseries.SeriesData``: standardised windows and targets) and a ``report`` hook
 it calls after every epoch. Nothing here knows Optuna or MLflow; the model is saved through MLflow's
 scikit-learn flavor, picked from its type.
 """

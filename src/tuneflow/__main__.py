@@ -1,3 +1,3 @@
-from tuneflow.cli import main
+from tuneflow.cli.app import main
 
 main()

@@ -9,10 +9,10 @@ from typing import Any, Callable, Mapping
 import pytest
 import torch
 
-from tuneflow.data import load_tabular
+from tuneflow.data.tabular import load_tabular
+from tuneflow.data.timeseries import build_folds
 from tuneflow.models import cnn, lightgbm, lstm_attention, mlp
 from tuneflow.models.base import TrainResult
-from tuneflow.timeseries import build_folds
 
 LR_GROUP = {
     "lr": 3e-3, "batch_size": 64, "lr_schedule": "constant", "lr_decay": 0.5, "patience": 10, "epochs": 2

@@ -45,7 +45,7 @@ class RandomSamplerConfig:
 class GridSamplerConfig:
     """Every combination once, in random order. The grid is built from the search space."""
 
-    _target_: str = "tuneflow.samplers.GridSampler"
+    _target_: str = "tuneflow.search.samplers.GridSampler"
     # Filled in by the sweeper from the search space (choice and range parameters only).
     search_space: Any = None
     # Seed of the order in which the grid is visited.
@@ -114,7 +114,7 @@ class NopPrunerConfig:
 
 # --- the groups and their defaults ---------------------------------------------------------
 
-#: hydra/sweeper/sampler options. tuneflow.samplers.default_sampler builds SAMPLERS[DEFAULT_SAMPLER] too,
+#: hydra/sweeper/sampler options. tuneflow.search.samplers.default_sampler builds SAMPLERS[DEFAULT_SAMPLER] too,
 #: so the Python API and the command line share one definition of the default.
 SAMPLERS: Dict[str, Any] = {
     "tpe": TPESamplerConfig,
@@ -165,7 +165,7 @@ class PostgresStorageConfig:
     url: Optional[str] = None
 
 
-# --- zooming in on an earlier study (tuneflow.zoom) ------------------------------------------
+# --- zooming in on an earlier study (tuneflow.search.zoom) ------------------------------------------
 
 
 @dataclass
@@ -213,7 +213,7 @@ class TuneflowSweeperConf:
     n_jobs: int = 1
     # Stop with an error once more than this share of n_trials has failed.
     max_failure_rate: float = 0.25
-    # Show the sampler failed trials as infeasible, so it learns where training fails (tuneflow.failure_aware); not the grid.
+    # Show the sampler failed trials as infeasible, so it learns where training fails (tuneflow.search.failure_aware); not the grid.
     failure_aware: bool = True
     # Seconds between trial heartbeats on the storage (a killed worker's trial is failed and retried).
     heartbeat_interval: Optional[int] = 60
@@ -248,7 +248,7 @@ class TuneflowSweeperConf:
 @dataclass
 class TuneflowLauncherConf:
     """Jobs run one after another in this process, like hydra/launcher=basic, without composing each
-    job's config from scratch (tuneflow.launch)."""
+    job's config from scratch (tuneflow.sweeper.launcher)."""
 
     _target_: str = "hydra_plugins.tuneflow_sweeper.tuneflow_launcher.TuneflowLauncher"
 

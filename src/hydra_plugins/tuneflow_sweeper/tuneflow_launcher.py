@@ -1,5 +1,5 @@
 """The thin public face of tuneflow's launcher (``hydra/launcher=tuneflow``, the default in tuneflow's
-config); the work lives in tuneflow.launch, imported lazily so that plugin discovery stays cheap."""
+config); the work lives in tuneflow.sweeper.launcher, imported lazily so that plugin discovery stays cheap."""
 
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ from hydra_plugins.tuneflow_sweeper import config as _config  # noqa: F401
 
 class TuneflowLauncher(Launcher):
     def __init__(self, **_: Any) -> None:
-        from tuneflow.launch import InProcessLauncher
+        from tuneflow.sweeper.launcher import InProcessLauncher
 
         self._impl = InProcessLauncher()
 

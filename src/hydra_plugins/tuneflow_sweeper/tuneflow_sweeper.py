@@ -1,4 +1,4 @@
-"""The thin public face Hydra discovers; the work lives in tuneflow.sweep, imported lazily
+"""The thin public face Hydra discovers; the work lives in tuneflow.sweeper.sweep, imported lazily
 so that plugin discovery (which imports every module here) stays cheap."""
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from hydra_plugins.tuneflow_sweeper import config as _config  # noqa: F401
 
 class TuneflowSweeper(Sweeper):
     def __init__(self, **sweeper_cfg: Any) -> None:
-        from tuneflow.sweep import StudySweeper
+        from tuneflow.sweeper.sweep import StudySweeper
 
         self._impl = StudySweeper(**sweeper_cfg)
 

@@ -15,7 +15,7 @@ from typing import Any, Mapping
 import lightgbm as lgb
 import numpy as np
 
-from tuneflow.data import TabularData
+from tuneflow.data.tabular import TabularData
 from tuneflow.models.base import Reporter, TrainResult
 
 LR_SCHEDULES = ("constant", "step", "plateau")

@@ -5,7 +5,7 @@ states ``H`` (window x hidden) it computes ``r`` attention hops ``A = softmax(W2
 (r x window), pools ``M = A H`` and reads the forecast off ``M`` with a linear head. The penalty
 ``||A Aᵀ - I||²_F`` pushes the hops to look at different days; ``attention_regularization`` weighs it.
 
-One call trains on one fold (:class:`tuneflow.timeseries.SeriesData`); the runner loops over folds.
+One call trains on one fold (:class:`tuneflow.data.timeseries.SeriesData`); the runner loops over folds.
 """
 
 from __future__ import annotations
@@ -15,9 +15,9 @@ from typing import Any, Mapping, cast
 import torch
 from torch import nn
 
+from tuneflow.data.timeseries import SeriesData
 from tuneflow.models import _torch
 from tuneflow.models.base import Reporter, TrainResult
-from tuneflow.timeseries import SeriesData
 
 
 class StructuredSelfAttention(nn.Module):

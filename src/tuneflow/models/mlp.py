@@ -6,7 +6,7 @@ from typing import Any, Mapping
 
 from torch import nn
 
-from tuneflow.data import TabularData
+from tuneflow.data.tabular import TabularData
 from tuneflow.models import _torch
 from tuneflow.models.base import Reporter, TrainResult
 

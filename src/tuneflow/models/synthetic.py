@@ -9,10 +9,9 @@ makes its metric NaN for large ``x``: the failure paths of a study can be exerci
 
 from __future__ import annotations
 
-from typing import Any, Mapping
-
 import time
 import zlib
+from typing import Any, Mapping
 
 import numpy as np
 

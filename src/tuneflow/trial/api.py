@@ -25,7 +25,7 @@ from tuneflow.errors import MetricIsNaN
 if TYPE_CHECKING:
     import optuna
 
-    from tuneflow.tracking import MetricBuffer
+    from tuneflow.tracking.runs import MetricBuffer
 
 
 @dataclass
@@ -129,7 +129,7 @@ def log_model(model: Any, flavor: str | None = None, *, name: str = "model", **k
     trial = current_trial()
     if trial is None or trial.artifact_uri is None or trial.tracking_uri is None:
         return
-    from tuneflow import tracking
+    from tuneflow.tracking import runs as tracking
 
     store = tracking.artifact_store(tracking.client_for(trial.tracking_uri), trial.artifact_uri)
     tracking.log_model(store, model, flavor, name=name, **kwargs)
@@ -168,7 +168,7 @@ def study_day() -> str | None:
     study = trial.study if trial is not None else None
     if study is None:
         return None
-    from tuneflow.study import AS_OF_ATTR
+    from tuneflow.storage.study import AS_OF_ATTR
 
     day = study.user_attrs.get(AS_OF_ATTR)
     return None if day is None else str(day)

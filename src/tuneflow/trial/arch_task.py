@@ -19,7 +19,7 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf, open_dict
 
-from tuneflow import data as datasets
+from tuneflow.data import folds as datasets
 from tuneflow.errors import ConfigError, MetricIsNaN
 from tuneflow.models.base import Trainer, TrainResult
 from tuneflow.trial import api
@@ -207,7 +207,7 @@ def run(cfg: DictConfig) -> dict[str, float]:
 
 
 def _tag(trial: api.Trial, key: str, value: str) -> None:
-    from tuneflow import tracking
+    from tuneflow.tracking import runs as tracking
 
     assert trial.tracking_uri is not None and trial.run_id is not None
     tracking.client_for(trial.tracking_uri).set_tag(trial.run_id, key, value)
@@ -243,7 +243,7 @@ def run_single(cfg: DictConfig, tags: Mapping[str, str] | None = None) -> tuple[
     """A plain training run (no ``-m``): the arch's default params, one MLflow run, errors raised.
     ``tags`` are added to the run's (``tuneflow repeat`` links its runs to the trial they repeat).
     Returns the objective, the MLflow run id and the metrics."""
-    from tuneflow import tracking
+    from tuneflow.tracking import runs as tracking
     from tuneflow.trial.job import flatten, start_run_record
 
     check_torch_threads(cfg.get("torch_threads"))  # before any run exists

@@ -21,9 +21,14 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
-from tuneflow import tracking
 from tuneflow.errors import ConfigError, MetricIsNaN
-from tuneflow.study import ERROR_ATTR, PARENT_RUN_ATTR, RUN_ID_ATTR, StudySettings
+from tuneflow.storage.study import (
+    ERROR_ATTR,
+    PARENT_RUN_ATTR,
+    RUN_ID_ATTR,
+    StudySettings,
+)
+from tuneflow.tracking import runs as tracking
 from tuneflow.trial import api
 
 #: A Hydra task function: the app's ``@hydra.main`` function, called with the job's config.
@@ -78,7 +83,7 @@ class TrialJob:
 
 def run_trial(task: TaskFunction, cfg: DictConfig, settings: StudySettings, number: int) -> TrialOutcome:
     """Run ``task`` as Optuna trial ``number`` of the study ``settings`` describes, tracked in MLflow."""
-    from tuneflow.study import Heartbeat, load_study_for_job, trial_handle
+    from tuneflow.storage.study import Heartbeat, load_study_for_job, trial_handle
 
     started = time.perf_counter()
     study, storage = load_study_for_job(settings)

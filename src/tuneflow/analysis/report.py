@@ -1,4 +1,4 @@
-"""``tuneflow report STUDY`` (or ``python -m tuneflow.report STUDY``): what a study found, on disk and in MLflow.
+"""``tuneflow report STUDY`` (or ``python -m tuneflow report STUDY``): what a study found, on disk and in MLflow.
 
 - the top-k completed trials with their params, their score on every validation range
   (``<range>/<objective>``) and, once ``tuneflow repeat`` ran, their mean and 95% interval over new seeds;
@@ -30,8 +30,8 @@ from pathlib import Path
 from typing import Any
 
 from tuneflow.errors import ConfigError
-from tuneflow.failure_aware import describe_failures, region_failures
-from tuneflow.stores import (
+from tuneflow.search.failure_aware import describe_failures, region_failures
+from tuneflow.storage.readers import (
     Parser,
     StudyLocation,
     add_store_arguments,
@@ -42,7 +42,7 @@ from tuneflow.stores import (
     parent_run_id,
     top_trials,
 )
-from tuneflow.study import ERROR_ATTR, SURPLUS_ATTR
+from tuneflow.storage.study import ERROR_ATTR, SURPLUS_ATTR
 
 #: Plot name -> the Optuna function that draws it (the same name in optuna.visualization and its
 #: matplotlib twin).
@@ -73,7 +73,7 @@ class StudyReport:
     importances: dict[str, float] | None
     notes: list[str] = field(default_factory=list)
     figures: dict[str, Any] = field(default_factory=dict)
-    #: ``tuneflow.failure_aware.describe_failures`` of the study (None: no trial failed).
+    #: ``tuneflow.search.failure_aware.describe_failures`` of the study (None: no trial failed).
     failures: str | None = None
     #: Per parameter: the failed trials' range against the completed trials'.
     failure_ranges: list[dict[str, Any]] = field(default_factory=list)
@@ -95,8 +95,8 @@ def range_scores(user_attrs: Mapping[str, Any], objective: str) -> dict[str, flo
 
 def top_rows(study: Any, k: int, objective: str, repeats: Mapping[int, Any] | None = None) -> list[dict[str, Any]]:
     """The ``k`` best completed trials as table rows: rank, trial, value, per-range scores, repeats, params."""
-    from tuneflow.significance import t_interval
-    from tuneflow.study import RUN_ID_ATTR
+    from tuneflow.analysis.significance import t_interval
+    from tuneflow.storage.study import RUN_ID_ATTR
 
     rows = []
     for rank, trial in enumerate(top_trials(study, k), start=1):
@@ -199,7 +199,7 @@ def failure_range_rows(trials: Sequence[Any], failed: Sequence[Any]) -> list[dic
     """One row per parameter of the failed trials: where they failed, where trials completed."""
     from optuna.trial import TrialState
 
-    from tuneflow.failure_aware import failure_ranges
+    from tuneflow.search.failure_aware import failure_ranges
 
     complete = [t for t in trials if t.state == TrialState.COMPLETE]
     completed = {name: text for name, text, _ in failure_ranges(trials, complete)} if complete else {}
@@ -415,8 +415,15 @@ def parse_arguments(argv: Sequence[str]) -> Any:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    from tuneflow.analysis.repeat import (
+        conclude,
+        finalists_by_trial,
+        finished_repeats,
+        format_table,
+        objective_of,
+        table_rows,
+    )
     from tuneflow.console import quiet_library_warnings
-    from tuneflow.repeat import conclude, finalists_by_trial, finished_repeats, format_table, objective_of, table_rows
 
     quiet_library_warnings()
     args = parse_arguments(sys.argv[1:] if argv is None else argv)

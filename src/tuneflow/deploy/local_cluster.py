@@ -3,11 +3,11 @@ a PostgreSQL cluster for Optuna and MLflow, an MLflow tracking server backed by 
 each run the same ``python -m tuneflow ... -m`` command. ``docker/compose.yaml`` is the same topology
 in containers.
 
-    python -m tuneflow.local_cluster up                      # PostgreSQL + MLflow server, in the background
-    python -m tuneflow.local_cluster work -n 4 -- +arch=mlp -m hydra.sweeper.n_trials=40
-    python -m tuneflow.local_cluster env                     # the settings for a worker in your own shell
-    python -m tuneflow.local_cluster down
-    python -m tuneflow.local_cluster run -n 4 -- +arch=mlp -m ...   # up, work, down
+    python -m tuneflow.deploy.local_cluster up                      # PostgreSQL + MLflow server, in the background
+    python -m tuneflow.deploy.local_cluster work -n 4 -- +arch=mlp -m hydra.sweeper.n_trials=40
+    python -m tuneflow.deploy.local_cluster env                     # the settings for a worker in your own shell
+    python -m tuneflow.deploy.local_cluster down
+    python -m tuneflow.deploy.local_cluster run -n 4 -- +arch=mlp -m ...   # up, work, down
 
 Needs ``apt-get install -y postgresql`` and ``pip install 'tuneflow[postgres]'``. Every server listens on
 127.0.0.1 unless ``--host`` says otherwise. The database password is ``$PGPASSWORD`` when set, else a
@@ -113,7 +113,7 @@ class LocalCluster:
     def load(cls, directory: Path) -> LocalCluster:
         path = directory / "cluster.json"
         if not path.exists():
-            raise ClusterError(f"no cluster in {directory}: start one with `python -m tuneflow.local_cluster up`")
+            raise ClusterError(f"no cluster in {directory}: start one with `python -m tuneflow.deploy.local_cluster up`")
         settings = json.loads(path.read_text())
         settings["directory"] = Path(settings["directory"])
         return cls(**settings)
@@ -159,7 +159,7 @@ class LocalCluster:
         finally:
             pwfile.unlink(missing_ok=True)
         settings = [
-            "# tuneflow.local_cluster: TCP only, no Unix socket (nothing outside DIR is written).",
+            "# tuneflow.deploy.local_cluster: TCP only, no Unix socket (nothing outside DIR is written).",
             "unix_socket_directories = ''",
             "max_connections = 200",
         ]
@@ -387,7 +387,7 @@ def free_port() -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m tuneflow.local_cluster", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m tuneflow.deploy.local_cluster", description=__doc__.split("\n\n")[0])
     parser.add_argument("action", choices=["up", "work", "env", "down", "run"])
     parser.add_argument("--dir", type=Path, default=Path(".tuneflow-cluster"), help="where the cluster keeps its data and logs")
     parser.add_argument("--host", default="127.0.0.1", help="address the servers listen on (default 127.0.0.1)")

@@ -15,7 +15,7 @@ from typing import Any
 from omegaconf import DictConfig, OmegaConf, open_dict
 
 from tuneflow.errors import ConfigError
-from tuneflow.study import AS_OF_ATTR, OVERRIDES_ATTR, RUN_ID_ATTR
+from tuneflow.storage.study import AS_OF_ATTR, OVERRIDES_ATTR, RUN_ID_ATTR
 
 
 def compose(overrides: Sequence[str]) -> DictConfig:
@@ -28,7 +28,7 @@ def compose(overrides: Sequence[str]) -> DictConfig:
 
 def job_overrides(trial: Any) -> list[str] | None:
     """The overrides the trial's job was composed from (without ``trial.number``), if recorded."""
-    from tuneflow.search_space import PARAMS_NODE, to_overrides
+    from tuneflow.search.space import PARAMS_NODE, to_overrides
 
     fixed = trial.user_attrs.get(OVERRIDES_ATTR)
     if fixed is None:

@@ -35,17 +35,21 @@ from omegaconf import DictConfig, OmegaConf
 from optuna.distributions import BaseDistribution, CategoricalDistribution
 from optuna.trial import FrozenTrial, TrialState
 
-from tuneflow import backends, results, search_space, tracking, zoom
 from tuneflow.errors import ConfigError, TooManyFailures
-from tuneflow.failure_aware import FailureAwareSampler, describe_failures
-from tuneflow.failure_aware import wrap as failure_aware_wrap
-from tuneflow.study import (
+from tuneflow.search import space as search_space
+from tuneflow.search import zoom
+from tuneflow.search.failure_aware import FailureAwareSampler, describe_failures
+from tuneflow.search.failure_aware import wrap as failure_aware_wrap
+from tuneflow.storage import locks
+from tuneflow.storage import urls as backends
+from tuneflow.storage.study import (
     AS_OF_ATTR,
     ERROR_ATTR,
     OVERRIDES_ATTR,
     PARENT_RUN_ATTR,
     RUN_ID_ATTR,
     SURPLUS_ATTR,
+    Heartbeat,
     StudySettings,
     best_of,
     best_trial_or_none,
@@ -56,7 +60,8 @@ from tuneflow.study import (
     open_storage,
     study_settings,
 )
-from tuneflow.study import Heartbeat
+from tuneflow.tracking import runs as tracking
+from tuneflow.tracking import trials_csv as results
 from tuneflow.trial.job import TrialJob, TrialOutcome
 
 log = logging.getLogger("tuneflow")
@@ -240,12 +245,12 @@ class StudySweeper:
     def open(self, plan: SweepPlan) -> tuple[optuna.Study, Any, str]:
         """Create or resume the study and its MLflow parent run.
 
-        Under the study's lock (``backends.study_lock``): workers started together would otherwise
+        Under the study's lock (``locks.study_lock``): workers started together would otherwise
         race to create the same tables (Optuna's and MLflow's migrations fail on that) and the same
         parent run.
         """
         settings = plan.settings
-        with backends.study_lock(settings.storage_url, settings.root_dir, settings.name, "open"):
+        with locks.study_lock(settings.storage_url, settings.root_dir, settings.name, "open"):
             client = tracking.client_for(settings.tracking_uri)
             on_stale_trial = StaleTrialHandler(client)
             try:
@@ -342,7 +347,7 @@ class StudySweeper:
         while True:
             # Count and ask under the study's lock: workers racing for the last places would ask
             # for more than n_trials.
-            with backends.study_lock(settings.storage_url, settings.root_dir, settings.name, "ask"):
+            with locks.study_lock(settings.storage_url, settings.root_dir, settings.name, "ask"):
                 optuna.storages.fail_stale_trials(study)
                 # One read of the study per batch: progress lines, CSV, failure cap and what is left to run.
                 now = study.get_trials(deepcopy=False)
@@ -636,7 +641,7 @@ def corner_points(distributions: Mapping[str, BaseDistribution]) -> list[dict[st
 
 
 def build_sampler(sampler_cfg: Mapping[str, Any], failure_aware: bool = True) -> optuna.samplers.BaseSampler:
-    """The configured sampler; failure-aware (``tuneflow.failure_aware.wrap``: all but the grid) unless turned off."""
+    """The configured sampler; failure-aware (``tuneflow.search.failure_aware.wrap``: all but the grid) unless turned off."""
     from hydra.utils import instantiate
 
     sampler = instantiate(dict(sampler_cfg), _convert_="all")

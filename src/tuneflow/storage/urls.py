@@ -1,11 +1,9 @@
-"""Where a study's records live: the Optuna storage and the MLflow tracking server.
+"""Where a study's records live: the Optuna storage URL and the MLflow tracking server, checked.
 
 - ``storage_url``: the storage URL a ``hydra/sweeper/storage`` config names (embedded SQLite under
   ``root_dir``, PostgreSQL from host/port/user/database, or a raw URL).
 - ``check_storage`` / ``check_tracking``: refuse a URL that cannot work (wrong scheme, missing driver,
   a password written into it, a server that does not answer) before anything is created.
-- ``study_lock``: the lock workers take to create a study and to ask for trials, so that workers on any
-  number of machines neither race to create tables nor ask for more than ``n_trials``.
 
 Passwords never pass through tuneflow: libpq (psycopg2) reads ``PGPASSWORD`` or ``~/.pgpass`` itself,
 so a URL tuneflow builds, logs or saves has none. A URL given with a password is refused, because
@@ -14,11 +12,9 @@ Hydra would write it into ``.hydra/*.yaml`` and ``multirun.yaml``.
 
 from __future__ import annotations
 
-import contextlib
-import hashlib
 import os
 import re
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -249,51 +245,5 @@ def _check_tracking_server(uri: str) -> None:
         problem = str(getattr(error, "reason", error))
     raise ConfigError(
         f"the MLflow tracking server {shown(uri)} does not answer ({problem}); start it "
-        "(python -m tuneflow.local_cluster up, or docker compose in docker/) or fix MLFLOW_TRACKING_URI / tracking.uri"
+        "(python -m tuneflow.deploy.local_cluster up, or docker compose in docker/) or fix MLFLOW_TRACKING_URI / tracking.uri"
     )
-
-
-# --- locks ---------------------------------------------------------------------------------------
-
-
-@contextlib.contextmanager
-def study_lock(url: str, root_dir: str | Path, study_name: str, purpose: str = "open") -> Iterator[None]:
-    """Held while a worker creates or opens a study (``purpose="open"``) or asks for trials
-    (``purpose="ask"``).
-
-    Embedded SQLite: a file lock beside the database (every worker runs on this machine). A server
-    database: a PostgreSQL advisory lock, which holds across machines and is released by the server
-    if the worker dies. ``open`` also takes the file lock in ``root_dir``: MLflow's embedded store
-    there must not be created twice at once.
-    """
-    from filelock import FileLock
-
-    with contextlib.ExitStack() as stack:
-        if purpose == "open":
-            Path(root_dir).mkdir(parents=True, exist_ok=True)
-            stack.enter_context(FileLock(str(Path(root_dir) / ".tuneflow.lock"), timeout=600))
-        if url.startswith("postgresql"):
-            stack.enter_context(_advisory_lock(url, f"tuneflow:{purpose}:{study_name}"))
-        elif is_sqlite(url) and purpose == "ask":
-            database = Path(url[len("sqlite:///") :])
-            stack.enter_context(FileLock(f"{database}.{_digest(study_name)}.ask.lock", timeout=600))
-        yield
-
-
-def _digest(name: str) -> str:
-    return hashlib.sha1(name.encode()).hexdigest()[:12]
-
-
-@contextlib.contextmanager
-def _advisory_lock(url: str, name: str) -> Iterator[None]:
-    from sqlalchemy import text
-
-    key = int.from_bytes(hashlib.sha1(name.encode()).digest()[:8], "big", signed=True)
-    with engine_for(url).connect() as connection:
-        connection.execute(text("SELECT pg_advisory_lock(:key)"), {"key": key})
-        connection.commit()
-        try:
-            yield
-        finally:
-            connection.execute(text("SELECT pg_advisory_unlock(:key)"), {"key": key})
-            connection.commit()

@@ -24,12 +24,19 @@ from typing import Any
 
 from hydra import version
 from hydra.core.hydra_config import HydraConfig
-from hydra.core.utils import JobReturn, JobRuntime, JobStatus, configure_log, env_override, filter_overrides
-from hydra.core.utils import setup_globals
+from hydra.core.utils import (
+    JobReturn,
+    JobRuntime,
+    JobStatus,
+    configure_log,
+    env_override,
+    filter_overrides,
+    setup_globals,
+)
 from hydra.types import HydraContext, TaskFunction
 from omegaconf import DictConfig, OmegaConf, open_dict, read_write
 
-from tuneflow.job_configs import JobConfigs
+from tuneflow.sweeper.job_configs import JobConfigs
 
 log = logging.getLogger(__name__)
 

@@ -17,7 +17,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from tuneflow import sqlite
+from tuneflow.storage import sqlite
 
 if TYPE_CHECKING:  # importing mlflow takes ~2 s: only the functions that talk to MLflow pay for it
     from mlflow import MlflowClient
@@ -61,7 +61,7 @@ def client_for(tracking_uri: str) -> MlflowClient:
     """One client per URI and process: building one opens the store (engine, schema check), ~90 ms,
     which every trial of a sequential sweep would otherwise pay again.
 
-    An SQLite store is switched to WAL first (``tuneflow.sqlite``): MLflow leaves SQLite in its
+    An SQLite store is switched to WAL first (``tuneflow.storage.sqlite``): MLflow leaves SQLite in its
     rollback-journal default, ~5x slower per commit on this project's disk.
     """
     from mlflow import MlflowClient
@@ -292,7 +292,9 @@ def _PredictModel(model: Any) -> Any:  # noqa: N802 - reads as the class it buil
 def artifact_store(client: MlflowClient, artifact_uri: str) -> ArtifactRepository:
     """A run's artifact store, from the artifact URI ``create_run`` returned. (``MlflowClient.log_text``
     and ``log_artifacts`` look the run up again to find it: one database read per trial.)"""
-    from mlflow.store.artifact.artifact_repository_registry import get_artifact_repository
+    from mlflow.store.artifact.artifact_repository_registry import (
+        get_artifact_repository,
+    )
 
     return get_artifact_repository(artifact_uri, tracking_uri=client.tracking_uri)
 

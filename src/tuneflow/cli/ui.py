@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from tuneflow.errors import ConfigError
-from tuneflow.stores import (
+from tuneflow.storage.readers import (
     Parser,
     StudyLocation,
     add_store_arguments,
@@ -175,7 +175,7 @@ def plan(location: StudyLocation, args: Any, logs: Path) -> tuple[list[Server], 
         return servers, location.tracking_uri
     experiment_id = None
     if parent:
-        from tuneflow.stores import mlflow_client
+        from tuneflow.storage.readers import mlflow_client
 
         experiment_id = mlflow_client(location).get_run(parent).info.experiment_id
     servers.insert(0, mlflow_server(location, args.mlflow_port or free_port(), experiment_id, logs))

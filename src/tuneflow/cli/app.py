@@ -14,6 +14,7 @@ import sys
 from typing import Any
 
 import hydra
+from omegaconf import DictConfig
 
 from tuneflow.console import (
     EXIT_USAGE,
@@ -22,7 +23,6 @@ from tuneflow.console import (
     quiet_library_warnings,
     terminate_like_interrupt,
 )
-from omegaconf import DictConfig, OmegaConf
 
 # `hydra.sweeper.params.lr=tag(log, interval(1e-4, 1e-1))` is a sweep over Hydra's own config, which
 # Hydra refuses; tuneflow reads it as the string it is meant to be.
@@ -81,7 +81,7 @@ def _task(cfg: DictConfig) -> Any:
 
 # The sweeper runs this on a job config at the corners of the search space before it creates anything.
 _task.tuneflow_check = _check_job  # type: ignore[attr-defined]
-_hydra_main = hydra.main(version_base="1.3", config_path="conf", config_name="config")(_task)
+_hydra_main = hydra.main(version_base="1.3", config_path="pkg://tuneflow.conf", config_name="config")(_task)
 
 
 def flags_first(argv: list[str]) -> list[str]:
@@ -93,7 +93,10 @@ def flags_first(argv: list[str]) -> list[str]:
 
 def backend_arguments(argv: list[str]) -> list[str]:
     """Refuse passwords on the command line (Hydra would save them); expand the storage shorthand."""
-    from tuneflow.backends import expand_storage_shorthand, refuse_passwords_in_arguments
+    from tuneflow.storage.urls import (
+        expand_storage_shorthand,
+        refuse_passwords_in_arguments,
+    )
 
     refuse_passwords_in_arguments(argv)
     return expand_storage_shorthand(argv)
@@ -101,7 +104,13 @@ def backend_arguments(argv: list[str]) -> list[str]:
 
 #: ``tuneflow NAME ...`` runs ``tuneflow.NAME.main(argv)``; anything else is the Hydra app (an override
 #: never is one of these words).
-SUBCOMMANDS = ("report", "repeat", "ui", "spec", "fidelity")
+SUBCOMMANDS = {
+    "report": "tuneflow.analysis.report",
+    "repeat": "tuneflow.analysis.repeat",
+    "ui": "tuneflow.cli.ui",
+    "spec": "tuneflow.cli.spec",
+    "fidelity": "tuneflow.analysis.fidelity",
+}
 
 
 def project_on_path() -> None:
@@ -122,7 +131,7 @@ def main() -> None:
     if len(sys.argv) > 1 and sys.argv[1] in SUBCOMMANDS:
         import importlib
 
-        sys.exit(importlib.import_module(f"tuneflow.{sys.argv[1]}").main(sys.argv[2:]))
+        sys.exit(importlib.import_module(SUBCOMMANDS[sys.argv[1]]).main(sys.argv[2:]))
     quiet_library_warnings()
     # Let errors reach us instead of Hydra's multi-line report; we print one line per fixable error.
     os.environ["HYDRA_FULL_ERROR"] = "1"

@@ -1,6 +1,6 @@
 """Does ``mode=fast`` rank configurations the way ``mode=full`` does?
 
-``python -m tuneflow.fidelity +arch=lstm_attention --configs 8 [--seed 0] [hydra overrides...]`` draws
+``python -m tuneflow fidelity +arch=lstm_attention --configs 8 [--seed 0] [hydra overrides...]`` draws
 ``--configs`` configurations from the architecture's default search space (Optuna's RandomSampler,
 seeded), trains each in both modes, and reports the Spearman rank correlation of the objective between
 the two: near 1, screening with the fast mode picks the configurations a full run would pick.
@@ -88,7 +88,7 @@ def sample_configurations(space: Mapping[str, Any], k: int, seed: int) -> tuple[
     space's fixed overrides."""
     import optuna
 
-    from tuneflow.search_space import PARAMS_NODE, parse_search_space
+    from tuneflow.search.space import PARAMS_NODE, parse_search_space
 
     distributions, fixed = parse_search_space(space, PARAMS_NODE)
     if not distributions:
@@ -102,7 +102,7 @@ def build_configs(
     overrides: Sequence[str], k: int, seed: int, reseed: bool = False
 ) -> tuple[DictConfig, list[Row], dict[str, list[DictConfig]]]:
     """Compose every training config before any training, so a bad override fails at once."""
-    from tuneflow.search_space import PARAMS_NODE, to_overrides
+    from tuneflow.search.space import PARAMS_NODE, to_overrides
 
     base = compose(["mode=full", *overrides], with_hydra=True)
     if "arch" not in base:
@@ -194,7 +194,7 @@ def format_table(lines: Sequence[Mapping[str, Any]], objective: str) -> str:
 
 def log_to_mlflow(report: Report, lines: Sequence[Mapping[str, Any]], base: DictConfig, overrides: Sequence[str]) -> str:
     """One run in experiment ``fidelity`` of the study store under ``root_dir``."""
-    from tuneflow import tracking
+    from tuneflow.tracking import runs as tracking
 
     root_dir = str(base.root_dir)
     client = tracking.client_for(tracking.resolve_tracking_uri(OmegaConf.select(base, "tracking.uri"), root_dir))
@@ -247,7 +247,7 @@ def measure(
 
 def parse_arguments(argv: Sequence[str]) -> tuple[argparse.Namespace, list[str]]:
     parser = argparse.ArgumentParser(
-        prog="python -m tuneflow.fidelity",
+        prog="python -m tuneflow fidelity",
         description="Rank correlation of mode=fast and mode=full over sampled configurations.",
         epilog="Other arguments are Hydra overrides, e.g. +arch=lstm_attention params.epochs=2.",
     )
@@ -263,13 +263,12 @@ def parse_arguments(argv: Sequence[str]) -> tuple[argparse.Namespace, list[str]]
         if override.split("=", 1)[0].lstrip("+~") == "mode":
             raise ConfigError(f"{override}: fidelity trains every configuration in both modes; drop it")
         if override.startswith("-"):
-            raise ConfigError(f"unknown option {override}; see python -m tuneflow.fidelity --help")
+            raise ConfigError(f"unknown option {override}; see python -m tuneflow fidelity --help")
     return args, overrides
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    from tuneflow.console import one_line_error
-    from tuneflow.console import quiet_library_warnings
+    from tuneflow.console import one_line_error, quiet_library_warnings
 
     quiet_library_warnings()
     try:

@@ -21,9 +21,13 @@ from collections.abc import Mapping
 from typing import Any
 
 from hydra.core.override_parser.overrides_parser import OverridesParser
-from hydra.core.override_parser.types import ChoiceSweep, IntervalSweep, Override, RangeSweep
+from hydra.core.override_parser.types import (
+    ChoiceSweep,
+    IntervalSweep,
+    Override,
+    RangeSweep,
+)
 from hydra.errors import HydraException
-from tuneflow.errors import ConfigError
 from optuna.distributions import (
     BaseDistribution,
     CategoricalChoiceType,
@@ -31,6 +35,8 @@ from optuna.distributions import (
     FloatDistribution,
     IntDistribution,
 )
+
+from tuneflow.errors import ConfigError
 
 #: The node tuneflow's own app keeps an architecture's hyperparameters in (its ``params_node``).
 PARAMS_NODE = "params"

@@ -5,7 +5,7 @@ Re-trains the ``K`` best completed trials with ``S`` new seeds each, on every da
 initialisation, batch order, dropout, bagging. The data split is the study's own (``data.split_seed``,
 the date ranges): every configuration is then scored on the same validation examples, so the comparison
 is paired, and the finite size of that set is accounted for by a Wilson interval for accuracies
-(``tuneflow.significance``). The new seeds are the smallest numbers no finalist was tuned with
+(``tuneflow.analysis.significance``). The new seeds are the smallest numbers no finalist was tuned with
 (1..S for the default ``seed=0``), the same for every finalist.
 
 Each repeat is one MLflow run under the study's parent run, tagged ``tuneflow.role=repeat``,
@@ -30,7 +30,15 @@ from pathlib import Path
 from typing import Any
 
 from tuneflow.errors import ConfigError
-from tuneflow.stores import Parser, StudyLocation, add_store_arguments, fail, load_study, shown_url, top_trials
+from tuneflow.storage.readers import (
+    Parser,
+    StudyLocation,
+    add_store_arguments,
+    fail,
+    load_study,
+    shown_url,
+    top_trials,
+)
 
 ROLE = "repeat"
 REPEAT_OF_TRIAL_TAG = "tuneflow.repeat_of_trial"
@@ -105,7 +113,7 @@ def finalists_by_trial(records: Sequence[RepeatRecord], trials: Sequence[int] | 
                        seeds: Sequence[int] | None = None) -> dict[int, Any]:
     """``significance.Finalist`` per trial number, from its repeats (optionally only these trials and
     seeds), in the order of ``trials`` (else by trial number)."""
-    from tuneflow.significance import Finalist
+    from tuneflow.analysis.significance import Finalist
 
     by_trial: dict[int, dict[tuple[int, str], float]] = {}
     objectives: dict[int, dict[int, float]] = {}
@@ -138,7 +146,7 @@ def label(trial_number: int) -> str:
 def validation_layout(cfg: Any) -> tuple[list[str], int | None]:
     """The names of the configuration's validation ranges, and its validation examples when the
     objective is an accuracy on one fixed set (what a Wilson interval needs)."""
-    from tuneflow import data as datasets
+    from tuneflow.data import folds as datasets
     from tuneflow.trial.arch_task import hyperparameters
 
     folds = datasets.load_folds(cfg.data, hyperparameters(cfg))
@@ -159,7 +167,7 @@ def plan_repeats(study: Any, client: Any, location: StudyLocation, experiment: s
                  log_models: bool) -> Plan:
     """Compose every repeat's config before training any, so a config that no longer composes fails
     at once."""
-    from tuneflow.finalists import trial_config
+    from tuneflow.analysis.recompose import trial_config
 
     trials = top_trials(study, top)
     if not trials:
@@ -176,8 +184,8 @@ def plan_repeats(study: Any, client: Any, location: StudyLocation, experiment: s
 def run_repeats(plan: Plan, study: Any, client: Any, parent_run_id: str, done: set[tuple[int, int]],
                 progress: Any = print) -> int:
     """Train the planned repeats not already finished; returns how many failed."""
-    from tuneflow import tracking
-    from tuneflow.study import RUN_ID_ATTR
+    from tuneflow.storage.study import RUN_ID_ATTR
+    from tuneflow.tracking import runs as tracking
     from tuneflow.trial.arch_task import run_single
 
     todo = [(t, seed) for t in plan.trials for seed in plan.seeds if (t.number, seed) not in done]
@@ -274,9 +282,9 @@ def conclude(study: Any, client: Any, location: StudyLocation, parent_run_id: st
              out_dir: Path, export_best: bool = True, log: bool = True, progress: Any = print) -> Any:
     """Significance table over the finished repeats: printed, written to ``out_dir``, logged to the
     parent run; the leader (or, without repeats, the best trial) exported as the best config."""
-    from tuneflow import tracking
-    from tuneflow.significance import significance_table
-    from tuneflow.study import RUN_ID_ATTR
+    from tuneflow.analysis.significance import significance_table
+    from tuneflow.storage.study import RUN_ID_ATTR
+    from tuneflow.tracking import runs as tracking
 
     objective = objective_of(study, client)
     records = finished_repeats(client, experiment_id, study.study_name, objective) if experiment_id else []
@@ -294,8 +302,8 @@ def conclude(study: Any, client: Any, location: StudyLocation, parent_run_id: st
             client.log_artifact(parent_run_id, str(path), artifact_path="repeats")
             tracking.log_values(client, parent_run_id, tags={VERDICT_TAG: table.verdict[:5000]})
     if export_best:
-        from tuneflow.best import export
-        from tuneflow.finalists import trial_config
+        from tuneflow.analysis.best import export
+        from tuneflow.analysis.recompose import trial_config
 
         by_number = {t.number: t for t in study.get_trials(deepcopy=False)}
         if rows:
@@ -316,7 +324,7 @@ def conclude(study: Any, client: Any, location: StudyLocation, parent_run_id: st
 def objective_of(study: Any, client: Any) -> str:
     """The study's objective name, from its parent run's params (the sweeper logs it there); ``value``
     for a study tuneflow did not run."""
-    from tuneflow.stores import parent_run_id
+    from tuneflow.storage.readers import parent_run_id
 
     run_id = parent_run_id(study)
     if run_id:
@@ -349,7 +357,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     location = StudyLocation.from_arguments(args)
     try:
         study = load_study(location)
-        from tuneflow.stores import mlflow_client, parent_run_id
+        from tuneflow.storage.readers import mlflow_client, parent_run_id
 
         client = mlflow_client(location)
         parent = parent_run_id(study)

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import optuna
 
-from tuneflow.study import ERROR_ATTR, OVERRIDES_ATTR, RUN_ID_ATTR, SURPLUS_ATTR
+from tuneflow.storage.study import ERROR_ATTR, OVERRIDES_ATTR, RUN_ID_ATTR, SURPLUS_ATTR
 
 
 def results_csv_path(root_dir: str | Path, study_name: str) -> Path:

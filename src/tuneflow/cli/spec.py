@@ -1,7 +1,7 @@
 """Experiment specs: a JSON file naming an architecture, date ranges and lists of parameter values,
 run as one tuneflow study that tries every combination once, in random order.
 
-``python -m tuneflow.spec experiments.json [hydra overrides...]`` with::
+``python -m tuneflow.cli.app.spec experiments.json [hydra overrides...]`` with::
 
     {"architecture": "lstm-attention",
      "date-range": [["2014-01-01", "2014-04-01"]],
@@ -37,9 +37,9 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-from tuneflow.backends import refuse_passwords_in_arguments
 from tuneflow.errors import ConfigError
-from tuneflow.search_space import override_value
+from tuneflow.search.space import override_value
+from tuneflow.storage.urls import refuse_passwords_in_arguments
 
 EXIT_USAGE = 2
 
@@ -191,7 +191,7 @@ def check_date_ranges(spec: Spec, data_cfg: Mapping[str, Any] | None) -> list[li
     """
     if spec.date_ranges is None:
         return None
-    from tuneflow import timeseries
+    from tuneflow.data import timeseries
 
     kind = None if data_cfg is None else data_cfg.get("kind")
     if data_cfg is not None and kind != "timeseries":
@@ -285,7 +285,7 @@ def run(command: Sequence[str]) -> int:
         signal.signal(signal.SIGTERM, previous)
 
 
-USAGE = "usage: python -m tuneflow.spec [--dry-run] EXPERIMENTS.json [HYDRA_OVERRIDE ...]"
+USAGE = "usage: python -m tuneflow.cli.app.spec [--dry-run] EXPERIMENTS.json [HYDRA_OVERRIDE ...]"
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -306,7 +306,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ConfigError as error:
         print(f"tuneflow: error: {error}", file=sys.stderr)
         return EXIT_USAGE
-    print(f"tuneflow.spec: {shlex.join(['python', *command[1:]])}", file=sys.stderr, flush=True)
+    print(f"tuneflow.cli.app.spec: {shlex.join(['python', *command[1:]])}", file=sys.stderr, flush=True)
     if dry_run:
         return 0
     return run(command)

@@ -12,17 +12,18 @@ import warnings
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
-from pathlib import Path
 from typing import Any
 
 import optuna
 from optuna.study import StudyDirection
 from optuna.trial import FrozenTrial, TrialState
 
-from tuneflow import sqlite
-from tuneflow.backends import default_storage_url as default_storage_url  # re-exported
-from tuneflow.backends import storage_url
 from tuneflow.errors import ConfigError
+from tuneflow.storage import sqlite
+from tuneflow.storage.urls import (
+    default_storage_url as default_storage_url,  # re-exported
+)
+from tuneflow.storage.urls import storage_url
 
 #: Trials that count towards ``n_trials``: a failed trial is retried, so it does not.
 FINISHED_STATES = (TrialState.COMPLETE, TrialState.PRUNED)
@@ -52,7 +53,7 @@ def open_storage(
 ) -> optuna.storages.RDBStorage:
     """An RDB storage (SQLite or a server database) with heartbeats when asked for.
 
-    SQLite gets WAL mode, ``synchronous=NORMAL`` (see ``tuneflow.sqlite`` for what that trades) and a
+    SQLite gets WAL mode, ``synchronous=NORMAL`` (see ``tuneflow.storage.sqlite`` for what that trades) and a
     generous lock timeout: several workers on one machine then wait for each other instead of failing
     with "database is locked".
     """
@@ -186,7 +187,7 @@ class StudySettings:
 
 def study_settings(sweeper: Mapping[str, Any], job_name: str = "tuneflow") -> StudySettings:
     """Resolve the sweeper's nullable fields; the study is named after the app's job when unnamed."""
-    from tuneflow.tracking import resolve_tracking_uri
+    from tuneflow.tracking.runs import resolve_tracking_uri
 
     direction = sweeper.get("direction") or "minimize"
     if direction not in ("minimize", "maximize"):

@@ -54,7 +54,7 @@ from optuna.storages import BaseStorage
 from optuna.study import StudyDirection
 from optuna.trial import FrozenTrial, TrialState
 
-from tuneflow.study import ERROR_ATTR, OVERRIDES_ATTR, SURPLUS_ATTR
+from tuneflow.storage.study import ERROR_ATTR, OVERRIDES_ATTR, SURPLUS_ATTR
 
 __all__ = ["FAILED_CONSTRAINT", "FailureAwareSampler", "describe_failures", "region_failures", "wrap"]
 

@@ -16,8 +16,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn
 
 from tuneflow.errors import ConfigError
-from tuneflow.study import FINISHED_STATES, SURPLUS_ATTR, default_storage_url
-from tuneflow.tracking import resolve_tracking_uri
+from tuneflow.storage.study import FINISHED_STATES, SURPLUS_ATTR, default_storage_url
+from tuneflow.tracking.runs import resolve_tracking_uri
 
 if TYPE_CHECKING:
     import optuna
@@ -125,13 +125,13 @@ def top_trials(study: optuna.Study, k: int) -> list[optuna.trial.FrozenTrial]:
 
 
 def mlflow_client(location: StudyLocation) -> Any:
-    from tuneflow import tracking
+    from tuneflow.tracking import runs as tracking
 
     return tracking.client_for(location.tracking_uri)
 
 
 def parent_run_id(study: optuna.Study) -> str | None:
-    from tuneflow.study import PARENT_RUN_ATTR
+    from tuneflow.storage.study import PARENT_RUN_ATTR
 
     value = study.user_attrs.get(PARENT_RUN_ATTR)
     return str(value) if value else None

@@ -1,6 +1,6 @@
 """Optuna samplers as tuneflow uses them: the default sampler for Python code, and samplers adapted to a
 sweeper that asks and tells (rather than calling ``study.optimize``). Failure-aware sampling (a failed
-trial teaches the sampler that its region fails) lives in ``tuneflow.failure_aware``."""
+trial teaches the sampler that its region fails) lives in ``tuneflow.search.failure_aware``."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from collections.abc import Sequence
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
-from tuneflow.failure_aware import wrap
+from tuneflow.search.failure_aware import wrap
 
 
 class GridSampler(optuna.samplers.GridSampler):
@@ -42,7 +42,11 @@ def default_sampler(seed: int | None = None, failure_aware: bool | None = None) 
     """
     from hydra.utils import instantiate
 
-    from hydra_plugins.tuneflow_sweeper.config import DEFAULT_SAMPLER, SAMPLERS, TuneflowSweeperConf
+    from hydra_plugins.tuneflow_sweeper.config import (
+        DEFAULT_SAMPLER,
+        SAMPLERS,
+        TuneflowSweeperConf,
+    )
 
     settings = dataclasses.asdict(SAMPLERS[DEFAULT_SAMPLER](seed=seed))
     sampler = instantiate(settings, _convert_="all")

@@ -1,0 +1,1 @@
+"""Deployment tools: a local PostgreSQL + MLflow server + workers topology (the docker/ compose file's twin)."""
