@@ -36,7 +36,7 @@ class Case:
     args: list[str]
     message: str
     env: dict[str, str] = field(default_factory=dict)
-    #: Run ``python -m tuneflow.cli.app.spec spec.json`` with this spec (a dict, or raw text) instead of tuneflow.
+    #: Run ``python -m tuneflow spec spec.json`` with this spec (a dict, or raw text) instead of tuneflow.
     spec: Any = None
 
 
@@ -85,7 +85,7 @@ CASES: dict[str, Case] = {
                                             "params.window is 28 days, but date range 2014-01-01..2014-01-10 holds only 9 days"),
     "unknown way to combine ranges": Case(["+arch=lstm_attention", "-m", "data.objective_over_ranges=max"],
                                           "data.objective_over_ranges is 'max'"),
-    # --- JSON specs (python -m tuneflow.cli.app.spec) ---------------------------------------------------
+    # --- JSON specs (python -m tuneflow spec) ---------------------------------------------------
     "spec: malformed JSON": Case([], "malformed JSON at line 1", spec='{"architecture": "mlp",'),
     "spec: unknown key": Case([], "unknown key 'date' in the experiment spec", spec={**SPEC, "date": 1}),
     "spec: unknown architecture": Case([], "unknown architecture 'lstm'", spec={**SPEC, "architecture": "lstm"}),
@@ -171,7 +171,7 @@ def run_case(project: Path, case: Case) -> subprocess.CompletedProcess[str]:
     else:
         text = case.spec if isinstance(case.spec, str) else json.dumps(case.spec)
         (project / "spec.json").write_text(text)
-        command = [sys.executable, "-m", "tuneflow.cli.app.spec", "spec.json"]
+        command = [sys.executable, "-m", "tuneflow", "spec", "spec.json"]
     try:
         return subprocess.run(command, cwd=project, env=env, capture_output=True, text=True, timeout=300)
     finally:

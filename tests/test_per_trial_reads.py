@@ -19,7 +19,7 @@ from tuneflow.storage.study import (
     load_study_for_job,
     open_storage,
 )
-from tuneflow.sweeper.sweep import progress_lines
+from tuneflow.sweeper.outcomes import progress_lines
 from tuneflow.tracking.trials_csv import ThrottledCsv
 from tuneflow.trial.job import TrialOutcome
 

@@ -12,7 +12,7 @@ from omegaconf import OmegaConf
 from tuneflow.errors import ConfigError
 from tuneflow.search.failure_aware import FailureAwareSampler
 from tuneflow.search.samplers import default_sampler
-from tuneflow.sweeper.sweep import build_sampler
+from tuneflow.sweeper.plan import build_sampler
 from tuneflow.trial.arch_task import limit_torch_threads
 
 

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 from conftest import load_study, study_runs, tuneflow_env
 
-from tuneflow.cli.app import spec as specs
+from tuneflow.cli import spec as specs
 from tuneflow.trial.arch_task import available_archs
 
 EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "seed_experiments.json"
@@ -130,7 +130,7 @@ def test_a_bad_spec_is_one_line_exit_2_and_runs_nothing(
 
 def test_a_bad_spec_exits_2_from_the_command_line(tmp_path: Path) -> None:
     (tmp_path / "experiments.json").write_text(json.dumps({**BASE, "architecture": "lstm"}))
-    result = subprocess.run([sys.executable, "-m", "tuneflow.cli.app.spec", "experiments.json"], cwd=tmp_path,
+    result = subprocess.run([sys.executable, "-m", "tuneflow", "spec", "experiments.json"], cwd=tmp_path,
                             env=tuneflow_env(), capture_output=True, text=True, timeout=120)
     assert result.returncode == 2
     assert result.stderr.startswith("tuneflow: error: unknown architecture 'lstm'")
@@ -153,7 +153,7 @@ def test_a_tiny_spec_runs_every_combination_once_over_each_range(project: Path) 
         "parameters": {"num_of_attentions": [1, 2], "lr_schedule": ["constant"]},
         "overrides": {"params.epochs": 1, "params.window": 3, "tracking.log_model": False},
     }))
-    result = subprocess.run([sys.executable, "-m", "tuneflow.cli.app.spec", "tiny.json"], cwd=project,
+    result = subprocess.run([sys.executable, "-m", "tuneflow", "spec", "tiny.json"], cwd=project,
                             env=tuneflow_env(), capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stdout + result.stderr
     study = load_study(project, "tiny")
@@ -182,7 +182,7 @@ def test_a_tiny_spec_runs_every_combination_once_over_each_range(project: Path) 
 @pytest.mark.slow
 def test_the_shipped_example_runs_as_written(project: Path) -> None:
     # As written, with one epoch per training so the 27 combinations stay quick.
-    result = subprocess.run([sys.executable, "-m", "tuneflow.cli.app.spec", str(EXAMPLE), "params.epochs=1",
+    result = subprocess.run([sys.executable, "-m", "tuneflow", "spec", str(EXAMPLE), "params.epochs=1",
                              "tracking.log_model=false"], cwd=project, env=tuneflow_env(),
                             capture_output=True, text=True, timeout=900)
     assert result.returncode == 0, result.stdout + result.stderr

@@ -1,7 +1,7 @@
 """Experiment specs: a JSON file naming an architecture, date ranges and lists of parameter values,
 run as one tuneflow study that tries every combination once, in random order.
 
-``python -m tuneflow.cli.app.spec experiments.json [hydra overrides...]`` with::
+``python -m tuneflow spec experiments.json [hydra overrides...]`` with::
 
     {"architecture": "lstm-attention",
      "date-range": [["2014-01-01", "2014-04-01"]],
@@ -285,7 +285,7 @@ def run(command: Sequence[str]) -> int:
         signal.signal(signal.SIGTERM, previous)
 
 
-USAGE = "usage: python -m tuneflow.cli.app.spec [--dry-run] EXPERIMENTS.json [HYDRA_OVERRIDE ...]"
+USAGE = "usage: python -m tuneflow spec [--dry-run] EXPERIMENTS.json [HYDRA_OVERRIDE ...]"
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -306,7 +306,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ConfigError as error:
         print(f"tuneflow: error: {error}", file=sys.stderr)
         return EXIT_USAGE
-    print(f"tuneflow.cli.app.spec: {shlex.join(['python', *command[1:]])}", file=sys.stderr, flush=True)
+    print(f"tuneflow spec: {shlex.join(['python', *command[1:]])}", file=sys.stderr, flush=True)
     if dry_run:
         return 0
     return run(command)

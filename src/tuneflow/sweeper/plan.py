@@ -1,0 +1,221 @@
+"""Plan a sweep before anything exists: the search space (``hydra.sweeper.params`` and sweeps on the
+command line) validated against the app's config, a job composed at the corners of the space and checked
+by the app (a task function's ``tuneflow_check``), the sampler built, the stores reachable. Bad input
+stops here with one line and leaves no trace."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import optuna
+from hydra.core.override_parser.overrides_parser import OverridesParser
+from omegaconf import DictConfig, OmegaConf
+from optuna.distributions import BaseDistribution, CategoricalDistribution
+
+from tuneflow.errors import ConfigError
+from tuneflow.search import space as search_space
+from tuneflow.search import zoom
+from tuneflow.search.failure_aware import wrap as failure_aware_wrap
+from tuneflow.storage import urls as backends
+from tuneflow.storage.study import StudySettings, open_storage, study_settings
+
+#: Composes one job's config from its overrides (the sweeper's Hydra config loader).
+ComposeJob = Callable[[list[str]], DictConfig]
+#: The app's plan-time check of a composed job config.
+CheckJob = Callable[[DictConfig], None]
+
+
+@dataclass
+class SweepPlan:
+    """What to search and how, validated, before anything exists on disk."""
+
+    settings: StudySettings
+    distributions: dict[str, BaseDistribution]
+    #: Overrides every job receives unchanged (fixed values from the command line or the space).
+    fixed_overrides: list[str]
+    sampler: optuna.samplers.BaseSampler
+    #: Size of the grid when the grid sampler runs: the study stops when every point was tried.
+    grid_size: int | None = None
+    n_jobs: int = 1
+    max_failures: int = 0
+    #: Trials of an earlier study to run first (``hydra.sweeper.zoom``); the space is narrowed around them.
+    finalists: list[optuna.trial.FrozenTrial] = field(default_factory=list)
+    #: ``hydra.sweeper.custom_search_space``: called with (config, trial) on every asked trial.
+    extend_space: Callable[[DictConfig, optuna.trial.Trial], None] | None = None
+
+
+def plan_sweep(
+    sweeper_cfg: Mapping[str, Any],
+    space: Mapping[str, Any],
+    zoom_cfg: Mapping[str, Any],
+    arguments: Sequence[str],
+    config: DictConfig,
+    compose_job: ComposeJob,
+    check_job: CheckJob | None,
+) -> SweepPlan:
+    """Everything a sweep needs, checked; nothing created."""
+    settings = study_settings(sweeper_cfg, str(config.hydra.job.name))
+    node = settings.params_node
+    distributions, fixed = search_space.parse_search_space(space, node)
+    cli_distributions, cli_fixed = split_arguments(arguments, node)
+    distributions.update(cli_distributions)
+    fixed.update(cli_fixed)
+    if not distributions:
+        if check_job is not None:
+            check_job(config)  # the app may know what is missing (tuneflow's: an architecture)
+        raise ConfigError("the search space is empty: give hydra.sweeper.params.NAME=... sweeps")
+    check_parameters_exist(config, distributions, node)
+    finalists: list[optuna.trial.FrozenTrial] = []
+    if zoom_cfg.get("study"):
+        finalists = load_finalists(settings, str(zoom_cfg["study"]), int(zoom_cfg.get("top_k", 5)))
+        distributions = zoom.narrow(distributions, finalists, float(zoom_cfg.get("margin", 0.5)))
+    fixed_overrides = [f"{path}={value}" for path, value in fixed.items()]
+    # The smallest and the largest values of the space: a window longer than a date range, or a
+    # range outside the data, shows now instead of failing every trial of a study already created.
+    for point in corner_points(distributions):
+        job_cfg = compose_job(fixed_overrides + search_space.to_overrides(point, node))
+        if check_job is not None:
+            check_job(job_cfg)
+    sampler_cfg = dict(sweeper_cfg["sampler"] or {"_target_": "optuna.samplers.TPESampler"})
+    grid_size = None
+    if sampler_cfg["_target_"].endswith(".GridSampler"):
+        grid = search_space.grid_of(distributions)
+        sampler_cfg["search_space"] = grid
+        grid_size = math.prod(len(values) for values in grid.values())
+    extend_space = load_space_extender(sweeper_cfg["custom_search_space"])
+    n_jobs = int(sweeper_cfg["n_jobs"])
+    if n_jobs < 1:
+        raise ConfigError(f"hydra.sweeper.n_jobs is {n_jobs}, but must be at least 1")
+    rate = float(sweeper_cfg["max_failure_rate"])
+    if not 0.0 <= rate <= 1.0:
+        raise ConfigError(f"hydra.sweeper.max_failure_rate is {rate}, but must be between 0 and 1")
+    # Last: these connect to the database and the tracking server (still creating nothing).
+    backends.check_storage(settings.storage_url)
+    backends.check_tracking(settings.tracking_uri)
+    return SweepPlan(
+        settings=settings,
+        distributions=distributions,
+        fixed_overrides=fixed_overrides,
+        sampler=build_sampler(sampler_cfg, failure_aware=bool(sweeper_cfg["failure_aware"])),
+        grid_size=grid_size,
+        n_jobs=n_jobs,
+        max_failures=int(rate * settings.n_trials),
+        finalists=finalists,
+        extend_space=extend_space,
+    )
+
+
+def check_parameters_exist(config: DictConfig, distributions: Mapping[str, BaseDistribution], node: str | None) -> None:
+    """Every searched name is a value of the app's config (all wrong names in one line)."""
+    missing = []
+    for name in distributions:
+        path = search_space.config_path(name, node)
+        default = OmegaConf.select(config, path, default=_Missing)
+        if default is _Missing:
+            missing.append((name, path))
+            continue
+        check_choice_types(path, default, distributions[name])
+    if missing:
+        parent = missing[0][1].rpartition(".")[0]
+        siblings = OmegaConf.select(config, parent, default=None) if parent else config
+        known = sorted(str(k) for k in siblings if k != "hydra") if isinstance(siblings, DictConfig) else []
+        names = ", ".join(f"{name!r} (no {path})" for name, path in missing)
+        where = f" under {parent}" if parent else ""
+        raise ConfigError(
+            f"search space: not in the app's config: {names}; known names{where}: {', '.join(known) or 'none'}"
+        )
+
+
+class _Missing:
+    """Sentinel for a config path that does not exist."""
+
+
+def load_finalists(settings: StudySettings, name: str, top_k: int) -> list[optuna.trial.FrozenTrial]:
+    """The best completed trials of study ``name`` on this study's storage, to zoom in on."""
+    if name == settings.name:
+        raise ConfigError(f"hydra.sweeper.zoom.study is {name!r}, the study itself; name an earlier study")
+    url = settings.storage_url
+    if url.startswith("sqlite:///") and not Path(url[len("sqlite:///") :]).exists():
+        raise ConfigError(f"hydra.sweeper.zoom.study: no study {name!r}, there is no storage at {url} yet")
+    storage = open_storage(url)
+    try:
+        source = optuna.load_study(study_name=name, storage=storage)
+    except KeyError:
+        known = ", ".join(optuna.get_all_study_names(storage)) or "none"
+        raise ConfigError(f"hydra.sweeper.zoom.study: no study {name!r} in {url}; studies there: {known}") from None
+    finalists = zoom.top_trials(source.get_trials(deepcopy=False), source.direction.name.lower(), top_k)
+    if not finalists:
+        raise ConfigError(f"hydra.sweeper.zoom.study: study {name!r} has no completed trial to zoom in on")
+    return finalists
+
+
+def check_choice_types(path: str, default: Any, distribution: BaseDistribution) -> None:
+    """A numeric parameter given text choices would fail in every trial: say so before the study."""
+    numeric_default = isinstance(default, (int, float)) and not isinstance(default, bool)
+    if not numeric_default or not isinstance(distribution, CategoricalDistribution):
+        return
+    texts = [c for c in distribution.choices if isinstance(c, str)]
+    if texts:
+        raise ConfigError(
+            f"search space: {path} is a number (default {default}), but its choice() includes {texts[0]!r}"
+        )
+
+
+def load_space_extender(path: str | None) -> Any:
+    """``hydra.sweeper.custom_search_space``: a ``module.function(cfg, trial)`` that suggests more
+    parameters on each trial, as with Hydra's Optuna sweeper."""
+    if not path:
+        return None
+    from hydra.utils import get_method
+
+    try:
+        return get_method(str(path))
+    except Exception as error:  # noqa: BLE001 - Hydra raises several types for an unloadable path
+        first = str(error).strip().splitlines()[0]
+        raise ConfigError(f"hydra.sweeper.custom_search_space {path!r} cannot be loaded: {first}") from None
+
+
+def split_arguments(
+    arguments: Sequence[str], node: str | None = None
+) -> tuple[dict[str, BaseDistribution], dict[str, str]]:
+    """Command-line arguments of a multirun: sweeps join the search space, the rest stay fixed."""
+    distributions: dict[str, BaseDistribution] = {}
+    fixed: dict[str, str] = {}
+    for override in OverridesParser.create().parse_overrides(list(arguments)):
+        key = override.get_key_element()
+        if override.is_sweep_override():
+            distributions[search_space.short_name(key, node)] = search_space.to_distribution(override)
+        else:
+            fixed[key] = override.get_value_element_as_str()
+    return distributions, fixed
+
+
+def corner_points(distributions: Mapping[str, BaseDistribution]) -> list[dict[str, Any]]:
+    """Two valid points of the space, to test-compose a job: every parameter at its smallest value,
+    then at its largest (choices that are not all numbers: the first choice in both)."""
+    low: dict[str, Any] = {}
+    high: dict[str, Any] = {}
+    for name, distribution in distributions.items():
+        if isinstance(distribution, CategoricalDistribution):
+            choices = list(distribution.choices)
+            numeric = all(isinstance(c, (int, float)) and not isinstance(c, bool) for c in choices)
+            low[name] = min(choices) if numeric else choices[0]  # type: ignore[type-var]
+            high[name] = max(choices) if numeric else choices[0]  # type: ignore[type-var]
+        else:
+            low[name] = distribution.low  # type: ignore[attr-defined]
+            high[name] = distribution.high  # type: ignore[attr-defined]
+    return [low, high] if high != low else [low]
+
+
+def build_sampler(sampler_cfg: Mapping[str, Any], failure_aware: bool = True) -> optuna.samplers.BaseSampler:
+    """The configured sampler; failure-aware (``tuneflow.search.failure_aware.wrap``: all but the grid) unless turned off."""
+    from hydra.utils import instantiate
+
+    sampler = instantiate(dict(sampler_cfg), _convert_="all")
+    if not isinstance(sampler, optuna.samplers.BaseSampler):
+        raise ConfigError(f"hydra.sweeper.sampler builds {type(sampler).__name__}, not an Optuna sampler")
+    return failure_aware_wrap(sampler) if failure_aware else sampler
