@@ -94,7 +94,7 @@ def peak_rss_mb() -> float:
 def mlp_search_space() -> dict[str, BaseDistribution]:
     from omegaconf import OmegaConf
 
-    from tuneflow.analysis.fidelity import compose
+    from tuneflow.analysis.recompose import compose
     from tuneflow.search.space import PARAMS_NODE, parse_search_space
 
     cfg = compose(["+arch=mlp"], with_hydra=True)

@@ -161,7 +161,7 @@ def run_reference(arch_name: str, trials: int, sampler_name: str, save: Any) -> 
     import torch
     from omegaconf import OmegaConf
 
-    from tuneflow.analysis.fidelity import compose
+    from tuneflow.analysis.recompose import compose
     from tuneflow.search.samplers import default_sampler
     from tuneflow.search.space import PARAMS_NODE, parse_search_space, to_overrides
     from tuneflow.trial.arch_task import train_folds

@@ -40,12 +40,14 @@ def tuneflow_command(project: Path, *args: str, timeout: float = 300) -> Result:
 
 
 def in_process(project: Path, command: str, *args: str, capsys: Any, monkeypatch: Any) -> Result:
-    """``python -m tuneflow.COMMAND ...`` run in the test's process (its imports are paid once)."""
+    """``python -m tuneflow COMMAND ...`` run in the test's process (its imports are paid once)."""
     import importlib
 
     monkeypatch.chdir(project)
     capsys.readouterr()
-    code = importlib.import_module(f"tuneflow.{command}").main(list(args))
+    from tuneflow.cli.app import SUBCOMMANDS
+
+    code = importlib.import_module(SUBCOMMANDS[command]).main(list(args))
     captured = capsys.readouterr()
     return Result(code, captured.out, captured.err)
 

@@ -12,7 +12,12 @@ from optuna.distributions import FloatDistribution
 from optuna.trial import TrialState
 
 from tuneflow.errors import TooManyFailures
-from tuneflow.storage.study import SURPLUS_ATTR, StudySettings, count_states, open_storage
+from tuneflow.storage.study import (
+    SURPLUS_ATTR,
+    StudySettings,
+    count_states,
+    open_storage,
+)
 from tuneflow.sweeper.asking import TrialAsker
 from tuneflow.sweeper.plan import SweepPlan
 

@@ -17,7 +17,6 @@ of good configurations lie within their own seed noise, no cheap proxy can rank 
 from __future__ import annotations
 
 import argparse
-import csv
 import math
 import sys
 import tempfile
@@ -29,6 +28,7 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
+from tuneflow.analysis.recompose import compose
 from tuneflow.errors import ConfigError, TuneflowError
 
 EXIT_USAGE = 2
@@ -73,14 +73,6 @@ class Report:
 
     def seconds(self, mode: str) -> float:
         return sum(row.results[mode].seconds for row in self.rows)
-
-
-def compose(overrides: Sequence[str], *, with_hydra: bool = False) -> DictConfig:
-    from hydra import compose as hydra_compose
-    from hydra import initialize_config_module
-
-    with initialize_config_module(config_module="tuneflow.conf", version_base="1.3"):
-        return hydra_compose(config_name="config", overrides=list(overrides), return_hydra_config=with_hydra)
 
 
 def sample_configurations(space: Mapping[str, Any], k: int, seed: int) -> tuple[list[dict[str, Any]], dict[str, str]]:
@@ -215,11 +207,9 @@ def log_to_mlflow(report: Report, lines: Sequence[Mapping[str, Any]], base: Dict
         metrics.append(("spearman_full_vs_reseeded", report.ceiling, 0))
     tracking.log_values(client, run_id, params=params, metrics=metrics)
     with tempfile.TemporaryDirectory(prefix="tuneflow-fidelity-") as tmp:
-        path = Path(tmp) / "fidelity.csv"
-        with path.open("w", newline="") as handle:
-            writer = csv.DictWriter(handle, fieldnames=list(lines[0]))
-            writer.writeheader()
-            writer.writerows(lines)
+        from tuneflow.tracking.trials_csv import write_table
+
+        path = write_table(lines, Path(tmp) / "fidelity.csv")
         client.log_artifact(run_id, str(path))
     tracking.terminate(client, run_id, "COMPLETE")
     return str(run_id)

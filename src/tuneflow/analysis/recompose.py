@@ -18,12 +18,14 @@ from tuneflow.errors import ConfigError
 from tuneflow.storage.study import AS_OF_ATTR, OVERRIDES_ATTR, RUN_ID_ATTR
 
 
-def compose(overrides: Sequence[str]) -> DictConfig:
+def compose(overrides: Sequence[str], *, with_hydra: bool = False) -> DictConfig:
+    """Tuneflow's app config for ``overrides``, composed by Hydra as ``python -m tuneflow`` composes it
+    (the project's ``conf/`` included); ``with_hydra`` keeps the ``hydra`` node."""
     from hydra import compose as hydra_compose
     from hydra import initialize_config_module
 
     with initialize_config_module(config_module="tuneflow.conf", version_base="1.3"):
-        return hydra_compose(config_name="config", overrides=list(overrides))
+        return hydra_compose(config_name="config", overrides=list(overrides), return_hydra_config=with_hydra)
 
 
 def job_overrides(trial: Any) -> list[str] | None:

@@ -18,7 +18,6 @@ stopped ``repeat`` resumes). It ends with the significance table, written to
 
 from __future__ import annotations
 
-import csv
 import datetime
 import json
 import math
@@ -36,9 +35,9 @@ from tuneflow.storage.readers import (
     add_store_arguments,
     fail,
     load_study,
-    shown_url,
     top_trials,
 )
+from tuneflow.storage.urls import shown
 
 ROLE = "repeat"
 REPEAT_OF_TRIAL_TAG = "tuneflow.repeat_of_trial"
@@ -269,12 +268,9 @@ def format_table(rows: Sequence[Mapping[str, Any]], objective: str) -> str:
 
 
 def write_csv(rows: Sequence[Mapping[str, Any]], path: Path) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with path.open("w", newline="") as handle:
-        writer = csv.DictWriter(handle, fieldnames=list(rows[0]) if rows else ["rank"])
-        writer.writeheader()
-        writer.writerows(rows)
-    return path
+    from tuneflow.tracking.trials_csv import write_table
+
+    return write_table(rows, path, None if rows else ["rank"])
 
 
 def conclude(study: Any, client: Any, location: StudyLocation, parent_run_id: str | None, experiment_id: str,
@@ -315,7 +311,7 @@ def conclude(study: Any, client: Any, location: StudyLocation, parent_run_id: st
             why = ["chosen as the study's best trial (no repeats yet: tuneflow repeat tells whether it is really best)"]
         header = [f"Best configuration of study {study.study_name!r}: trial {chosen.number} "
                   f"({objective}={chosen.value:.6g} in the study, MLflow run {chosen.user_attrs.get(RUN_ID_ATTR, '?')})",
-                  *why, f"Exported {datetime.date.today().isoformat()} from {shown_url(location.storage_url)}"]
+                  *why, f"Exported {datetime.date.today().isoformat()} from {shown(location.storage_url)}"]
         path = export(trial_config(chosen, study, client), study.study_name, header, conf_dir)
         progress(f"best config: {path} (retrain: python -m tuneflow +best={path.stem})")
     return table

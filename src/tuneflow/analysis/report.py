@@ -19,7 +19,6 @@ trials are copied into memory first and every table and plot is drawn from that 
 
 from __future__ import annotations
 
-import csv
 import html
 import math
 import sys
@@ -243,14 +242,9 @@ def write_files(report: StudyReport, snapshot: Any, out_dir: Path, extra_html: s
 
 
 def _write_csv(rows: Sequence[Mapping[str, Any]], path: Path) -> Path:
-    columns: list[str] = []
-    for row in rows:
-        columns += [key for key in row if key not in columns]
-    with path.open("w", newline="") as handle:
-        writer = csv.DictWriter(handle, fieldnames=columns)
-        writer.writeheader()
-        writer.writerows(rows)
-    return path
+    from tuneflow.tracking.trials_csv import write_table
+
+    return write_table(rows, path)
 
 
 def html_page(report: StudyReport, figures: Mapping[str, Any], extra_html: str = "") -> str:

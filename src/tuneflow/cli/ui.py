@@ -17,8 +17,6 @@ import subprocess
 import sys
 import tempfile
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -34,6 +32,7 @@ from tuneflow.storage.readers import (
     parent_run_id,
     read_storage,
 )
+from tuneflow.storage.urls import http_problem
 
 HOST = "127.0.0.1"
 #: Seconds a server may take to answer its first request (MLflow's first start migrates its schema).
@@ -113,11 +112,7 @@ def wait_until_serving(servers: Sequence[Server], timeout: float = START_TIMEOUT
 
 
 def answers(url: str) -> bool:
-    try:
-        with urllib.request.urlopen(url, timeout=2) as response:
-            return bool(response.status == 200)
-    except (urllib.error.URLError, OSError):
-        return False
+    return http_problem(url, timeout=2) is None
 
 
 def log_tail(server: Server, lines: int = 3) -> str:

@@ -29,9 +29,10 @@ import subprocess
 import sys
 import threading
 import time
-import urllib.request
 from dataclasses import dataclass, field, fields
 from pathlib import Path
+
+from tuneflow.storage.urls import http_problem
 
 #: The database role every worker and the MLflow server use (the cluster's superuser; a local cluster only).
 DB_USER = "tuneflow"
@@ -215,11 +216,7 @@ class LocalCluster:
     # --- MLflow tracking server ------------------------------------------------------------------
 
     def mlflow_running(self) -> bool:
-        try:
-            with urllib.request.urlopen(f"{self.tracking_uri}/health", timeout=2) as response:
-                return bool(response.status == 200)
-        except OSError:
-            return False
+        return http_problem(f"{self.tracking_uri}/health", timeout=2) is None
 
     def start_mlflow(self) -> None:
         if self.mlflow_running():

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any, NoReturn
 
 from tuneflow.errors import ConfigError
 from tuneflow.storage.study import FINISHED_STATES, SURPLUS_ATTR, default_storage_url
+from tuneflow.storage.urls import shown
 from tuneflow.tracking.runs import resolve_tracking_uri
 
 if TYPE_CHECKING:
@@ -65,15 +66,6 @@ class StudyLocation:
         return self.root_dir / "studies" / self.name
 
 
-def shown_url(url: str) -> str:
-    """A storage URL safe to print: the password (if any) masked."""
-    if "@" not in url:
-        return url
-    from sqlalchemy.engine import make_url
-
-    return make_url(url).render_as_string(hide_password=True)
-
-
 def read_storage(location: StudyLocation) -> optuna.storages.RDBStorage:
     """The study's Optuna storage, for reading: never creates a database or its tables."""
     import optuna
@@ -93,7 +85,7 @@ def load_study(location: StudyLocation) -> optuna.Study:
     names = optuna.get_all_study_names(storage)
     if location.name not in names:
         known = ", ".join(sorted(names)) or "none"
-        raise ConfigError(f"no study {location.name!r} in {shown_url(location.storage_url)}; studies there: {known}")
+        raise ConfigError(f"no study {location.name!r} in {shown(location.storage_url)}; studies there: {known}")
     return optuna.load_study(study_name=location.name, storage=storage)
 
 

@@ -229,20 +229,25 @@ def check_tracking(uri: str) -> None:
 _MLFLOW_SCHEMES = ("file", "sqlite", "databricks", "databricks-uc", "uc")
 
 
-def _check_tracking_server(uri: str) -> None:
+def http_problem(url: str, timeout: float = CONNECT_TIMEOUT) -> str | None:
+    """None when ``url`` answers HTTP 200 within ``timeout`` seconds, else what went wrong (one phrase).
+    The one health probe of tuneflow: the tracking-server check, ``tuneflow ui`` and the local cluster."""
     import urllib.error
     import urllib.request
 
-    health = uri.rstrip("/") + "/health"
     try:
-        with urllib.request.urlopen(health, timeout=CONNECT_TIMEOUT) as response:  # noqa: S310 - http(s) only
-            if response.status == 200:
-                return
-            problem = f"HTTP {response.status}"
+        with urllib.request.urlopen(url, timeout=timeout) as response:  # noqa: S310 - http(s) only
+            return None if response.status == 200 else f"HTTP {response.status}"
     except urllib.error.HTTPError as error:
-        problem = f"HTTP {error.code} {error.reason}"
+        return f"HTTP {error.code} {error.reason}"
     except (urllib.error.URLError, OSError) as error:
-        problem = str(getattr(error, "reason", error))
+        return str(getattr(error, "reason", error))
+
+
+def _check_tracking_server(uri: str) -> None:
+    problem = http_problem(uri.rstrip("/") + "/health")
+    if problem is None:
+        return
     raise ConfigError(
         f"the MLflow tracking server {shown(uri)} does not answer ({problem}); start it "
         "(python -m tuneflow.deploy.local_cluster up, or docker compose in docker/) or fix MLFLOW_TRACKING_URI / tracking.uri"

@@ -31,7 +31,12 @@ from optuna.trial import TrialState
 
 from tuneflow.errors import ConfigError
 from tuneflow.search import space as search_space
-from tuneflow.storage.study import best_of, best_trial_or_none, count_trials, forget_job_studies
+from tuneflow.storage.study import (
+    best_of,
+    best_trial_or_none,
+    count_trials,
+    forget_job_studies,
+)
 from tuneflow.sweeper.asking import TrialAsker
 from tuneflow.sweeper.opening import OpenStudy, open_study
 from tuneflow.sweeper.outcomes import consecutive_runs, outcome_of, progress_lines, tell

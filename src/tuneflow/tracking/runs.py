@@ -34,8 +34,7 @@ PARENT_TAG = "mlflow.parentRunId"
 #: Optuna's trial state -> the MLflow run status it ends with.
 RUN_STATUS = {"COMPLETE": "FINISHED", "PRUNED": "KILLED", "FAIL": "FAILED"}
 
-# MLflow's per-request limits of log_batch.
-_MAX_METRICS, _MAX_PARAMS, _MAX_TAGS = 1000, 100, 100
+# MLflow refuses a param value longer than this.
 _MAX_PARAM_LENGTH = 6000
 
 
@@ -147,19 +146,9 @@ def log_values(
     metric_rows = [Metric(key, float(value), now, step) for key, value, step in metrics]
     param_rows = [Param(k, str(v)[:_MAX_PARAM_LENGTH]) for k, v in (params or {}).items()]
     tag_rows = [RunTag(k, str(v)) for k, v in (tags or {}).items()]
-    # The first request carries as much of everything as fits; the rest follow in chunks.
-    while metric_rows or param_rows or tag_rows:
-        client.log_batch(
-            run_id,
-            metrics=metric_rows[:_MAX_METRICS],
-            params=param_rows[:_MAX_PARAMS],
-            tags=tag_rows[:_MAX_TAGS],
-        )
-        metric_rows, param_rows, tag_rows = (
-            metric_rows[_MAX_METRICS:],
-            param_rows[_MAX_PARAMS:],
-            tag_rows[_MAX_TAGS:],
-        )
+    if metric_rows or param_rows or tag_rows:
+        # One call: MLflow splits it into requests within its per-request limits itself.
+        client.log_batch(run_id, metrics=metric_rows, params=param_rows, tags=tag_rows)
 
 
 @dataclass

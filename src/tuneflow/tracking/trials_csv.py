@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import csv
 import os
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 import optuna
 
@@ -52,25 +52,36 @@ def write_rows(all_trials: Sequence[optuna.trial.FrozenTrial], path: Path) -> Pa
     param_names = sorted({name for t in trials for name in t.params})
     reserved = {RUN_ID_ATTR, ERROR_ATTR, SURPLUS_ATTR, OVERRIDES_ATTR}
     metric_names = sorted({k for t in trials for k in t.user_attrs if k not in reserved})
-    header = ["number", "state", "value", "duration_s", "datetime_start", *param_names, *metric_names,
-              "mlflow_run_id", "error"]
+    columns = ["number", "state", "value", "duration_s", "datetime_start", *param_names, *metric_names,
+               "mlflow_run_id", "error"]
+    rows = [
+        {
+            "number": t.number,
+            "state": t.state.name,
+            "value": t.value,
+            "duration_s": t.duration.total_seconds() if t.duration is not None else None,
+            "datetime_start": t.datetime_start.isoformat(timespec="seconds") if t.datetime_start else None,
+            **{name: t.params.get(name) for name in param_names},
+            **{name: t.user_attrs.get(name) for name in metric_names},
+            "mlflow_run_id": t.user_attrs.get(RUN_ID_ATTR),
+            "error": t.user_attrs.get(ERROR_ATTR),
+        }
+        for t in trials
+    ]
+    return write_table(rows, path, columns)
+
+
+def write_table(rows: Sequence[Mapping[str, Any]], path: Path, columns: Sequence[str] | None = None) -> Path:
+    """Rows as a CSV (pandas), every column any row has (in first-seen order) unless ``columns`` are
+    given; an empty cell for a missing value. Written to a temporary file and renamed, so a reader never
+    sees half a file, even while several workers rewrite it. The one CSV writer of tuneflow."""
+    import pandas as pd
+
+    if columns is None:
+        columns = list(dict.fromkeys(key for row in rows for key in row))
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    with tmp.open("w", newline="") as handle:
-        writer = csv.writer(handle)
-        writer.writerow(header)
-        for t in trials:
-            duration = t.duration.total_seconds() if t.duration is not None else ""
-            writer.writerow([
-                t.number,
-                t.state.name,
-                "" if t.value is None else t.value,
-                duration,
-                t.datetime_start.isoformat(timespec="seconds") if t.datetime_start else "",
-                *[t.params.get(name, "") for name in param_names],
-                *[t.user_attrs.get(name, "") for name in metric_names],
-                t.user_attrs.get(RUN_ID_ATTR, ""),
-                t.user_attrs.get(ERROR_ATTR, ""),
-            ])
+    # dtype=object: each cell as given (an int column with gaps stays ints, not floats).
+    pd.DataFrame(list(rows), columns=list(columns), dtype=object).to_csv(tmp, index=False)
     os.replace(tmp, path)
     return path
