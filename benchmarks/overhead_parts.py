@@ -109,7 +109,7 @@ class Parts:
         storage.record_heartbeat(trial_id)
         job_study, job_storage = load_study_for_job(self.settings)
         handle, handle_id = trial_handle(job_study, job_storage, trial.number)
-        job_study.user_attrs
+        _ = job_study.user_attrs  # the job's one read of the study's attributes
         job_storage.get_trial(handle_id)
         job_storage.record_heartbeat(handle_id)
         handle.set_user_attr("mlflow_run_id", "0" * 32)

@@ -87,7 +87,9 @@ def test_the_cluster_settings_file_keeps_no_password(tmp_path: Path) -> None:
 
 def test_a_cluster_command_without_a_cluster_is_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert local_cluster.main(["work", "--dir", str(tmp_path), "-n", "2", "--", "+arch=quadratic", "-m"]) == 2
-    assert capsys.readouterr().err == f"tuneflow: error: no cluster in {tmp_path}: start one with `python -m tuneflow.deploy.local_cluster up`\n"
+    assert capsys.readouterr().err == (
+        f"tuneflow: error: no cluster in {tmp_path}: start one with `python -m tuneflow.deploy.local_cluster up`\n"
+    )
 
 
 @pytest.mark.parametrize(("ci", "outcome"), [("1", pytest.fail.Exception), (None, pytest.skip.Exception)])

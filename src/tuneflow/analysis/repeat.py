@@ -67,7 +67,8 @@ class RepeatRecord:
 
 def choose_seeds(used: Iterable[int], count: int) -> list[int]:
     """The ``count`` smallest non-negative seeds that none of ``used`` is."""
-    taken, seeds, candidate = set(used), [], 0
+    taken, candidate = set(used), 0
+    seeds: list[int] = []
     while len(seeds) < count:
         if candidate not in taken:
             seeds.append(candidate)

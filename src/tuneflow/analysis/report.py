@@ -382,7 +382,7 @@ def failures_matplotlib(complete: Sequence[Any], failed: Sequence[Any]) -> Any:
         is_failed = index >= len(complete)
         ax.plot(range(len(axes)), [column[index] for column in scaled], alpha=0.8 if is_failed else 0.35,
                 color=FAILED_COLOUR if is_failed else COMPLETE_COLOUR, linewidth=1.2 if is_failed else 0.8)
-    for x, (name, positions, ticks, labels) in enumerate(axes):
+    for x, (_name, positions, ticks, labels) in enumerate(axes):
         ax.axvline(x, color="black", linewidth=0.6)
         low, high = min(positions + ticks), max(positions + ticks)
         for tick, label in zip(ticks, labels):

@@ -4,8 +4,9 @@ and how a trial's objective combines them."""
 from __future__ import annotations
 
 import statistics
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Mapping
+from typing import Any
 
 from tuneflow.data.tabular import load
 from tuneflow.errors import ConfigError

@@ -17,10 +17,11 @@ folds; a study scores a trial on all of them, which is how a team checks a forec
 from __future__ import annotations
 
 import random
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from functools import lru_cache
-from typing import Any, Mapping
+from typing import Any
 
 import numpy as np
 import pandas as pd

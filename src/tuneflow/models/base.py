@@ -11,8 +11,9 @@ Adding an architecture = one module exposing ``train(...) -> TrainResult`` plus 
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Callable, Mapping, Optional, Protocol
+from typing import Any, Protocol
 
 #: ``report(step, metrics)``: called after every epoch with validation metrics such as
 #: ``{"val_loss": 0.31, "val_accuracy": 0.93}``. May raise (for example ``optuna.TrialPruned``).
@@ -20,7 +21,7 @@ Reporter = Callable[[int, Mapping[str, float]], None]
 
 #: How a trained model is saved: the MLflow flavor that knows the model's type (``pytorch``,
 #: ``lightgbm``, ``sklearn``, ...; ``pyfunc`` for any object with ``predict``; None = from its type).
-Flavor = Optional[str]
+Flavor = str | None
 
 
 @dataclass

@@ -6,7 +6,8 @@ two architectures share one dataset and the saved model's input example is a pla
 
 from __future__ import annotations
 
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 import torch
 from torch import nn
@@ -49,7 +50,7 @@ class ConvNet(nn.Module):
         )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.head(self.features(x.reshape(-1, 1, *self.image_shape)))
+        return self.head(self.features(x.reshape(-1, 1, *self.image_shape)))  # type: ignore[no-any-return]
 
 
 def _image_shape(params: Mapping[str, Any], data: TabularData) -> tuple[int, int]:
@@ -81,7 +82,7 @@ def train(
         kernel_size=int(params["kernel_size"]),
         dropout=float(params["dropout"]),
     )
-    model, metrics, epochs_run = _torch.fit(
+    model, metrics, epochs_run = _torch.fit(  # type: ignore[assignment]
         model,
         nn.CrossEntropyLoss(),
         (data.x_train, data.y_train),

@@ -10,7 +10,8 @@ trees up to the best report.
 from __future__ import annotations
 
 import math
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 import lightgbm as lgb
 import numpy as np
@@ -71,7 +72,8 @@ class _ReportEvery:
         self.plateau_patience = int(params.get("lr_plateau_patience", 2))
         self.lr = float(params["lr"])
         self.x_val, self.y_val, self.report = x_val, y_val, report
-        self.best_loss, self.best_rounds, self.best_metrics = math.inf, 0, {}
+        self.best_loss, self.best_rounds = math.inf, 0
+        self.best_metrics: dict[str, float] = {}
         self.rounds, self.reports, self.stale, self.plateau_stale = 0, 0, 0, 0
 
     def __call__(self, env: lgb.callback.CallbackEnv) -> None:
@@ -79,7 +81,7 @@ class _ReportEvery:
         if self.rounds % self.report_every and self.rounds != env.end_iteration:
             return
         self.reports += 1
-        metrics = class_metrics(env.model.predict(self.x_val), self.y_val)
+        metrics = class_metrics(env.model.predict(self.x_val), self.y_val)  # type: ignore[call-arg,arg-type]
         self.report(self.rounds, {**metrics, "lr": self.lr})  # may raise (pruning): let it propagate
 
         improved = metrics["val_loss"] < self.best_loss
@@ -103,7 +105,7 @@ class _ReportEvery:
                 decay, self.plateau_stale = True, 0
         if decay:
             self.lr *= self.decay
-            env.model.reset_parameter({"learning_rate": self.lr})
+            env.model.reset_parameter({"learning_rate": self.lr})  # type: ignore[call-arg]
 
 
 def _check(params: Mapping[str, Any]) -> None:

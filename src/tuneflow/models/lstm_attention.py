@@ -10,7 +10,8 @@ One call trains on one fold (:class:`tuneflow.data.timeseries.SeriesData`); the 
 
 from __future__ import annotations
 
-from typing import Any, Mapping, cast
+from collections.abc import Mapping
+from typing import Any, cast
 
 import torch
 from torch import nn
@@ -75,7 +76,7 @@ class LSTMAttention(nn.Module):
         states, _ = self.lstm(x)
         pooled, weights = self.attention(states)
         self.penalty = self.attention.penalty(weights)
-        return self.head(pooled).squeeze(-1)
+        return self.head(pooled).squeeze(-1)  # type: ignore[no-any-return]
 
 
 def _check(params: Mapping[str, Any], data: SeriesData) -> None:
@@ -117,7 +118,7 @@ def train(
     def attention_penalty(trained: nn.Module) -> torch.Tensor:
         return coefficient * cast(LSTMAttention, trained).penalty
 
-    model, metrics, epochs_run = _torch.fit(
+    model, metrics, epochs_run = _torch.fit(  # type: ignore[assignment]
         model,
         nn.MSELoss(),
         (data.x_train, data.y_train),

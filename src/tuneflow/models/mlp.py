@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 from torch import nn
 
@@ -37,7 +38,7 @@ def train(
         n_layers=int(params["n_layers"]),
         dropout=float(params["dropout"]),
     )
-    model, metrics, epochs_run = _torch.fit(
+    model, metrics, epochs_run = _torch.fit(  # type: ignore[assignment]
         model,
         nn.CrossEntropyLoss(),
         (data.x_train, data.y_train),

@@ -395,7 +395,7 @@ class _TrialsView(BaseStorage):
     def get_study_system_attrs(self, study_id: int) -> dict[str, Any]:
         return self._storage.get_study_system_attrs(study_id)
 
-    def get_all_studies(self) -> list[optuna.study.FrozenStudy]:
+    def get_all_studies(self) -> list[Any]:
         return self._storage.get_all_studies()
 
     def create_new_trial(self, study_id: int, template_trial: FrozenTrial | None = None) -> int:

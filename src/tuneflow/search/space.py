@@ -114,7 +114,7 @@ def to_distribution(override: Override) -> BaseDistribution:
     if isinstance(sweep, IntervalSweep):
         return _interval_distribution(path, sweep, log, as_int="int" in tags)
     raise SearchSpaceError(
-        f"search space: {path}={override.input_line.split('=', 1)[-1]} is not supported; "
+        f"search space: {path}={(override.input_line or '').split('=', 1)[-1]} is not supported; "
         "use choice(...), range(...), interval(...) or tag(log, ...)"
     )
 

@@ -106,7 +106,7 @@ class TrialAsker:
     def trial_id(self, number: int) -> int:
         if self._study_id is None:
             self._study_id = self.storage.get_study_id_from_name(self.study.study_name)
-        return self.storage.get_trial_id_from_study_id_trial_number(self._study_id, number)
+        return int(self.storage.get_trial_id_from_study_id_trial_number(self._study_id, number))
 
     def first_heartbeat(self, number: int) -> None:
         """Beat once as soon as the trial is asked (under the study's lock): a worker killed before its

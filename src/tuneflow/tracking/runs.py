@@ -258,7 +258,7 @@ def save_model(model: Any, flavor: str | None, directory: Path, input_example: A
 def _predict_model_class() -> type:
     import mlflow.pyfunc
 
-    class PredictModel(mlflow.pyfunc.PythonModel):  # type: ignore[misc]
+    class PredictModel(mlflow.pyfunc.PythonModel):  # type: ignore[misc,name-defined]
         """Any object with ``predict(x)`` as an MLflow pyfunc model."""
 
         # No input schema to validate: the wrapped object's predict takes whatever it takes.
@@ -293,7 +293,7 @@ def log_text(store: ArtifactRepository, text: str, artifact_file: str) -> None:
     with tempfile.TemporaryDirectory(prefix="tuneflow-text-") as tmp:
         path = Path(tmp) / artifact_file
         path.write_text(text, encoding="utf-8")
-        store.log_artifact(str(path))
+        store.log_artifact(str(path))  # type: ignore[no-untyped-call]
 
 
 def log_model(store: ArtifactRepository, model: Any, flavor: str | None, *, name: str = "model",
@@ -302,7 +302,7 @@ def log_model(store: ArtifactRepository, model: Any, flavor: str | None, *, name
     with tempfile.TemporaryDirectory(prefix="tuneflow-model-") as tmp:
         target = Path(tmp) / name
         save_model(model, flavor, target, input_example, **kwargs)
-        store.log_artifacts(str(target), artifact_path=name)
+        store.log_artifacts(str(target), artifact_path=name)  # type: ignore[no-untyped-call]
 
 
 def terminate(client: MlflowClient, run_id: str, state: str) -> None:

@@ -188,5 +188,5 @@ def _deactivate(run_id: str) -> None:
     """Take the run off MLflow's active-run stack without ending it (MLflow offers no public call)."""
     from mlflow.tracking import fluent
 
-    stack = fluent._active_run_stack.get()  # noqa: SLF001
+    stack = fluent._active_run_stack.get()  # type: ignore[no-untyped-call]  # noqa: SLF001
     stack[:] = [run for run in stack if run.info.run_id != run_id]

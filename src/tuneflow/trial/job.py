@@ -270,7 +270,7 @@ def flatten(node: Any) -> dict[str, Any]:
     flat: dict[str, Any] = {}
     for key, value in container.items():  # type: ignore[union-attr]
         if isinstance(value, Mapping):
-            flat.update({f"{key}.{k}": v for k, v in flatten(value).items()})
+            flat.update({f"{key!s}.{k}": v for k, v in flatten(value).items()})
         else:
             flat[str(key)] = value
     return flat
