@@ -19,6 +19,8 @@ from typing import Any
 import pytest
 from conftest import mlflow_client, run_tuneflow, tuneflow_env
 
+pytestmark = pytest.mark.slow
+
 RANGES_BASE = ["+arch=lstm_attention", "-m", "mode=fast"]
 SPEC = {"architecture": "lstm_attention", "parameters": {"num_of_attentions": [1, 2]}}
 Q = ["+arch=quadratic", "-m"]

@@ -18,7 +18,7 @@ from tuneflow.storage.study import (
     count_states,
     open_storage,
 )
-from tuneflow.sweeper.asking import TrialAsker
+from tuneflow.sweeper.asking import BatchRead, TrialAsker
 from tuneflow.sweeper.plan import SweepPlan
 
 SPACE = {"x": FloatDistribution(-5.0, 5.0)}
@@ -39,6 +39,17 @@ def worker(plan: SweepPlan, heartbeat: int | None = None) -> TrialAsker:
                            if heartbeat else None)
     study = optuna.create_study(study_name="s", storage=storage, sampler=plan.sampler, load_if_exists=True)
     return TrialAsker(study, storage, plan)
+
+
+def wait_until_stale(asker: TrialAsker, number: int, timeout: float = 20.0) -> BatchRead:
+    """Read (and ask) until trial ``number`` is no longer RUNNING: its heartbeat is more than the grace
+    period (2 heartbeats) old. Polled, not slept for: a loaded machine takes longer to get there."""
+    deadline = time.monotonic() + timeout
+    while True:
+        read = asker.read_and_ask(0)
+        if read.trials[number].state != TrialState.RUNNING or time.monotonic() > deadline:
+            return read
+        time.sleep(0.5)
 
 
 def test_workers_never_ask_for_more_than_n_trials_and_a_late_ask_is_surplus(tmp_path: Path) -> None:
@@ -67,11 +78,9 @@ def test_a_trial_gets_its_first_heartbeat_when_asked_and_a_dead_workers_trial_is
     plan = plan_for(tmp_path, n_trials=1, heartbeat=1)
     dead = worker(plan, heartbeat=1)
     [trial] = dead.read_and_ask(0).asked  # beaten once under the lock, then its worker dies
-    time.sleep(2.5)  # more than the grace period of 2 heartbeats
     survivor = worker(plan, heartbeat=1)
-    read = survivor.read_and_ask(0)  # fails the stale trial and asks its retry, same params
-    states = [t.state for t in read.trials]
-    assert states[0] == TrialState.FAIL
+    read = wait_until_stale(survivor, trial.number)  # fails the stale trial and asks its retry
+    assert read.trials[trial.number].state == TrialState.FAIL
     [retry] = read.asked
     assert retry.params == trial.params
     # The dead worker's trial is not a failure: the retry stands for it.
@@ -86,11 +95,7 @@ def test_a_worker_adopts_trials_running_elsewhere_so_a_trial_without_heartbeats_
     read = waiting.read_and_ask(0)
     assert read.remaining == 0 and read.counts["running"] == 1
     waiting.adopt_running_trials(read.trials)  # one beat: from now on its staleness is measured
-    retried = read
-    deadline = time.monotonic() + 15
-    while retried.trials[orphan.number].state == TrialState.RUNNING and time.monotonic() < deadline:
-        time.sleep(0.5)
-        retried = waiting.read_and_ask(0)
+    retried = wait_until_stale(waiting, orphan.number)
     assert retried.trials[orphan.number].state == TrialState.FAIL
     assert [t.params for t in retried.asked] == [orphan.params]
 
