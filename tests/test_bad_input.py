@@ -26,11 +26,17 @@ SPEC = {"architecture": "lstm_attention", "parameters": {"num_of_attentions": [1
 Q = ["+arch=quadratic", "-m"]
 
 
+#: Sockets bound for the whole test session and never listening: their ports refuse connections, and no
+#: other process can take them meanwhile (a port bound and released could be reused before the case runs).
+_HELD: list[socket.socket] = []
+
+
 def closed_port() -> int:
-    """A local port nothing listens on (bound, then released)."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+    """A local port that refuses connections for as long as the tests run."""
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    _HELD.append(sock)
+    return int(sock.getsockname()[1])
 
 
 @dataclass(frozen=True)

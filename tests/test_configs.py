@@ -60,9 +60,24 @@ def test_each_sampler_config_builds_an_optuna_sampler(sampler: str) -> None:
 
 
 def test_grid_sampler_config_takes_its_grid_from_the_search_space() -> None:
-    cfg = compose_tuneflow("+arch=quadratic", "hydra/sweeper/sampler=grid")
-    assert cfg.hydra.sweeper.sampler._target_ == "tuneflow.search.samplers.GridSampler"
-    assert cfg.hydra.sweeper.sampler.search_space is None
+    from tuneflow.search.space import PARAMS_NODE, grid_of, parse_search_space
+    from tuneflow.sweeper.plan import build_sampler
+
+    cfg = compose_tuneflow("+arch=quadratic", "hydra/sweeper/sampler=grid",
+                           "hydra.sweeper.params.x='choice(1.0, 2.0)'", "hydra.sweeper.params.y='range(-1, 2)'")
+    sampler_cfg = OmegaConf.to_container(cfg.hydra.sweeper.sampler)
+    assert sampler_cfg["_target_"] == "tuneflow.search.samplers.GridSampler"
+    assert sampler_cfg["search_space"] is None  # left for the sweeper to fill from the space
+    distributions, _ = parse_search_space(OmegaConf.to_container(cfg.hydra.sweeper.params), PARAMS_NODE)
+    sampler_cfg["search_space"] = grid_of(distributions)  # as plan_sweep fills it
+    sampler = build_sampler(sampler_cfg)
+    study = optuna.create_study(sampler=sampler)
+    points = set()
+    for _ in range(6):
+        trial = study.ask(distributions)
+        points.add((trial.params["x"], trial.params["y"]))
+        study.tell(trial, 0.0)
+    assert points == {(x, y) for x in (1.0, 2.0) for y in (-1, 0, 1)}
 
 
 @pytest.mark.parametrize(

@@ -67,4 +67,6 @@ def test_two_worker_processes_share_one_study_and_run_exactly_n_trials(project: 
     assert len(study_runs(project, "quadratic", role="study")) == 1
     runs = study_runs(project, "quadratic")
     assert sorted(int(r.data.tags["tuneflow.trial_number"]) for r in runs) == sorted(t.number for t in finished)
+    # The shared pruner stopped some of them, across both workers.
+    assert any(t.state.name == "PRUNED" for t in finished)
     assert_pruned_trials_are_killed_runs(project)

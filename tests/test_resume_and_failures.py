@@ -93,7 +93,9 @@ def test_ctrl_c_or_sigterm_mid_trial_ends_everything_cleanly_and_keeps_what_fini
     """Ctrl-C, or the SIGTERM a scheduler or `docker stop` sends, stops the study at once: the running
     trial is FAIL and its MLflow run KILLED, the parent run KILLED, nothing stays RUNNING until a
     heartbeat goes stale, finished trials and the CSV are kept, and the same command goes on."""
-    worker = start_tuneflow(project, *QUAD, "hydra.sweeper.n_trials=30", "params.seconds_per_epoch=0.05",
+    # 20 epochs of 0.2 s: the trial seen in training is still training seconds later, when the signal
+    # arrives (at 0.05 s per epoch a loaded machine could finish it between the check and the signal).
+    worker = start_tuneflow(project, *QUAD, "hydra.sweeper.n_trials=30", "params.seconds_per_epoch=0.2",
                             "tracking.log_model=false")
     wait_until(lambda: sum(t.state.name == "COMPLETE" for t in load_study(project, "quadratic").trials) >= 1
                and any(t.state.name == "RUNNING" and len(t.intermediate_values) >= 2

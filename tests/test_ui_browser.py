@@ -44,13 +44,8 @@ def require_chromium() -> None:
     pytest.skip(message)
 
 
-@pytest.fixture(scope="module")
-def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
-    """A finished tiny study, and `tuneflow ui` serving it."""
-    require_chromium()
-    project = tmp_path_factory.mktemp("ui_project")
-    tuned = run_tuneflow(project, "+arch=quadratic", "-m", f"hydra.sweeper.n_trials={N_TRIALS}", "params.epochs=2")
-    assert tuned.returncode == 0, tuned.output
+def start_ui(project: Path) -> tuple[subprocess.Popen[str], dict[str, str]]:
+    """`tuneflow ui quadratic` in ``project``, once both servers answer; the addresses it printed."""
     process = subprocess.Popen(
         [sys.executable, "-m", "tuneflow", "ui", "quadratic"], cwd=project, env=tuneflow_env(),
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
@@ -66,13 +61,34 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]
         if "Ctrl-C" in line:
             break
     assert set(addresses) == {"MLflow UI", "optuna-dashboard"}, "".join(lines)
-    info = {"project": project, "process": process, "addresses": addresses, "study": load_study(project, "quadratic")}
+    return process, addresses
+
+
+def stop(process: subprocess.Popen[str]) -> None:
+    if process.poll() is None:
+        process.send_signal(signal.SIGINT)
+        process.wait(timeout=60)
+
+
+@pytest.fixture(scope="module")
+def tuned_project(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A finished tiny study."""
+    require_chromium()
+    project = tmp_path_factory.mktemp("ui_project")
+    tuned = run_tuneflow(project, "+arch=quadratic", "-m", f"hydra.sweeper.n_trials={N_TRIALS}", "params.epochs=2")
+    assert tuned.returncode == 0, tuned.output
+    return project
+
+
+@pytest.fixture(scope="module")
+def served(tuned_project: Path) -> Iterator[dict[str, Any]]:
+    """`tuneflow ui` serving the tiny study, shared by the tests that only look (none stops it)."""
+    process, addresses = start_ui(tuned_project)
     try:
-        yield info
+        yield {"project": tuned_project, "process": process, "addresses": addresses,
+               "study": load_study(tuned_project, "quadratic")}
     finally:
-        if process.poll() is None:
-            process.send_signal(signal.SIGINT)
-            process.wait(timeout=60)
+        stop(process)
 
 
 @pytest.fixture
@@ -141,11 +157,14 @@ def test_optuna_dashboard_shows_the_study_and_its_trials(served: dict[str, Any],
     wait_for_text(browser, [f"Trial {n}" for n in range(N_TRIALS)])
 
 
-def test_ctrl_c_stops_both_servers_and_everything_they_started(served: dict[str, Any]) -> None:
-    process, project = served["process"], served["project"]
+def test_ctrl_c_stops_both_servers_and_everything_they_started(tuned_project: Path, tmp_path: Path) -> None:
+    # Its own copy of the study and its own `tuneflow ui`: the shared one stays up for the other tests.
+    project = tmp_path / "project"
+    shutil.copytree(tuned_project, project)
+    process, addresses = start_ui(project)
     process.send_signal(signal.SIGINT)
     assert process.wait(timeout=60) == 0
-    for url in served["addresses"].values():
+    for url in addresses.values():
         assert not answers(url), f"{url} still answers after Ctrl-C"
     assert processes_mentioning(str(project)) == [], "a server process outlived tuneflow ui"
 

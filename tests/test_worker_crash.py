@@ -18,10 +18,11 @@ N_TRIALS = 8
 
 
 def worker_args(study: str) -> list[str]:
-    # 20 epochs of 0.1 s: long enough to be killed mid-trial. Heartbeats every 2 s: a dead worker's
+    # 20 epochs of 0.2 s: a trial seen in training is still training seconds later, when it is killed (a
+    # loaded machine takes its time between the check and the kill). Heartbeats every 2 s: a dead worker's
     # trial is failed 4 s after its last beat.
     return ["+arch=quadratic", "-m", f"hydra.sweeper.n_trials={N_TRIALS}", "hydra/sweeper/pruner=none",
-            "hydra.sweeper.heartbeat_interval=2", "params.seconds_per_epoch=0.1", "tracking.log_model=false",
+            "hydra.sweeper.heartbeat_interval=2", "params.seconds_per_epoch=0.2", "tracking.log_model=false",
             f"hydra.sweeper.study_name={study}"]
 
 
