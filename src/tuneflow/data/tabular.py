@@ -38,8 +38,6 @@ TABULAR_SETS = ("digits", "breast_cancer", "wine")
 def load_tabular(name: str, val_fraction: float = 0.25, split_seed: int = 0) -> TabularData:
     """Load one of scikit-learn's bundled classification sets, standardised, as float32 / int64."""
     from sklearn import datasets
-    from sklearn.model_selection import train_test_split
-    from sklearn.preprocessing import StandardScaler
 
     loaders = {
         "digits": datasets.load_digits,
@@ -54,9 +52,16 @@ def load_tabular(name: str, val_fraction: float = 0.25, split_seed: int = 0) -> 
     if not 0.0 < val_fraction < 1.0:
         raise ValueError(f"data.val_fraction is {val_fraction}, but must be between 0 and 1")
     x, y = loaders[name](return_X_y=True)
-    x_train, x_val, y_train, y_val = train_test_split(
-        x, y, test_size=val_fraction, random_state=split_seed, stratify=y
-    )
+    return split_and_scale(x, y, val_fraction, split_seed, image_shape=(8, 8) if name == "digits" else None)
+
+
+def split_and_scale(x: np.ndarray, y: np.ndarray, val_fraction: float, split_seed: int,
+                    image_shape: tuple[int, int] | None = None) -> TabularData:
+    """A stratified train/validation split, standardised with the training rows' statistics only."""
+    from sklearn.model_selection import train_test_split
+    from sklearn.preprocessing import StandardScaler
+
+    x_train, x_val, y_train, y_val = train_test_split(x, y, test_size=val_fraction, random_state=split_seed, stratify=y)
     scaler = StandardScaler().fit(x_train)
     return TabularData(
         x_train=scaler.transform(x_train).astype(np.float32),
@@ -64,7 +69,7 @@ def load_tabular(name: str, val_fraction: float = 0.25, split_seed: int = 0) -> 
         x_val=scaler.transform(x_val).astype(np.float32),
         y_val=y_val.astype(np.int64),
         n_classes=int(len(np.unique(y))),
-        image_shape=(8, 8) if name == "digits" else None,
+        image_shape=image_shape,
     )
 
 
@@ -83,13 +88,9 @@ def load(data_cfg: Mapping[str, Any]) -> Any:
 
 def _call_loader(path: str, data_cfg: Mapping[str, Any]) -> Any:
     """``data.loader: my_data.load`` -> ``my_data.load(data_cfg)``; errors name the loader."""
-    import importlib
+    from tuneflow.dotted import import_function
 
-    module_name, _, attribute = path.rpartition(".")
-    try:
-        function = getattr(importlib.import_module(module_name), attribute)
-    except (ImportError, AttributeError, ValueError) as error:
-        raise ValueError(f"data.loader {path!r} cannot be imported: {type(error).__name__}: {error}") from None
+    function = import_function(path, "data.loader")
     try:
         return function(dict(data_cfg))
     except Exception as error:  # noqa: BLE001 - the project's own code: name it, whatever it raised
@@ -101,8 +102,6 @@ def load_table(path: str, target: str, val_fraction: float = 0.25, split_seed: i
     """A project's classification table (CSV or Parquet): numeric feature columns and a ``target``
     column, split and standardised as the bundled sets are."""
     import pandas as pd
-    from sklearn.model_selection import train_test_split
-    from sklearn.preprocessing import StandardScaler
 
     file = Path(path)
     if not file.is_file():
@@ -111,15 +110,5 @@ def load_table(path: str, target: str, val_fraction: float = 0.25, split_seed: i
     if target not in frame.columns:
         raise ValueError(f"data.path {path!r} has no column {target!r}; its columns are {', '.join(map(str, frame.columns))}")
     features = frame.drop(columns=[target]).select_dtypes("number")
-    classes, y = np.unique(frame[target].to_numpy(), return_inverse=True)
-    x_train, x_val, y_train, y_val = train_test_split(
-        features.to_numpy(dtype=np.float64), y, test_size=val_fraction, random_state=split_seed, stratify=y
-    )
-    scaler = StandardScaler().fit(x_train)
-    return TabularData(
-        x_train=scaler.transform(x_train).astype(np.float32),
-        y_train=y_train.astype(np.int64),
-        x_val=scaler.transform(x_val).astype(np.float32),
-        y_val=y_val.astype(np.int64),
-        n_classes=int(len(classes)),
-    )
+    _, y = np.unique(frame[target].to_numpy(), return_inverse=True)
+    return split_and_scale(features.to_numpy(dtype=np.float64), y, val_fraction, split_seed)

@@ -190,13 +190,9 @@ def _load_table(source: TableSource) -> pd.DataFrame:
 
 def _read_source(source: TableSource) -> Any:
     if source.loader is not None:
-        import importlib
+        from tuneflow.dotted import import_function
 
-        module_name, _, attribute = source.loader.rpartition(".")
-        try:
-            function = getattr(importlib.import_module(module_name), attribute)
-        except (ImportError, AttributeError, ValueError) as error:
-            raise ValueError(f"data.loader {source.loader!r} cannot be imported: {type(error).__name__}: {error}") from None
+        function = import_function(source.loader, "data.loader")
         try:
             return function()
         except Exception as error:  # noqa: BLE001 - the project's own code: name it, whatever it raised

@@ -10,7 +10,6 @@ is the plan-time check the sweeper runs on a job config before it creates anythi
 from __future__ import annotations
 
 import datetime
-import importlib
 import math
 import time
 from collections.abc import Mapping
@@ -20,6 +19,7 @@ from typing import Any
 from omegaconf import DictConfig, OmegaConf, open_dict
 
 from tuneflow.data import folds as datasets
+from tuneflow.dotted import import_function
 from tuneflow.errors import ConfigError, MetricIsNaN
 from tuneflow.models.base import Trainer, TrainResult
 from tuneflow.trial import api
@@ -27,17 +27,7 @@ from tuneflow.trial import api
 
 def load_trainer(path: str) -> Trainer:
     """``tuneflow.models.mlp.train`` (or a project's ``my_model.train``) -> the function."""
-    module_name, _, attribute = str(path).rpartition(".")
-    if not module_name:
-        raise ConfigError(f"arch.trainer is {path!r}; name a function as module.function (my_model.train)")
-    try:
-        module = importlib.import_module(module_name)
-    except ImportError as error:
-        raise ConfigError(f"arch.trainer {path!r} cannot be imported: {type(error).__name__}: {error}") from None
-    trainer = getattr(module, attribute, None)
-    if not callable(trainer):
-        raise ConfigError(f"arch.trainer {path!r}: module {module_name} has no function {attribute!r}")
-    return trainer  # type: ignore[no-any-return]
+    return import_function(path, "arch.trainer")
 
 
 def hyperparameters(cfg: DictConfig) -> dict[str, Any]:

@@ -1,0 +1,25 @@
+"""A project's own code named in a config as ``module.function`` (a trainer, a data loader)."""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable
+from typing import Any
+
+from tuneflow.errors import ConfigError
+
+
+def import_function(path: str, what: str) -> Callable[..., Any]:
+    """``my_model.train`` -> the function; one line naming ``what`` (``arch.trainer``) and the real
+    ImportError when it cannot be imported. The project folder is importable (``tuneflow.cli.app``)."""
+    module_name, _, attribute = str(path).rpartition(".")
+    if not module_name:
+        raise ConfigError(f"{what} is {path!r}; name a function as module.function (my_model.train)")
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as error:
+        raise ConfigError(f"{what} {path!r} cannot be imported: {type(error).__name__}: {error}") from None
+    function = getattr(module, attribute, None)
+    if not callable(function):
+        raise ConfigError(f"{what} {path!r}: module {module_name} has no function {attribute!r}")
+    return function  # type: ignore[no-any-return]
