@@ -181,7 +181,7 @@ def build(study: Any, objective: str, k: int, repeats: Mapping[int, Any] | None 
         study_name=study.study_name,
         objective=objective,
         direction=study.direction.name.lower(),
-        n_finished=len(snapshot.trials),
+        n_finished=len(snapshot.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.PRUNED))),
         n_complete=n_complete,
         top=top_rows(snapshot, k, objective, repeats),
         importances=values,

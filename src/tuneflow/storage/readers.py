@@ -94,16 +94,30 @@ def _engine_kwargs(url: str) -> dict[str, Any]:
 
 
 def finished_snapshot(study: optuna.Study) -> optuna.Study:
-    """The study's finished trials (complete and pruned), copied into memory: what a report of a running
-    study shows, consistent across every table and plot, with no further reads of the live storage."""
+    """The study copied into memory as it stands: what a report of a running study shows, consistent
+    across every table and plot, with no further reads of the live storage.
+
+    Every trial keeps its number (the one the console, the CSV, MLflow and ``repeat`` show): Optuna
+    numbers added trials anew, so each trial that is not complete or pruned (failed, surplus, still
+    running or waiting) is added in its place as a FAIL trial, which Optuna's plots and importances leave
+    out as they leave out failures.
+    """
     import optuna
+    from optuna.trial import TrialState
 
     snapshot = optuna.create_study(study_name=study.study_name, directions=study.directions)
     for key, value in study.user_attrs.items():
         snapshot.set_user_attr(key, value)
-    snapshot.add_trials(
-        t for t in study.get_trials(deepcopy=False, states=FINISHED_STATES) if not t.user_attrs.get(SURPLUS_ATTR)
-    )
+    copies = []
+    for trial in study.get_trials(deepcopy=False):
+        if trial.state in FINISHED_STATES and not trial.user_attrs.get(SURPLUS_ATTR):
+            copies.append(trial)
+        else:
+            copies.append(optuna.trial.create_trial(
+                state=TrialState.FAIL, params=trial.params, distributions=trial.distributions,
+                user_attrs=dict(trial.user_attrs),
+            ))
+    snapshot.add_trials(copies)
     return snapshot
 
 
