@@ -145,7 +145,7 @@ def test_every_config_field_has_a_comment_above_it() -> None:
     import ast
     import inspect
 
-    import hydra_plugins.tuneflow_sweeper.config as config
+    from hydra_plugins.tuneflow_sweeper import config
 
     lines = inspect.getsource(config).splitlines()
     for node in ast.parse("\n".join(lines)).body:

@@ -174,7 +174,9 @@ def _range_distribution(path: str, sweep: RangeSweep, log: bool, as_int: bool) -
     )
     # Hydra's range excludes its end, like Python's. Its values are ints only when start, stop and step
     # all are (RangeSweep.range()); otherwise they are floats counted in Decimal (Hydra's FloatRange).
-    if all(_is_int(x) for x in (start, stop, step)):
+    if isinstance(start, int) and isinstance(stop, int) and isinstance(step, int) and not any(
+        isinstance(x, bool) for x in (start, stop, step)
+    ):
         values = range(start, stop, step)
         if not values:
             raise empty
