@@ -52,6 +52,10 @@ CASES: dict[str, Case] = {
     # --- overrides ------------------------------------------------------------------------------
     "unknown architecture": Case(["+arch=transformer", "-m"], "unknown arch 'transformer': choose one of"),
     "unknown sampler": Case(["+arch=mlp", "-m", "hydra/sweeper/sampler=tpee"], "unknown hydra/sweeper/sampler 'tpee'"),
+    "sampler Optuna removed": Case(["+arch=mlp", "-m", "hydra/sweeper/sampler=motpe"],
+                                   "unknown hydra/sweeper/sampler 'motpe': MOTPESampler was removed from Optuna; use hydra/sweeper/sampler=tpe"),
+    "threshold pruner without a bound": Case([*Q, "hydra/sweeper/pruner=threshold"],
+                                             "hydra.sweeper.pruner: cannot build ThresholdPruner: Either lower or upper must be specified"),
     "unknown pruner": Case(["+arch=mlp", "-m", "hydra/sweeper/pruner=medain"], "unknown hydra/sweeper/pruner 'medain'"),
     "unknown mode": Case([*Q, "mode=turbo"], "unknown mode 'turbo': choose one of fast, full"),
     "typo in a fixed override": Case(["+arch=mlp", "-m", "params.epochz=3"], "Could not override 'params.epochz'"),

@@ -12,6 +12,7 @@ from hydra.plugins.sweeper import Sweeper
 from hydra.utils import instantiate
 from omegaconf import OmegaConf
 
+from hydra_plugins.tuneflow_sweeper.config import PRUNERS, SAMPLERS
 from tuneflow.search.space import PARAMS_NODE, config_path, parse_search_space
 
 ARCHS = sorted(p.name.removesuffix(".yaml") for p in files("tuneflow").joinpath("conf/arch").iterdir()
@@ -52,7 +53,7 @@ def test_real_architectures_search_the_learning_rate_on_a_log_scale(arch: str) -
     assert "lr_schedule" in distributions and "patience" in distributions
 
 
-@pytest.mark.parametrize("sampler", ["tpe", "random", "gp"])
+@pytest.mark.parametrize("sampler", sorted(set(SAMPLERS) - {"grid"}))
 def test_each_sampler_config_builds_an_optuna_sampler(sampler: str) -> None:
     cfg = compose_tuneflow("+arch=quadratic", f"hydra/sweeper/sampler={sampler}")
     built = instantiate(cfg.hydra.sweeper.sampler)
@@ -82,11 +83,15 @@ def test_grid_sampler_config_takes_its_grid_from_the_search_space() -> None:
 
 @pytest.mark.parametrize(
     ("pruner", "cls"),
-    [("median", "MedianPruner"), ("hyperband", "HyperbandPruner"),
-     ("successive_halving", "SuccessiveHalvingPruner"), ("none", "NopPruner")],
+    [("median", "MedianPruner"), ("percentile", "PercentilePruner"), ("hyperband", "HyperbandPruner"),
+     ("successive_halving", "SuccessiveHalvingPruner"), ("threshold", "ThresholdPruner"),
+     ("patient", "PatientPruner"), ("wilcoxon", "WilcoxonPruner"), ("none", "NopPruner")],
 )
 def test_each_pruner_config_builds_the_optuna_pruner(pruner: str, cls: str) -> None:
-    cfg = compose_tuneflow("+arch=quadratic", f"hydra/sweeper/pruner={pruner}")
+    assert set(PRUNERS) == {"median", "percentile", "hyperband", "successive_halving", "threshold", "patient",
+                            "wilcoxon", "none"}
+    bound = ["hydra.sweeper.pruner.upper=1.0"] if pruner == "threshold" else []
+    cfg = compose_tuneflow("+arch=quadratic", f"hydra/sweeper/pruner={pruner}", *bound)
     assert type(instantiate(cfg.hydra.sweeper.pruner)).__name__ == cls
 
 

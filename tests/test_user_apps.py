@@ -92,6 +92,35 @@ def test_hydras_sphere_example_with_tpe_finds_what_its_own_test_asks(app: Path) 
     assert results_of(app)["best_value"] <= 2.27
 
 
+def test_fixed_values_only_run_n_trials_of_them_and_a_delete_reaches_every_job(app: Path) -> None:
+    """As with Hydra's Optuna sweeper: x=1 y=2 on the command line take x and y out of the search space
+    (sphere.yaml searches both), nothing is left to search, and the study runs n_trials trials of the
+    fixed values; ~z goes to every job as a delete."""
+    result = run_app(app, "sphere.py", "--multirun", "x=1", "y=2", "~z", "hydra/sweeper/sampler=random",
+                     "hydra.sweeper.n_trials=3", "hydra.job.chdir=False")
+    assert result.returncode == 0, result.output
+    trials = load_study(app, "sphere").get_trials()
+    assert [(t.state.name, t.value, t.params) for t in trials] == [("COMPLETE", 5.0, {})] * 3
+    sweep_dir = next(app.glob("multirun/*/*"))
+    for trial in trials:
+        job = sweep_dir / str(trial.number) / ".hydra"
+        assert list(OmegaConf.load(job / "overrides.yaml")) == ["x=1", "y=2", "~z"]
+        config = OmegaConf.load(job / "config.yaml")
+        assert (config.x, config.y, "z" in config) == (1, 2, False)
+
+
+def test_an_empty_grid_is_one_point_and_brute_force_tries_each_point_once(app: Path) -> None:
+    result = run_app(app, "sphere.py", "--multirun", "x=1", "y=2", "hydra.sweeper.study_name=grid",
+                     "hydra.job.chdir=False")
+    assert result.returncode == 0, result.output
+    assert [t.value for t in load_study(app, "grid").get_trials()] == [5.0]  # the peer: min(n_trials, 1)
+    result = run_app(app, "sphere.py", "--multirun", "x=choice(1, 2)", "hydra/sweeper/sampler=bruteforce",
+                     "hydra.sweeper.study_name=brute", "hydra.sweeper.n_trials=20", "hydra.job.chdir=False")
+    assert result.returncode == 0, result.output
+    trials = load_study(app, "brute").get_trials()
+    assert sorted((t.params["x"], t.params["y"]) for t in trials) == [(x, y) for x in (1, 2) for y in (-5, 0, 5)]
+
+
 def test_hydras_custom_search_space_example_adds_define_by_run_parameters(app: Path) -> None:
     result = run_app(app, "custom_space.py", "--multirun", "hydra.sweeper.n_trials=8", "hydra/sweeper/sampler=random",
                      "hydra.sweeper.sampler.seed=123", "max_z_difference_from_x=0.3")

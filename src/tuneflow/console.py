@@ -71,6 +71,13 @@ def one_line_errors() -> Iterator[None]:
         sys.exit(128 + (signal.SIGTERM if terminated else signal.SIGINT))
 
 
+#: Config-group options of Hydra's Optuna sweeper that Optuna no longer has, with the fix.
+RETIRED_OPTIONS = {
+    ("hydra/sweeper/sampler", "motpe"): "MOTPESampler was removed from Optuna; use hydra/sweeper/sampler=tpe "
+    "(TPE samples several objectives too)",
+}
+
+
 def one_line_error(error: BaseException) -> str | None:
     """The one line that tells the user what to fix, or None for a bug (the traceback is shown)."""
     from hydra.errors import HydraException, MissingConfigException
@@ -84,6 +91,8 @@ def one_line_error(error: BaseException) -> str | None:
         missing = error.missing_cfg_file or ""
         group, _, option = str(missing).rpartition("/")
         options = ", ".join(error.options or [])
+        if (group, option) in RETIRED_OPTIONS:
+            return f"unknown {group} {option!r}: {RETIRED_OPTIONS[group, option]}"
         if group and options:
             return f"unknown {group} {option!r}: choose one of {options}"
         return str(error).strip().splitlines()[0]

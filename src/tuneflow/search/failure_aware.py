@@ -169,9 +169,15 @@ class FailureAwareSampler(BaseSampler):
         if view is study or not params or not self._redraws:
             return params
         _, trials, failures = self._local.read
-        neighbours = Neighbours(search_space, trials, failures, exclude=trial.number)
+        neighbours: dict[frozenset[str], Neighbours] = {}
         for _ in range(self._redraws):
-            if not neighbours.nearest_failed(params):
+            # A genetic sampler (NSGA-II/III) returns part of the space (the rest is drawn independently):
+            # the nearest trial is judged on the parameters it did return.
+            names = frozenset(name for name in search_space if name in params)
+            if names not in neighbours:
+                space = {name: d for name, d in search_space.items() if name in names}
+                neighbours[names] = Neighbours(space, trials, failures, exclude=trial.number)
+            if not names or not neighbours[names].nearest_failed(params):
                 break
             # The last draw stands: TPE and GP record it on the trial for other workers' constant liar.
             params = self._base.sample_relative(view, trial, search_space)

@@ -30,6 +30,20 @@ class GridSampler(optuna.samplers.GridSampler):
         return None
 
 
+class BruteForceSampler(optuna.samplers.BruteForceSampler):
+    """Optuna's brute-force sampler, minus its ``study.stop()`` once every point was tried (as for
+    ``GridSampler``): the tuneflow sweeper counts the points of the space and stops by itself."""
+
+    def after_trial(
+        self,
+        study: optuna.Study,
+        trial: FrozenTrial,
+        state: TrialState,
+        values: Sequence[float] | None,
+    ) -> None:
+        return None
+
+
 def default_sampler(seed: int | None = None, failure_aware: bool | None = None) -> optuna.samplers.BaseSampler:
     """The sampler ``python -m tuneflow ... -m`` uses when no sampler is chosen, seeded with ``seed``.
 

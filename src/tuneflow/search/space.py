@@ -6,6 +6,9 @@ A search space is a mapping ``name -> sweep`` such as::
     batch_size: choice(16, 32, 64)         -> CategoricalDistribution((16, 32, 64))
     n_layers: range(1, 4)                  -> IntDistribution(1, 3)   (Hydra's range excludes its end)
     dropout: interval(0.0, 0.5)            -> FloatDistribution(0.0, 0.5)
+    units: int(interval(1, 5))             -> IntDistribution(1, 5)   (the cast makes the bounds ints)
+    width: tag(log, int(interval(1, 1024))) -> IntDistribution(1, 1024, log=True)
+    act: str(choice(1, 2))                 -> CategoricalDistribution(("1", "2"))
     epochs: 20                             -> a fixed override, not searched
 
 A key is a config path, as Hydra's Optuna sweeper reads it. An app may name a node its bare keys live
@@ -17,12 +20,15 @@ line that names the parameter and the rule, before any study exists.
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Mapping
+from decimal import Decimal
 from typing import Any
 
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.core.override_parser.types import (
     ChoiceSweep,
+    Glob,
     IntervalSweep,
     Override,
     RangeSweep,
@@ -92,55 +98,105 @@ def parse_search_space(
 
 
 def to_distribution(override: Override) -> BaseDistribution:
-    """One Hydra sweep -> one Optuna distribution, validated."""
+    """One Hydra sweep -> one Optuna distribution, validated.
+
+    Every sweep function of Hydra's override grammar is either translated or refused with the fix.
+    Hydra's parser has already applied the casts: ``int(interval(1, 5))`` arrives as an interval with
+    int bounds, ``float(range(1, 4))`` as a range of floats, ``str(choice(1, 2))`` as a choice of
+    strings, so the types of the bounds decide int or float, as Hydra's own ``RangeSweep.range()`` does.
+    ``shuffle(...)`` and ``sort(...)`` only change the order in which Hydra's basic sweeper would visit
+    the values; Optuna samples, it does not visit in order, so a shuffled or sorted choice or range is
+    the same distribution as the plain one.
+    """
     path = override.get_key_element()
     sweep = override.value()
+    text = _sweep_text(override)
+    if isinstance(sweep, Glob):
+        raise SearchSpaceError(
+            f"search space: {path}={text} selects config-group options, which a search cannot sample; "
+            "name them: choice(a, b)"
+        )
     tags = set(getattr(sweep, "tags", set()))
     unknown_tags = tags - {"log", "int"}
     if unknown_tags:
         raise SearchSpaceError(
             f"search space: {path} has tag(s) {sorted(unknown_tags)}; supported tags are log and int"
         )
-    log = "log" in tags
+    if not tags and _CAST_AROUND_TAG.search(text):
+        # Hydra's int()/float()/str()/bool() rebuild a range or a choice without its tags.
+        raise SearchSpaceError(
+            f"search space: {path}={text}: a cast drops the tags inside it; put tag() outside, "
+            "e.g. tag(log, int(range(1, 9)))"
+        )
+    log, as_int = "log" in tags, "int" in tags
     if isinstance(sweep, ChoiceSweep):
         if not sweep.list:
             raise SearchSpaceError(f"search space: {path} is an empty choice(); give at least one value")
-        if log:
-            raise SearchSpaceError(f"search space: {path}: tag(log) applies to interval or range, not choice")
+        if log or as_int:
+            tag_name = "log" if log else "int"
+            raise SearchSpaceError(
+                f"search space: {path}: tag({tag_name}) applies to interval or range, not choice"
+                + ("; cast the values instead: int(choice(...))" if as_int and not log else "")
+            )
         choices = tuple(_plain(element) for element in sweep.list)
         return CategoricalDistribution(choices)
     if isinstance(sweep, RangeSweep):
-        return _range_distribution(path, sweep, log)
+        return _range_distribution(path, sweep, log, as_int)
     if isinstance(sweep, IntervalSweep):
-        return _interval_distribution(path, sweep, log, as_int="int" in tags)
+        return _interval_distribution(path, sweep, log, as_int)
     raise SearchSpaceError(
-        f"search space: {path}={(override.input_line or '').split('=', 1)[-1]} is not supported; "
+        f"search space: {path}={text} is not supported; "
         "use choice(...), range(...), interval(...) or tag(log, ...)"
     )
 
 
-def _range_distribution(path: str, sweep: RangeSweep, log: bool) -> BaseDistribution:
+#: ``int(tag(log, range(1, 9)))``: a cast whose argument holds a tag().
+_CAST_AROUND_TAG = re.compile(r"\b(?:int|float|str|bool)\s*\(.*\btag\s*\(")
+
+
+def _sweep_text(override: Override) -> str:
+    return override.input_line.split("=", 1)[-1] if override.input_line else str(override.value())
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _range_distribution(path: str, sweep: RangeSweep, log: bool, as_int: bool) -> BaseDistribution:
     start, stop, step = sweep.start, sweep.stop, sweep.step
     assert start is not None and stop is not None  # the grammar requires both
+    shown = f"range({start}, {stop})" if step == 1 else f"range({start}, {stop}, step={step})"
     if step is None or step == 0:
         raise SearchSpaceError(f"search space: {path}: range step must be non-zero")
-    if step < 0 or stop <= start:
-        raise SearchSpaceError(
-            f"search space: {path}: range({start}, {stop}) is empty; write range(low, high) with low < high "
-            "(high is excluded, as in Hydra and Python)"
-        )
-    # Hydra's range excludes its end, like Python's: the largest value is the last step below stop.
-    n_steps = math.ceil((stop - start) / step) - 1
-    last = start + n_steps * step
-    if all(float(x).is_integer() for x in (start, step)):
-        if log and step != 1:
+    empty = SearchSpaceError(
+        f"search space: {path}: {shown} is empty; write range(low, high) with low < high "
+        "(high is excluded, as in Hydra and Python)"
+    )
+    # Hydra's range excludes its end, like Python's. Its values are ints only when start, stop and step
+    # all are (RangeSweep.range()); otherwise they are floats counted in Decimal (Hydra's FloatRange).
+    if isinstance(start, int) and isinstance(stop, int) and isinstance(step, int) and not any(
+        isinstance(x, bool) for x in (start, stop, step)
+    ):
+        values = range(start, stop, step)
+        if not values:
+            raise empty
+        low, high = min(values[0], values[-1]), max(values[0], values[-1])
+        _check_log_low(path, low, log)
+        if log and abs(step) != 1:
             raise SearchSpaceError(f"search space: {path}: tag(log, range(...)) needs step 1")
-        _check_log_low(path, start, log)
-        return IntDistribution(int(start), int(last), log=log, step=int(step))
-    _check_log_low(path, start, log)
-    if log:
-        raise SearchSpaceError(f"search space: {path}: tag(log, range(...)) needs integer bounds")
-    return FloatDistribution(float(start), float(last), step=float(step))
+        return IntDistribution(low, high, log=log, step=abs(step))
+    if as_int or log:
+        tag_name = "int" if as_int else "log"
+        raise SearchSpaceError(
+            f"search space: {path}: tag({tag_name}, {shown}) needs integer start, stop and step; "
+            "write them as integers or cast: int(range(...))"
+        )
+    first, stop_d, step_d = Decimal(start), Decimal(stop), Decimal(step)
+    count = math.ceil((stop_d - first) / step_d)
+    if count <= 0:
+        raise empty
+    last = first + (count - 1) * step_d
+    return FloatDistribution(float(min(first, last)), float(max(first, last)), step=float(abs(step_d)))
 
 
 def _interval_distribution(path: str, sweep: IntervalSweep, log: bool, as_int: bool) -> BaseDistribution:
@@ -150,9 +206,13 @@ def _interval_distribution(path: str, sweep: IntervalSweep, log: bool, as_int: b
         raise SearchSpaceError(
             f"search space: {path}: interval({low}, {high}) has low > high; swap the bounds"
         )
+    # interval() always gives floats; int(interval(...)) gives int bounds: an int distribution, as in
+    # Hydra's Optuna sweeper. tag(int, ...) says the same.
+    if as_int or (_is_int(low) and _is_int(high)):
+        low, high = int(low), int(high)
+        _check_log_low(path, low, log)
+        return IntDistribution(low, high, log=log)
     _check_log_low(path, low, log)
-    if as_int:
-        return IntDistribution(int(low), int(high), log=log)
     return FloatDistribution(float(low), float(high), log=log)
 
 
@@ -194,23 +254,25 @@ def to_overrides(params: Mapping[str, Any], node: str | None = None) -> list[str
     return [f"{config_path(name, node)}={override_value(value)}" for name, value in params.items()]
 
 
-def grid_of(distributions: Mapping[str, BaseDistribution]) -> dict[str, list[Any]]:
-    """The explicit grid of a search space, for Optuna's GridSampler.
+def grid_of(distributions: Mapping[str, BaseDistribution], sampler: str = "grid") -> dict[str, list[Any]]:
+    """The explicit grid of a search space, for Optuna's GridSampler (and the size of what the
+    brute-force sampler enumerates).
 
-    Only choice and range parameters have a finite grid; an interval is reported with the fix.
+    Only choice and range parameters (and integer intervals) have a finite grid; a continuous interval
+    is reported with the fix.
     """
     grid: dict[str, list[Any]] = {}
     for path, distribution in distributions.items():
         if isinstance(distribution, CategoricalDistribution):
             grid[path] = list(distribution.choices)
-        elif isinstance(distribution, IntDistribution) and not distribution.log:
+        elif isinstance(distribution, IntDistribution):
             grid[path] = list(range(distribution.low, distribution.high + 1, distribution.step))
         elif isinstance(distribution, FloatDistribution) and distribution.step is not None:
             count = round((distribution.high - distribution.low) / distribution.step) + 1
             grid[path] = [distribution.low + i * distribution.step for i in range(count)]
         else:
             raise SearchSpaceError(
-                f"search space: the grid sampler cannot enumerate {path} ({distribution.__class__.__name__}); "
+                f"search space: the {sampler} sampler cannot enumerate {path} ({distribution.__class__.__name__}); "
                 "give it as choice(...) or range(...)"
             )
     return grid

@@ -220,9 +220,17 @@ def study_settings(sweeper: Mapping[str, Any], job_name: str = "tuneflow") -> St
 
 
 def build_pruner(pruner_cfg: Mapping[str, Any]) -> optuna.pruners.BasePruner:
+    """The configured pruner (a nested ``_target_``, e.g. PatientPruner's ``wrapped_pruner``, is built too)."""
+    from hydra.errors import InstantiationException
     from hydra.utils import instantiate
 
-    pruner = instantiate(dict(pruner_cfg))
+    try:
+        pruner = instantiate(dict(pruner_cfg))
+    except InstantiationException as error:
+        cause = error.__cause__ or error
+        name = str(pruner_cfg.get("_target_", "")).rsplit(".", 1)[-1]
+        first = str(cause).strip().splitlines()[0] if str(cause).strip() else type(cause).__name__
+        raise ConfigError(f"hydra.sweeper.pruner: cannot build {name}: {first}") from None
     if not isinstance(pruner, optuna.pruners.BasePruner):
         raise ConfigError(f"hydra.sweeper.pruner builds {type(pruner).__name__}, not an Optuna pruner")
     return pruner

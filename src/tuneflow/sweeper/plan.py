@@ -21,7 +21,7 @@ from tuneflow.search import space as search_space
 from tuneflow.search import zoom
 from tuneflow.search.failure_aware import wrap as failure_aware_wrap
 from tuneflow.storage import urls as backends
-from tuneflow.storage.study import StudySettings, open_storage, study_settings
+from tuneflow.storage.study import StudySettings, build_pruner, open_storage, study_settings
 
 #: Composes one job's config from its overrides (the sweeper's Hydra config loader).
 ComposeJob = Callable[[list[str]], DictConfig]
@@ -60,20 +60,30 @@ def plan_sweep(
     """Everything a sweep needs, checked; nothing created."""
     settings = study_settings(sweeper_cfg, str(config.hydra.job.name))
     node = settings.params_node
-    distributions, fixed = search_space.parse_search_space(space, node)
+    distributions, space_fixed = search_space.parse_search_space(space, node)
+    fixed: dict[str, str | None] = dict(space_fixed)
     cli_distributions, cli_fixed = split_arguments(arguments, node)
+    # The command line wins over hydra.sweeper.params: a value fixed (or deleted, ~name) there is no
+    # longer searched, as in Hydra's Optuna sweeper; a sweep there is no longer fixed.
+    overridden = {path.lstrip("~+") for path in cli_fixed}
+    distributions = {name: distribution for name, distribution in distributions.items()
+                     if search_space.config_path(name, node) not in overridden}
+    for path in [*(search_space.config_path(name, node) for name in cli_distributions),
+                 *(path.lstrip("~") for path in cli_fixed if path.startswith("~"))]:
+        fixed.pop(path, None)
     distributions.update(cli_distributions)
     fixed.update(cli_fixed)
-    if not distributions:
-        if check_job is not None:
-            check_job(config)  # the app may know what is missing (tuneflow's: an architecture)
-        raise ConfigError("the search space is empty: give hydra.sweeper.params.NAME=... sweeps")
+    if not distributions and check_job is not None:
+        check_job(config)  # the app may know what is missing (tuneflow's: an architecture)
+    # Nothing to search is no error: like Hydra's Optuna sweeper, the study runs n_trials trials of the
+    # fixed values (repeats of one configuration).
     check_parameters_exist(config, distributions, node)
     finalists: list[optuna.trial.FrozenTrial] = []
     if zoom_cfg.get("study"):
         finalists = load_finalists(settings, str(zoom_cfg["study"]), int(zoom_cfg.get("top_k", 5)))
         distributions = zoom.narrow(distributions, finalists, float(zoom_cfg.get("margin", 0.5)))
-    fixed_overrides = [f"{path}={value}" for path, value in fixed.items()]
+    # A delete without a value (~name) stays bare; ~name=value deletes only while name has that value.
+    fixed_overrides = [path if value is None else f"{path}={value}" for path, value in fixed.items()]
     # The smallest and the largest values of the space: a window longer than a date range, or a
     # range outside the data, shows now instead of failing every trial of a study already created.
     for point in corner_points(distributions):
@@ -86,6 +96,11 @@ def plan_sweep(
         grid = search_space.grid_of(distributions)
         sampler_cfg["search_space"] = grid
         grid_size = math.prod(len(values) for values in grid.values())
+    elif sampler_cfg["_target_"].endswith(".BruteForceSampler") and not sweeper_cfg["custom_search_space"]:
+        # It enumerates the points a grid would; the study stops once each was tried. With define-by-run
+        # parameters the points are not known up front: n_trials bounds the study.
+        grid_size = math.prod(len(values) for values in search_space.grid_of(distributions, "bruteforce").values())
+    build_pruner(settings.pruner)  # a pruner the jobs cannot build fails now, not in every trial
     extend_space = load_space_extender(sweeper_cfg["custom_search_space"])
     n_jobs = int(sweeper_cfg["n_jobs"])
     if n_jobs < 1:
@@ -181,13 +196,16 @@ def load_space_extender(path: str | None) -> Any:
 
 def split_arguments(
     arguments: Sequence[str], node: str | None = None
-) -> tuple[dict[str, BaseDistribution], dict[str, str]]:
-    """Command-line arguments of a multirun: sweeps join the search space, the rest stay fixed."""
+) -> tuple[dict[str, BaseDistribution], dict[str, str | None]]:
+    """Command-line arguments of a multirun: sweeps join the search space, the rest stay fixed. A delete
+    (``~name``, ``~name=value``) goes to every job as a delete: key ``~name``, value None when bare."""
     distributions: dict[str, BaseDistribution] = {}
-    fixed: dict[str, str] = {}
+    fixed: dict[str, str | None] = {}
     for override in OverridesParser.create().parse_overrides(list(arguments)):
-        key = override.get_key_element()
-        if override.is_sweep_override():
+        key = override.get_key_element()  # with its prefix: ~name, +name, ++name
+        if override.is_delete():
+            fixed[key] = None if override.value() is None else override.get_value_element_as_str()
+        elif override.is_sweep_override():
             distributions[search_space.short_name(key, node)] = search_space.to_distribution(override)
         else:
             fixed[key] = override.get_value_element_as_str()
