@@ -25,7 +25,7 @@ from hydra_plugins.tuneflow_sweeper.config import PRUNERS, SAMPLERS, WRAPPED_PRU
 from tuneflow.search.failure_aware import FailureAwareSampler
 from tuneflow.search.space import grid_of, parse_search_space
 from tuneflow.storage.study import build_pruner
-from tuneflow.sweeper.sweep import build_sampler
+from tuneflow.sweeper.plan import build_sampler
 
 #: A space with every kind of distribution the grammar gives (float, log float, stepped float, int, log
 #: int, categorical).
