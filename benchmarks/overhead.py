@@ -22,7 +22,9 @@ configures, tuneflow's SQLite settings included, can reach another) and in a fre
   tuneflow-no-model    The same with tracking.log_model=false.
   tuneflow-user-app    A user's own Hydra app with `override hydra/sweeper: tuneflow` (written to the
                        temporary folder): its task calls tuneflow.report 20 times and returns a float,
-                       the same curve as the quadratic arch; no model, no tuneflow app around it.
+                       the same curve as the quadratic arch; no model, no tuneflow app around it. With
+                       Hydra's basic launcher (what the app gets by default: each job composed by Hydra).
+  tuneflow-user-app-launcher  The same app with `override hydra/launcher: tuneflow` in its defaults.
   tuneflow-basic-launcher  The same with hydra/launcher=basic (Hydra composes every job from scratch).
   tuneflow-before      With --baseline SRC: tuneflow from another checkout's src/ (e.g. the commit before
                        this work), run the same way.
@@ -62,6 +64,7 @@ TUNEFLOW_VARIANTS: dict[str, tuple[str, ...]] = {
     "tuneflow-no-model": ("tracking.log_model=false",),
     "tuneflow-basic-launcher": ("hydra/launcher=basic",),
     "tuneflow-user-app": ("user-app",),
+    "tuneflow-user-app-launcher": ("user-app", "tuneflow"),
 }
 
 
@@ -223,11 +226,14 @@ y: 0.0
 """
 
 
-def user_app_command(folder: Path) -> list[str]:
-    """``python app.py -m``: a user's app, written to ``folder``."""
+def user_app_command(folder: Path, launcher: str | None = None) -> list[str]:
+    """``python app.py -m``: a user's app, written to ``folder`` (with ``launcher`` as its Hydra launcher)."""
     (folder / "conf").mkdir(exist_ok=True)
     (folder / "app.py").write_text(USER_APP)
-    (folder / "conf" / "app.yaml").write_text(USER_APP_CONFIG)
+    config = USER_APP_CONFIG
+    if launcher:
+        config = config.replace("defaults:\n", f"defaults:\n  - override hydra/launcher: {launcher}\n", 1)
+    (folder / "conf" / "app.yaml").write_text(config)
     return [sys.executable, "app.py", "-m"]
 
 
@@ -235,8 +241,8 @@ def run_tuneflow(folder: Path, trials: int, extra: tuple[str, ...], src: str | N
     """(process wall time, in-study time) of one tuneflow process in ``folder``."""
     import optuna
 
-    if extra == ("user-app",):
-        command = [*user_app_command(folder), f"hydra.sweeper.n_trials={trials}"]
+    if extra[:1] == ("user-app",):
+        command = [*user_app_command(folder, *extra[1:]), f"hydra.sweeper.n_trials={trials}"]
     else:
         command = [sys.executable, "-m", "tuneflow", *TUNEFLOW_ARGS, f"hydra.sweeper.n_trials={trials}", *extra]
     start = time.perf_counter()
