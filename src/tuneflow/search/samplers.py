@@ -48,7 +48,7 @@ def default_sampler(seed: int | None = None, failure_aware: bool | None = None) 
     """The sampler ``python -m tuneflow ... -m`` uses when no sampler is chosen, seeded with ``seed``.
 
     Built from the same structured configs the sweeper instantiates
-    (``hydra_plugins.tuneflow_sweeper.config.SAMPLERS[DEFAULT_SAMPLER]``, and the sweeper's ``failure_aware``
+    (``tuneflow.search.configs.SAMPLERS[DEFAULT_SAMPLER]``, and the sweeper's ``failure_aware``
     unless ``failure_aware`` is given), so a study driven from Python (a benchmark, a notebook) searches
     exactly as the command line does:
 
@@ -56,16 +56,12 @@ def default_sampler(seed: int | None = None, failure_aware: bool | None = None) 
     """
     from hydra.utils import instantiate
 
-    from hydra_plugins.tuneflow_sweeper.config import (
-        DEFAULT_SAMPLER,
-        SAMPLERS,
-        TuneflowSweeperConf,
-    )
+    from tuneflow.search.configs import DEFAULT_FAILURE_AWARE, DEFAULT_SAMPLER, SAMPLERS
 
     settings = dataclasses.asdict(SAMPLERS[DEFAULT_SAMPLER](seed=seed))
     sampler = instantiate(settings, _convert_="all")
     if not isinstance(sampler, optuna.samplers.BaseSampler):
         raise TypeError(f"the default sampler config builds {type(sampler).__name__}, not an Optuna sampler")
     if failure_aware is None:
-        failure_aware = TuneflowSweeperConf.failure_aware
+        failure_aware = DEFAULT_FAILURE_AWARE
     return wrap(sampler) if failure_aware else sampler
