@@ -215,20 +215,13 @@ class MedianPrunerConfig:
 
 
 @dataclass
-class PercentilePrunerConfig:
-    """Stop a trial whose metric is outside the best `percentile` percent of earlier trials at the same epoch."""
+class PercentilePrunerConfig(MedianPrunerConfig):
+    """Stop a trial whose metric is outside the best `percentile` percent of earlier trials at the same
+    epoch (the median pruner's settings, as Optuna's MedianPruner is a PercentilePruner at 50)."""
 
     _target_: str = "optuna.pruners.PercentilePruner"
     # Keep trials within the best this many percent (0-100; 50 = median pruner).
     percentile: float = 25.0
-    # Trials that always run to the end before pruning starts.
-    n_startup_trials: int = 5
-    # Epochs every trial runs before it can be pruned.
-    n_warmup_steps: int = 2
-    # Check every this many epochs.
-    interval_steps: int = 1
-    # Trials that must have reported at an epoch before a trial can be pruned there.
-    n_min_trials: int = 1
 
 
 @dataclass

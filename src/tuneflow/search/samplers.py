@@ -13,12 +13,10 @@ from optuna.trial import FrozenTrial, TrialState
 from tuneflow.search.failure_aware import wrap
 
 
-class GridSampler(optuna.samplers.GridSampler):
-    """Optuna's grid sampler, minus its ``study.stop()`` once the grid is exhausted.
-
-    ``Study.stop`` only works inside ``optimize``; under ask-and-tell it raises before the trial's
-    state is saved. The tuneflow sweeper stops by itself once every grid point has a finished trial.
-    """
+class _NoStopAfterLastPoint:
+    """Optuna's enumerating samplers call ``study.stop()`` once every point was tried; ``Study.stop`` only
+    works inside ``optimize``, and under ask-and-tell it raises before the trial's state is saved. The
+    tuneflow sweeper counts the points of the space and stops by itself."""
 
     def after_trial(
         self,
@@ -30,18 +28,12 @@ class GridSampler(optuna.samplers.GridSampler):
         return None
 
 
-class BruteForceSampler(optuna.samplers.BruteForceSampler):
-    """Optuna's brute-force sampler, minus its ``study.stop()`` once every point was tried (as for
-    ``GridSampler``): the tuneflow sweeper counts the points of the space and stops by itself."""
+class GridSampler(_NoStopAfterLastPoint, optuna.samplers.GridSampler):
+    """Optuna's grid sampler, minus its ``study.stop()`` once the grid is exhausted."""
 
-    def after_trial(
-        self,
-        study: optuna.Study,
-        trial: FrozenTrial,
-        state: TrialState,
-        values: Sequence[float] | None,
-    ) -> None:
-        return None
+
+class BruteForceSampler(_NoStopAfterLastPoint, optuna.samplers.BruteForceSampler):
+    """Optuna's brute-force sampler, minus its ``study.stop()`` once every point was tried."""
 
 
 def default_sampler(seed: int | None = None, failure_aware: bool | None = None) -> optuna.samplers.BaseSampler:
