@@ -140,25 +140,11 @@ class NSGAIISamplerConfig:
 
 
 @dataclass
-class NSGAIIISamplerConfig:
-    """NSGA-III: NSGA-II with reference points, for many objectives (runs on one). The callable arguments
-    are left out, as for nsgaii."""
+class NSGAIIISamplerConfig(NSGAIISamplerConfig):
+    """NSGA-III: NSGA-II with reference points, for many objectives (runs on one); NSGA-II's settings
+    plus the reference points. The callable arguments are left out, as for nsgaii."""
 
     _target_: str = "optuna.samplers.NSGAIIISampler"
-    # Seed of the sampler's random state; null = a fresh seed per process.
-    seed: int | None = None
-    # Trials per generation.
-    population_size: int = 50
-    # Mutation operator ({_target_: optuna.samplers.nsgaii.PolynomialMutation}); null = uniform.
-    mutation: Any = None
-    # Probability of mutating each parameter; null = 1 / number of parameters.
-    mutation_prob: float | None = None
-    # Crossover operator ({_target_: optuna.samplers.nsgaii.BLXAlphaCrossover}, ...); null = uniform.
-    crossover: Any = None
-    # Probability that a child is bred by crossover rather than copied.
-    crossover_prob: float = 0.9
-    # Probability of taking each parameter from the other parent in a uniform crossover.
-    swapping_prob: float = 0.5
     # Reference points in objective space, a list of points; null = spread evenly.
     reference_points: Any = None
     # Divisions per objective axis when the reference points are spread evenly.

@@ -9,7 +9,6 @@ is the plan-time check the sweeper runs on a job config before it creates anythi
 
 from __future__ import annotations
 
-import datetime
 import math
 import time
 from collections.abc import Mapping
@@ -267,7 +266,3 @@ def run_single(cfg: DictConfig, tags: Mapping[str, str] | None = None) -> tuple[
         raise
     tracking.terminate(client, run_id, "COMPLETE")
     return metrics["objective"], run_id, metrics
-
-
-def today() -> str:
-    return datetime.date.today().isoformat()
