@@ -168,10 +168,12 @@ def _run_tracked(
         if handle.last_step is None:  # pruned through the Optuna trial itself (an optuna-integration callback)
             handle.last_step = _safe_value(lambda: storage.get_trial(trial_id).last_step)
         outcome.state, outcome.pruned_at_step = "PRUNED", handle.last_step
-        buffer.flush(tags={"tuneflow.pruned_at_step": handle.last_step, tracking.STATE_TAG: "PRUNED"})
+        buffer.flush(tags={"tuneflow.pruned_at_step": handle.last_step, tracking.STATE_TAG: "PRUNED",
+                           **_ended_name(settings, number, "PRUNED")})
     except KeyboardInterrupt:
         # Stopped by the user or the system: the study stops too, and leaves nothing RUNNING.
-        _safe(lambda: buffer.flush(tags={tracking.STATE_TAG: "FAIL", "tuneflow.error": "interrupted"}))
+        _safe(lambda: buffer.flush(tags={tracking.STATE_TAG: "FAIL", "tuneflow.error": "interrupted",
+                                         **_ended_name(settings, number, "FAIL")}))
         _safe(lambda: client.set_terminated(run_id, status="KILLED"))
         _safe(lambda: study.tell(number, state=optuna.trial.TrialState.FAIL, skip_if_finished=True))
         raise
@@ -180,13 +182,21 @@ def _run_tracked(
         outcome.usage_error = str(error) if isinstance(error, ObjectiveMissing) else None
         _safe(lambda: tracking.log_text(store, traceback.format_exc(), "error.txt"))
         log.error(traceback.format_exc().rstrip())
-        _safe(lambda: buffer.flush(tags={"tuneflow.error": outcome.error[:4000], tracking.STATE_TAG: "FAIL"}))
+        _safe(lambda: buffer.flush(tags={"tuneflow.error": outcome.error[:4000], tracking.STATE_TAG: "FAIL",
+                                         **_ended_name(settings, number, "FAIL")}))
         _safe(lambda: trial.set_user_attr(ERROR_ATTR, outcome.error[:4000]))
     outcome.seconds = time.perf_counter() - started
     for key, value in outcome.metrics.items():
         _safe(lambda k=key, v=value: trial.set_user_attr(k, v))
     tracking.terminate(client, run_id, outcome.state)
     return outcome
+
+
+def _ended_name(settings: StudySettings, number: int, state: str) -> dict[str, str]:
+    """A pruned or failed trial's run is renamed ``<study>-trial-N-pruned`` / ``-failed`` in the batch
+    that ends it (MLflow reads the tag ``mlflow.runName`` as the run's name): the MLflow UI shows its
+    status only as an icon, KILLED and FAILED nearly alike."""
+    return {"mlflow.runName": f"{settings.name}-trial-{number}-{'pruned' if state == 'PRUNED' else 'failed'}"}
 
 
 def call_task(task: TaskFunction, cfg: DictConfig, *, autolog: bool = False) -> Any:
