@@ -1,7 +1,8 @@
 """The public API a training loop calls: ``tuneflow.report(step, metrics)`` and the current trial.
 
-Inside a trial of a tuneflow sweep, ``report`` writes step metrics to the trial's MLflow run (batched)
-and hands the objective to the study's pruner, raising ``optuna.TrialPruned`` when the pruner says stop;
+Inside a trial of a tuneflow sweep, ``report`` writes step metrics to the trial's MLflow run (batched),
+to the trial's log file and the console's progress line (``tuneflow.trial.progress``), and hands the
+objective to the study's pruner, raising ``optuna.TrialPruned`` when the pruner says stop;
 ``current_trial()`` gives the trial's number, params, MLflow run id and the live ``optuna.Trial`` (so
 optuna-integration's pruning callbacks work unchanged). Outside a sweep (a plain run, a unit test) the
 same calls work: ``report`` only checks the objective, ``current_trial()`` is ``None``. The user's code
