@@ -149,7 +149,8 @@ def _run_tracked(
     handle = api.Trial(
         number=number, params=dict(trial.params), run_id=run_id, study_name=settings.name,
         objective=settings.objective, optuna_trial=trial, metrics_buffer=buffer,
-        tracking_uri=settings.tracking_uri, artifact_uri=run.info.artifact_uri, progress=live, log=log,
+        tracking_uri=settings.tracking_uri, artifact_uri=run.info.artifact_uri, progress=live,
+        log=log if log.handlers else None,  # no log file: no line to format per report
     )
     outcome = TrialOutcome(number=number, state="FAIL", run_id=run_id)
     # MLflow requests per trial: create_run (with its tags), params, config.yaml, then one batch at the
