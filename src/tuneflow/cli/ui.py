@@ -29,6 +29,7 @@ from tuneflow.storage.readers import (
     add_store_arguments,
     fail,
     load_study,
+    locate,
     parent_run_id,
     read_storage,
 )
@@ -179,7 +180,7 @@ def plan(location: StudyLocation, args: Any, logs: Path) -> tuple[list[Server], 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_arguments(sys.argv[1:] if argv is None else argv)
-    location = StudyLocation.from_arguments(args)
+    location = locate(args)
     logs = Path(tempfile.mkdtemp(prefix="tuneflow-ui-"))
     servers: list[Server] = []
     # Ctrl-C even when started in the background (where a shell ignores SIGINT), and SIGTERM alike.
