@@ -182,6 +182,19 @@ def clear_caches() -> None:
     study.forget_job_studies()
 
 
+#: Seconds an in-process case may run: a hang (a client retrying a dead server) fails the case instead of
+#: stalling the suite.
+CASE_TIMEOUT_S = 60
+
+
+class CaseTimedOut(Exception):
+    pass
+
+
+def _time_out(signum: int, frame: Any) -> None:
+    raise CaseTimedOut(f"the case ran past {CASE_TIMEOUT_S} s")
+
+
 def run_in_process(project: Path, case: Case) -> Outcome:
     import traceback
 
@@ -192,6 +205,8 @@ def run_in_process(project: Path, case: Case) -> Outcome:
     trace = ""
     with isolated_process_state(project, case.env), contextlib.redirect_stdout(stdout), contextlib.redirect_stderr(stderr):
         sys.argv = ["tuneflow", *case.args]
+        previous = signal.signal(signal.SIGALRM, _time_out)
+        signal.alarm(CASE_TIMEOUT_S)
         try:
             main()
         except SystemExit as exit_:
@@ -199,6 +214,9 @@ def run_in_process(project: Path, case: Case) -> Outcome:
         except BaseException:  # noqa: BLE001 - a traceback is what the case must never show
             trace = traceback.format_exc()
             code = 1
+        finally:
+            signal.alarm(0)
+            signal.signal(signal.SIGALRM, previous)
     return Outcome(code, stdout.getvalue(), stderr.getvalue() + trace, trace)
 
 

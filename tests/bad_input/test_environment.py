@@ -78,6 +78,12 @@ CASES: dict[str, Case] = {
     "tracking.uri override, port not a number": Case([*Q, "tracking.uri=http://127.0.0.1:notaport"], "tracking.uri"),
     "tracking.uri override, /etc/passwd": Case([*Q, "tracking.uri=file:///etc/passwd"], "tracking.uri"),
     "tracking.uri override, blank": Case([*Q, "tracking.uri=' '"], "tracking.uri is blank"),
+    "resume with MLFLOW_TRACKING_URI at another store": tracking("sqlite:///elsewhere/mlflow.db",
+                                                                 "study 'quadratic' was tracked in another MLflow store"),
+    "resume with tracking.uri at another store": Case([*Q, "tracking.uri=sqlite:///elsewhere/mlflow.db"],
+                                                      "study 'quadratic' was tracked in another MLflow store"),
+    "resume with tracking.uri at another store, absolute": Case([*Q, "tracking.uri=sqlite:////tmp/tuneflow-nowhere/mlflow.db"],
+                                                                "study 'quadratic' was tracked in another MLflow store"),
     # --- PostgreSQL variables -----------------------------------------------------------------------
     "PGPORT not a number": Case(PG, "hydra.sweeper.storage.port is 'x5432' (from the config or $PGPORT)", env={"PGPORT": "x5432"}),
     "PGPORT zero": Case(PG, "hydra.sweeper.storage.port is '0'", env={"PGPORT": "0"}),

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from conftest import run_tuneflow
 
-from bad_input.conftest import Case, Project, check
+from bad_input.conftest import Case, Project, check, closed_port
 
 RANGES_BASE = ["+arch=lstm_attention", "-m", "mode=fast"]
 Q = ["+arch=quadratic", "-m"]
@@ -158,6 +158,25 @@ CASES: dict[str, Case] = {
     "unknown architecture, single run": Case(["+arch=transformer"], "unknown arch 'transformer'"),
     "typo in a fixed override, single run": Case(["+arch=quadratic", "params.xx=3"], "Could not override 'params.xx'"),
     "sweep syntax without -m": Case(["+arch=quadratic", "params.x=interval(1, 2)"], "params.x"),
+    # --- storage URLs ---------------------------------------------------------------------------
+    "storage: postgres:// scheme": Case([*Q, "hydra.sweeper.storage=postgres://tuneflow@127.0.0.1/optuna"], "postgresql://, not postgres://"),
+    "storage: unknown storage": Case([*Q, "hydra/sweeper/storage=postgress"], "unknown hydra/sweeper/storage 'postgress': choose one of postgres, sqlite"),
+    "storage: in-memory SQLite": Case([*Q, "hydra.sweeper.storage=sqlite://"], "sqlite:// (in memory): workers and resumed runs cannot share it"),
+    "storage: no such database kind": Case([*Q, "hydra.sweeper.storage=redis://127.0.0.1/0"], "'redis' is not a database SQLAlchemy knows"),
+    "storage: driver not installed": Case([*Q, "hydra.sweeper.storage=mysql://tuneflow@127.0.0.1/optuna"], "the mysql driver is not installed"),
+    "storage: psycopg 3 named but not installed": Case([*Q, "hydra.sweeper.storage=postgresql+psycopg://tuneflow@127.0.0.1/optuna"],
+                                                      "install psycopg 3"),
+    "storage: nothing listens there": Case([*Q, "hydra/sweeper/storage=postgres", f"hydra.sweeper.storage.port={closed_port()}"],
+                                           "hydra.sweeper.storage: cannot connect to postgresql+psycopg2://tuneflow@127.0.0.1:"),
+    "storage: the README's postgresql:// form, nothing listening": Case(
+        [*Q, f"hydra.sweeper.storage=postgresql://tuneflow@127.0.0.1:{closed_port()}/optuna"],
+        "cannot connect to postgresql+psycopg2://tuneflow@127.0.0.1:"),
+    "storage: SQLite file under a file": Case([*Q, "hydra.sweeper.storage=sqlite:///blocker/optuna.db"], "cannot create blocker/optuna.db"),
+    "storage: SQLite file unwritable": Case([*Q, "hydra.sweeper.storage=sqlite:////proc/tuneflow/optuna.db"], "cannot create /proc/tuneflow/optuna.db"),
+    "storage: port not a number": Case([*Q, "hydra/sweeper/storage=postgres", "hydra.sweeper.storage.port=fivefourthreetwo"],
+                                       "hydra.sweeper.storage.port is 'fivefourthreetwo'"),
+    "storage: host empty": Case([*Q, "hydra/sweeper/storage=postgres", "hydra.sweeper.storage.host=''"], "hydra.sweeper.storage.host is empty"),
+    "storage: not a URL": Case([*Q, "hydra.sweeper.storage.url=optuna.db"], "which is not a database URL"),
 }
 
 

@@ -119,6 +119,7 @@ def plan_sweep(
     # Last: these connect to the database and the tracking server (still creating nothing).
     backends.check_storage(settings.storage_url)
     backends.check_tracking(settings.tracking_uri, tracking_uri_source(sweeper_cfg.get("tracking_uri")))
+    check_parent_run_reachable(settings)
     return SweepPlan(
         settings=settings,
         distributions=distributions,
@@ -130,6 +131,38 @@ def plan_sweep(
         finalists=finalists,
         extend_space=extend_space,
     )
+
+
+def check_parent_run_reachable(settings: StudySettings) -> None:
+    """A study resumed with another MLflow store (``tracking.uri`` or $MLFLOW_TRACKING_URI changed) would
+    look for its parent run there and fail after opening it (a new, empty store created on the way)."""
+    from mlflow.exceptions import MlflowException
+
+    from tuneflow.storage.sqlite import db_path_of
+    from tuneflow.storage.study import PARENT_RUN_ATTR
+    from tuneflow.tracking.runs import client_for
+
+    optuna_file = db_path_of(settings.storage_url)
+    if optuna_file is not None and not optuna_file.is_file():
+        return  # a new storage: a new study
+    try:
+        storage = optuna.storages.RDBStorage(settings.storage_url, skip_table_creation=True)
+        study_id = storage.get_study_id_from_name(settings.name)
+        run_id = storage.get_study_user_attrs(study_id).get(PARENT_RUN_ATTR)
+    except Exception:  # noqa: BLE001 - no such study (KeyError), or no tables yet: nothing to resume
+        return
+    if not run_id:
+        return
+    shown = backends.shown(settings.tracking_uri)
+    problem = (f"study {settings.name!r} was tracked in another MLflow store: its parent run {run_id} is not in {shown}; "
+               "set tracking.uri / MLFLOW_TRACKING_URI back to that store, or use another hydra.sweeper.study_name")
+    mlflow_file = db_path_of(settings.tracking_uri)
+    if mlflow_file is not None and not mlflow_file.is_file():
+        raise ConfigError(problem)
+    try:
+        client_for(settings.tracking_uri).get_run(str(run_id))
+    except MlflowException:
+        raise ConfigError(problem) from None
 
 
 def check_parameters_exist(config: DictConfig, distributions: Mapping[str, BaseDistribution], node: str | None) -> None:
