@@ -11,6 +11,9 @@ import pytest
 
 from bad_input.conftest import Case, Project, check, closed_port
 
+#: Each case is quick (about 0.5 s in-process), but the suite runs ~290 of them: kept out of the fast subset.
+pytestmark = pytest.mark.slow
+
 Q = ["+arch=quadratic", "-m"]
 PG = [*Q, "hydra/sweeper/storage=postgres"]
 
@@ -58,15 +61,20 @@ CASES: dict[str, Case] = {
     "tracking URI blank": tracking("   ", "MLFLOW_TRACKING_URI is blank"),
     "tracking URI a tab": tracking("\t", "MLFLOW_TRACKING_URI is blank"),
     "tracking URI with spaces around": tracking(" http://127.0.0.1:1 ", "MLFLOW_TRACKING_URI"),
-    "tracking URI /etc/passwd": tracking("file:///etc/passwd", "MLFLOW_TRACKING_URI"),
+    "tracking URI /etc/passwd": tracking("file:///etc/passwd", "MLFLOW_TRACKING_URI is 'file:///etc/passwd', a file store"),
     "tracking URI a file path": tracking("/etc/passwd", "MLFLOW_TRACKING_URI"),
-    "tracking URI under a file": tracking("file:./blocker/mlruns", "MLFLOW_TRACKING_URI"),
-    "tracking URI unwritable folder": tracking("file:///proc/tuneflow-mlruns", "MLFLOW_TRACKING_URI"),
+    # With MLflow's file store allowed again, it must still be a folder tuneflow can write.
+    "tracking file store under a file": Case(Q, "blocker is not a writable folder",
+                                             env={"MLFLOW_TRACKING_URI": "file:./blocker/mlruns", "MLFLOW_ALLOW_FILE_STORE": "true"}),
+    "tracking file store unwritable": Case(Q, "/proc is not a writable folder",
+                                           env={"MLFLOW_TRACKING_URI": "file:///proc/tuneflow-mlruns", "MLFLOW_ALLOW_FILE_STORE": "true"}),
+    "tracking file store a file": Case(Q, "a file; MLflow's file store is a folder",
+                                       env={"MLFLOW_TRACKING_URI": "file:///etc/passwd", "MLFLOW_ALLOW_FILE_STORE": "true"}),
     "tracking sqlite under a file": tracking("sqlite:///blocker/mlflow.db", "MLFLOW_TRACKING_URI"),
     "tracking sqlite unwritable": tracking("sqlite:////proc/tuneflow/mlflow.db", "MLFLOW_TRACKING_URI"),
     "tracking sqlite in memory": tracking("sqlite://", "MLFLOW_TRACKING_URI"),
-    "tracking databricks without credentials": tracking("databricks", "MLFLOW_TRACKING_URI"),
-    "tracking databricks profile without credentials": tracking("databricks://nobody", "MLFLOW_TRACKING_URI"),
+    "tracking databricks without credentials": tracking("databricks", "no Databricks credentials are set"),
+    "tracking databricks profile without credentials": tracking("databricks://nobody", "no Databricks credentials are set"),
     "tracking URI scheme unknown": tracking("ftp://127.0.0.1/mlflow", "has scheme 'ftp'"),
     "tracking URI scheme made up": tracking("mlflow://127.0.0.1", "has scheme 'mlflow'"),
     "tracking postgres:// scheme": tracking("postgres://tuneflow@127.0.0.1/mlflow", "postgresql://, not postgres://"),

@@ -9,6 +9,9 @@ import pytest
 
 from bad_input.conftest import Case, Project, check
 
+#: Each case is quick (about 0.5 s in-process), but the suite runs ~290 of them: kept out of the fast subset.
+pytestmark = pytest.mark.slow
+
 SPEC = {"architecture": "quadratic", "parameters": {"x": [1, 2]}}
 LSTM_SPEC = {"architecture": "lstm_attention", "parameters": {"num_of_attentions": [1, 2]}}
 TRAINER = "def train(params, data, report, device):\n    return {'val_loss': 1.0}\n"

@@ -11,6 +11,9 @@ from conftest import run_tuneflow
 
 from bad_input.conftest import Case, Project, check, closed_port
 
+#: Each case is quick (about 0.5 s in-process), but the suite runs ~290 of them: kept out of the fast subset.
+pytestmark = pytest.mark.slow
+
 RANGES_BASE = ["+arch=lstm_attention", "-m", "mode=fast"]
 Q = ["+arch=quadratic", "-m"]
 M = ["+arch=mlp", "-m"]

@@ -11,6 +11,9 @@ import pytest
 
 from bad_input.conftest import PASSWORD, Case, Project, check, closed_port
 
+#: Each case is quick (about 0.5 s in-process), but the suite runs ~290 of them: kept out of the fast subset.
+pytestmark = pytest.mark.slow
+
 Q = ["+arch=quadratic", "-m"]
 PG = [*Q, "hydra/sweeper/storage=postgres"]
 REFUSED = "the URL contains a password"

@@ -7,6 +7,9 @@ import pytest
 
 from bad_input.conftest import Case, Project, check, closed_port
 
+#: Each case is quick (about 0.5 s in-process), but the suite runs ~290 of them: kept out of the fast subset.
+pytestmark = pytest.mark.slow
+
 CASES: dict[str, Case] = {
     # --- report -------------------------------------------------------------------------------------
     "report: no study named": Case(["report"], "the following arguments are required: study"),

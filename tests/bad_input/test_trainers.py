@@ -8,6 +8,9 @@ import pytest
 
 from bad_input.conftest import Case, Project, check
 
+#: Each case is quick (about 0.5 s in-process), but the suite runs ~290 of them: kept out of the fast subset.
+pytestmark = pytest.mark.slow
+
 GOOD_ARCH = "defaults:\n  - /data: none\narch:\n  name: mine\n  trainer: mine_model.train\n  objective: val_loss\n  direction: minimize\nparams:\n  x: 1.0\n"
 SWEEP = ["+arch=mine", "-m", "hydra.sweeper.params.x=interval(0, 1)"]
 

@@ -285,7 +285,10 @@ def check_tracking(uri: str, what: str = "MLFLOW_TRACKING_URI") -> None:
             f"{what}: the MLflow tracking URI contains a password; set MLFLOW_TRACKING_USERNAME / "
             "MLFLOW_TRACKING_PASSWORD (a server) or PGPASSWORD (a database) instead"
         )
-    scheme = uri.split("://", 1)[0].lower() if "://" in uri else uri.split(":", 1)[0].lower() if ":" in uri else "file"
+    # "databricks" alone (its default profile) is a scheme too; any other text without one is a path.
+    scheme = (uri.split("://", 1)[0] if "://" in uri else uri.split(":", 1)[0] if ":" in uri else uri).lower()
+    if ":" not in uri and scheme not in _MLFLOW_SCHEMES:
+        scheme = "file"
     if scheme in ("http", "https"):
         _check_tracking_server(uri, what)
     elif scheme.split("+")[0] in ("postgresql", "postgres", "mysql", "mssql", "sqlite"):
