@@ -157,9 +157,12 @@ def _parameter_grid(parameters: Any) -> dict[str, list[Any]]:
         for value in values:
             if not isinstance(value, _SCALARS):
                 raise SpecError(f"parameter {name!r}: {value!r} is not a number, string, boolean or null")
-        duplicates = [v for i, v in enumerate(values) if any(_same(v, w) for w in values[:i])]
-        if duplicates:
-            raise SpecError(f"parameter {name!r} lists {duplicates[0]!r} more than once")
+        # One pass over a set: comparing each value with all earlier ones took minutes on a large grid.
+        seen: set[tuple[type, Any]] = set()
+        for value in values:
+            if (type(value), value) in seen:  # by type too: 1 and True are different values to try
+                raise SpecError(f"parameter {name!r} lists {value!r} more than once")
+            seen.add((type(value), value))
         grid[key] = list(values)
     return grid
 
@@ -173,11 +176,6 @@ def _fixed_overrides(overrides: Any) -> dict[str, Any]:
         if not isinstance(value, _SCALARS):
             raise SpecError(f"override {path!r}: {value!r} must be a number, string, boolean or null")
     return dict(overrides)
-
-
-def _same(a: Any, b: Any) -> bool:
-    # 1 and True are equal in Python, but different values to try.
-    return type(a) is type(b) and a == b
 
 
 def _date_range_list(raw: Any) -> list[list[str]]:

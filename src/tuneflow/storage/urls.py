@@ -3,7 +3,8 @@
 - ``storage_url``: the storage URL a ``hydra/sweeper/storage`` config names (embedded SQLite under
   ``root_dir``, PostgreSQL from host/port/user/database, or a raw URL).
 - ``check_storage`` / ``check_tracking``: refuse a URL that cannot work (wrong scheme, missing driver,
-  a password written into it, a server that does not answer) before anything is created.
+  a password written into it, a server that does not answer or is not MLflow, a folder that cannot be
+  written) before anything is created; ``with_installed_driver`` reads ``postgresql://`` as the installed driver.
 
 Passwords never pass through tuneflow: libpq (psycopg2) reads ``PGPASSWORD`` or ``~/.pgpass`` itself,
 so a URL tuneflow builds, logs or saves has none. A URL given with a password (``user:secret@``, or a
@@ -142,10 +143,9 @@ def with_installed_driver(url: str) -> str:
     user gives goes through here (the sweeper's storage, ``--storage``, the tracking URI)."""
     import importlib.util
 
-    if not url.startswith("postgresql://") and not url.startswith("postgres://"):
-        return url
-    if importlib.util.find_spec("psycopg") is None and importlib.util.find_spec("psycopg2") is not None:
-        return "postgresql+psycopg2://" + url.split("://", 1)[1] if url.startswith("postgresql://") else url
+    if url.startswith("postgresql://") and importlib.util.find_spec("psycopg") is None \
+            and importlib.util.find_spec("psycopg2") is not None:
+        return "postgresql+psycopg2://" + url[len("postgresql://"):]
     return url
 
 
