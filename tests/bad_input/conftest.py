@@ -248,7 +248,7 @@ def tally(outcome: Outcome, case: Case, project: Project) -> None:
     ending = ("traceback" if outcome.traceback or "Traceback (most recent call last)" in outcome.stderr
               else "handled" if outcome.returncode == case.status and len(lines) == 1 and lines[0].startswith("tuneflow: error: ")
               else "other")
-    record = {"test": os.environ.get("PYTEST_CURRENT_TEST", "").split(" ")[0], "case": " ".join(case.args), "ending": ending, "changed": fingerprint(project.path) != project.before,
+    record = {"test": os.environ.get("PYTEST_CURRENT_TEST", "").rsplit(" (", 1)[0], "case": " ".join(case.args), "ending": ending, "changed": fingerprint(project.path) != project.before,
               "leaked": PASSWORD in outcome.stdout + outcome.stderr, "status": outcome.returncode,
               "line": lines[-1][:300] if lines else ""}
     with open(os.environ["TUNEFLOW_BAD_INPUT_TALLY"], "a") as out:
