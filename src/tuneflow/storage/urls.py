@@ -389,6 +389,9 @@ def _is_mlflow(uri: str, timeout: float = CONNECT_TIMEOUT) -> bool:
     try:
         with urllib.request.urlopen(uri.rstrip("/") + "/version", timeout=timeout) as response:  # noqa: S310 - http(s) only
             text = response.read(64).decode("utf-8", errors="replace").strip()
+    except urllib.error.HTTPError as error:
+        # MLflow's basic-auth app guards /version (not /health); MLflow's client brings the credentials.
+        return error.code in (401, 403)
     except (urllib.error.URLError, OSError):
         return False
     return re.fullmatch(r"\d+\.\d+(\.\d+)?\S*", text) is not None
