@@ -245,8 +245,10 @@ def check_added_keys(cfg: DictConfig) -> None:
     config group that does not exist (``+optimizer=adam``) or a parameter the architecture lacks
     (``+params.z=1``). tuneflow's app reads no such key, so it would be silently ignored."""
     hydra_node = cfg.get("hydra") if "hydra" in cfg else _running_hydra_config()
-    overrides = OmegaConf.select(hydra_node, "overrides.task", default=None) or [] if hydra_node is not None else []
-    choices = OmegaConf.select(hydra_node, "runtime.choices", default=None) or {} if hydra_node is not None else {}
+    if hydra_node is None:
+        return  # composed outside Hydra (tests, tuneflow repeat): no command line to check
+    overrides = OmegaConf.select(hydra_node, "overrides.task", default=None) or []
+    choices = OmegaConf.select(hydra_node, "runtime.choices", default=None) or {}
     for override in overrides:
         text = str(override)
         if not text.startswith("+") or text.startswith("++") or "=" not in text:
