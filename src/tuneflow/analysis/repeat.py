@@ -37,7 +37,6 @@ from tuneflow.storage.readers import (
     experiment_of_run,
     fail,
     load_study,
-    locate,
     top_trials,
 )
 from tuneflow.storage.urls import shown
@@ -365,7 +364,10 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     quiet_library_warnings()
     args = parse_arguments(sys.argv[1:] if argv is None else argv)
-    location = locate(args)
+    try:
+        location = StudyLocation.from_arguments(args)
+    except ConfigError as error:
+        return fail(error)
     try:
         check_output_folder(args.conf_dir, "--conf-dir")
         study = load_study(location)

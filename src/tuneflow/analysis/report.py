@@ -32,13 +32,13 @@ from tuneflow.errors import ConfigError
 from tuneflow.search.failure_aware import describe_failures, region_failures
 from tuneflow.storage.readers import (
     Parser,
+    StudyLocation,
     add_store_arguments,
     check_output_folder,
     experiment_of_run,
     fail,
     finished_snapshot,
     load_study,
-    locate,
     mlflow_client,
     parent_run_id,
     top_trials,
@@ -423,7 +423,10 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     quiet_library_warnings()
     args = parse_arguments(sys.argv[1:] if argv is None else argv)
-    location = locate(args)
+    try:
+        location = StudyLocation.from_arguments(args)
+    except ConfigError as error:
+        return fail(error)
     out_dir = Path(args.out) if args.out else location.study_dir / "report"
     try:
         check_output_folder(out_dir, "--out")

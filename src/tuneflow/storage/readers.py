@@ -168,15 +168,6 @@ def parent_run_id(study: optuna.Study) -> str | None:
     return str(value) if value else None
 
 
-def locate(args: argparse.Namespace) -> StudyLocation:
-    """``StudyLocation.from_arguments``, its errors one line and exit status 2."""
-    try:
-        return StudyLocation.from_arguments(args)
-    except ConfigError as error:
-        print(f"tuneflow: error: {error}", file=sys.stderr)
-        sys.exit(EXIT_USAGE)
-
-
 def check_output_folder(path: str | Path, what: str) -> None:
     """A folder a subcommand writes into is one, or can be created (checked before anything is written)."""
     from tuneflow.storage.urls import can_create_in
