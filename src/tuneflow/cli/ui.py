@@ -265,7 +265,10 @@ def plan(location: StudyLocation, args: Any, logs: Path) -> tuple[list[Server], 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_arguments(sys.argv[1:] if argv is None else argv)
-    location = StudyLocation.from_arguments(args)
+    try:
+        location = StudyLocation.from_arguments(args)
+    except ConfigError as error:
+        return fail(error)
     logs = Path(tempfile.mkdtemp(prefix="tuneflow-ui-"))
     servers: list[Server] = []
     # Ctrl-C even when started in the background (where a shell ignores SIGINT), and SIGTERM alike.

@@ -52,13 +52,33 @@ class StudyLocation:
 
     @classmethod
     def from_arguments(cls, args: argparse.Namespace) -> StudyLocation:
+        """The stores the arguments name, checked as the sweeper checks them (a password, a missing
+        driver, a server that does not answer: one line, before anything is read or written)."""
+        from tuneflow.storage.urls import check_storage, check_tracking, refuse_password, with_installed_driver
+
         root_dir = Path(args.root_dir)
-        return cls(
+        storage_url = with_installed_driver(args.storage) if args.storage else default_storage_url(root_dir)
+        refuse_password(storage_url, "--storage")
+        # An SQLite file is only read here (read_storage says when it is missing); anything else is checked
+        # as the sweeper checks it.
+        if args.storage and not (storage_url.startswith("sqlite:///") and len(storage_url) > len("sqlite:///")):
+            check_storage(storage_url, what="--storage")
+        location = cls(
             name=args.study,
             root_dir=root_dir,
-            storage_url=args.storage or default_storage_url(root_dir),
+            storage_url=storage_url,
             tracking_uri=resolve_tracking_uri(args.tracking_uri, root_dir),
         )
+        tracking_from = "--tracking-uri" if args.tracking_uri else "MLFLOW_TRACKING_URI"
+        sqlite_file = storage_url[len("sqlite:///"):] if storage_url.startswith("sqlite:///") else None
+        if sqlite_file is not None and not Path(sqlite_file).is_file():
+            raise ConfigError(f"no Optuna storage at {storage_url}; run the study first, or give --root-dir/--storage")
+        # Reading must not create an empty MLflow store (MLflow makes the database when it opens it).
+        if location.tracking_uri.startswith("sqlite:///") and not Path(location.tracking_uri[len("sqlite:///"):]).is_file():
+            raise ConfigError(f"no MLflow store at {location.tracking_uri}; give the study's --tracking-uri or --root-dir")
+        if args.tracking_uri is not None or not location.tracking_uri.startswith("sqlite:///"):
+            check_tracking(location.tracking_uri, tracking_from)
+        return location
 
     @property
     def study_dir(self) -> Path:
@@ -74,7 +94,12 @@ def read_storage(location: StudyLocation) -> optuna.storages.RDBStorage:
     url = location.storage_url
     if url.startswith("sqlite:///") and not Path(url[len("sqlite:///"):]).is_file():
         raise ConfigError(f"no Optuna storage at {url}; run the study first, or give --root-dir/--storage")
-    return optuna.storages.RDBStorage(url, engine_kwargs=_engine_kwargs(url), skip_table_creation=True)
+    try:
+        return optuna.storages.RDBStorage(url, engine_kwargs=_engine_kwargs(url), skip_table_creation=True)
+    except Exception as error:  # noqa: BLE001 - drivers and SQLite raise many types; all mean "cannot read"
+        from tuneflow.storage.urls import first_line
+
+        raise ConfigError(f"cannot read the Optuna storage {shown(url)}: {first_line(error)}") from None
 
 
 def load_study(location: StudyLocation) -> optuna.Study:
@@ -141,6 +166,33 @@ def parent_run_id(study: optuna.Study) -> str | None:
 
     value = study.user_attrs.get(PARENT_RUN_ATTR)
     return str(value) if value else None
+
+
+def check_output_folder(path: str | Path, what: str) -> None:
+    """A folder a subcommand writes into is one, or can be created (checked before anything is written)."""
+    from tuneflow.storage.urls import can_create_in
+
+    folder = Path(path)
+    if folder.exists() and not folder.is_dir():
+        raise ConfigError(f"{what} {folder} is a file, not a folder; give a folder")
+    existing = next((p for p in (folder, *folder.absolute().parents) if p.exists()), Path("/"))
+    if not existing.is_dir():
+        raise ConfigError(f"{what} {folder}: {existing} is a file, so the folder cannot be created")
+    if not can_create_in(existing):
+        raise ConfigError(f"{what} {folder}: {existing} is not writable")
+
+
+def experiment_of_run(client: Any, run_id: str, location: StudyLocation) -> str:
+    """The experiment of the study's parent run; a study tracked in another MLflow store is one line."""
+    from mlflow.exceptions import MlflowException
+
+    try:
+        return str(client.get_run(run_id).info.experiment_id)
+    except MlflowException:
+        raise ConfigError(
+            f"no MLflow run {run_id} (study {location.name!r}'s parent run) in {shown(location.tracking_uri)}: the "
+            "study was tracked in another MLflow store; give its --tracking-uri (or MLFLOW_TRACKING_URI)"
+        ) from None
 
 
 def fail(error: BaseException) -> int:

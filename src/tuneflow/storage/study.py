@@ -185,6 +185,24 @@ class StudySettings:
         return path[len(prefix):] if self.params_node and path.startswith(prefix) else path
 
 
+#: A worker that has not beaten for twice this long is taken for dead; a day is already far past useful.
+MAX_HEARTBEAT_S = 86_400
+#: A study's name names its folder (``ROOT_DIR/studies/NAME``) and lock files: one file-name component.
+MAX_STUDY_NAME = 100
+
+
+def check_study_name(name: str, what: str = "hydra.sweeper.study_name") -> None:
+    """The one check of a study name: it becomes a folder and file names under ``root_dir`` and a value
+    in MLflow searches, so it is one plain file-name component (nothing written outside ``root_dir``)."""
+    rule = ("but a study name is one folder name: no / or \\, quotes, control characters, . or .., "
+            f"at most {MAX_STUDY_NAME} characters")
+    if not name.strip() or name in (".", "..") or len(name) > MAX_STUDY_NAME:
+        shown = name if len(name) <= 40 else f"{name[:20]}...{name[-10:]} ({len(name)} characters)"
+        raise ConfigError(f"{what} is {shown!r}, {rule}")
+    if any(c in name for c in "/\\'\"`") or any(ord(c) < 32 or ord(c) == 127 for c in name):
+        raise ConfigError(f"{what} is {name!r}, {rule}")
+
+
 def study_settings(sweeper: Mapping[str, Any], job_name: str = "tuneflow") -> StudySettings:
     """Resolve the sweeper's nullable fields; the study is named after the app's job when unnamed."""
     from tuneflow.tracking.runs import resolve_tracking_uri
@@ -197,11 +215,13 @@ def study_settings(sweeper: Mapping[str, Any], job_name: str = "tuneflow") -> St
         raise ConfigError(f"hydra.sweeper.n_trials is {n_trials}, but must be at least 1")
     root_dir = str(sweeper.get("root_dir") or "mlruns")
     heartbeat = sweeper.get("heartbeat_interval")
-    if heartbeat is not None and int(heartbeat) < 0:
+    if heartbeat is not None and not 0 <= int(heartbeat) <= MAX_HEARTBEAT_S:
         raise ConfigError(
-            f"hydra.sweeper.heartbeat_interval is {heartbeat}, but must be a number of seconds >= 1 (null or 0 = off)"
+            f"hydra.sweeper.heartbeat_interval is {heartbeat}, but must be a number of seconds from 1 to "
+            f"{MAX_HEARTBEAT_S} (null or 0 = off)"
         )
     name = str(sweeper.get("study_name") or job_name)
+    check_study_name(name)
     return StudySettings(
         name=name,
         storage_url=storage_url(sweeper.get("storage"), root_dir),

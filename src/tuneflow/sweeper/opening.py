@@ -130,8 +130,8 @@ class StaleTrialHandler:
             try:
                 runs = self.client.search_runs(
                     [self.experiment_id],
-                    filter_string=f"tags.`{tracking.STUDY_TAG}` = '{study.study_name}' and "
-                    f"tags.`{tracking.TRIAL_TAG}` = '{trial.number}' and attributes.status = 'RUNNING'",
+                    filter_string=f"tags.`{tracking.STUDY_TAG}` = {tracking.filter_value(study.study_name)} and "
+                    f"tags.`{tracking.TRIAL_TAG}` = {tracking.filter_value(trial.number)} and attributes.status = 'RUNNING'",
                 )
                 run_ids.update(run.info.run_id for run in runs)
             except Exception as error:  # noqa: BLE001 - as above
