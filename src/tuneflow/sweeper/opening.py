@@ -14,7 +14,7 @@ import optuna
 from tuneflow.errors import ConfigError
 from tuneflow.search import zoom
 from tuneflow.search.failure_aware import FailureAwareSampler
-from tuneflow.storage import locks
+from tuneflow.storage import creation, locks
 from tuneflow.storage import urls as backends
 from tuneflow.storage.study import (
     AS_OF_ATTR,
@@ -46,6 +46,8 @@ def open_study(plan: SweepPlan) -> OpenStudy:
     """
     settings = plan.settings
     with locks.study_lock(settings.storage_url, settings.root_dir, settings.name, "open"):
+        # Whole stores or none, whenever a process is killed or the disk fills (storage.creation).
+        creation.prepare_embedded_stores(settings.storage_url, settings.tracking_uri)
         client = tracking.client_for(settings.tracking_uri)
         on_stale_trial = StaleTrialHandler(client)
         try:
