@@ -22,6 +22,7 @@ from tuneflow.storage.study import (
     RUN_ID_ATTR,
     open_storage,
 )
+from tuneflow.sweeper import meaning
 from tuneflow.sweeper.plan import SweepPlan
 from tuneflow.tracking import runs as tracking
 
@@ -69,6 +70,9 @@ def open_study(plan: SweepPlan) -> OpenStudy:
             direction=settings.direction,  # type: ignore[arg-type]
             load_if_exists=True,
         )
+        # Before anything is written: a resume that changes what the study means (another architecture
+        # mostly has another direction too: this names the real difference) is refused here.
+        meaning.check_and_record(study, plan)
         existing = study.direction.name.lower()
         if existing != settings.direction:
             raise ConfigError(

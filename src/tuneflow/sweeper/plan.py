@@ -46,6 +46,8 @@ class SweepPlan:
     finalists: list[optuna.trial.FrozenTrial] = field(default_factory=list)
     #: ``hydra.sweeper.custom_search_space``: called with (config, trial) on every asked trial.
     extend_space: Callable[[DictConfig, optuna.trial.Trial], None] | None = None
+    #: ``hydra.sweeper.allow_changed_study``: resume even if this run changes what the study means.
+    allow_changed_study: bool = False
 
 
 def plan_sweep(
@@ -121,6 +123,7 @@ def plan_sweep(
         max_failures=int(rate * settings.n_trials),
         finalists=finalists,
         extend_space=extend_space,
+        allow_changed_study=bool(sweeper_cfg.get("allow_changed_study", False)),
     )
 
 

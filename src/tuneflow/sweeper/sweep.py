@@ -75,6 +75,7 @@ class StudySweeper:
         log_params: Any = None,
         mlflow_autolog: bool = False,
         failure_aware: bool = True,
+        allow_changed_study: bool = False,
     ) -> None:
         self.sweeper_cfg: dict[str, Any] = {
             "sampler": _plain(sampler),
@@ -95,6 +96,7 @@ class StudySweeper:
             "mlflow_autolog": mlflow_autolog,
             "custom_search_space": custom_search_space,
             "failure_aware": failure_aware,
+            "allow_changed_study": allow_changed_study,
         }
         self.space: dict[str, Any] = _plain(params) or {}
         self.zoom: dict[str, Any] = _plain(zoom) or {}
@@ -197,11 +199,7 @@ class StudySweeper:
                     time.sleep(min(settings.heartbeat_interval, 5))
                     continue
                 if not outcomes:
-                    log.info(
-                        f"study {settings.name!r} already has {counts['finished']} of {asker.target} trials finished"
-                        + (f" ({counts['running']} running elsewhere)" if counts["running"] else "")
-                        + "; raise hydra.sweeper.n_trials to run more"
-                    )
+                    log.info(already_done_line(settings.name, counts, asker.target, plan.grid_size))
                 return outcomes
             announced_wait = False
             trials = read.asked
@@ -234,6 +232,19 @@ class StudySweeper:
             batch = [job_overrides(plan, trial) for trial in trials if trial.number in run]
             returns.extend(self.launcher.launch(batch, initial_job_idx=run[0]))
         return returns
+
+
+def already_done_line(name: str, counts: dict[str, int], target: int, grid_size: int | None) -> str:
+    """Why a run ran nothing: the study already holds what this run asks for (say which bound it is)."""
+    finished, running = counts["finished"], counts["running"]
+    elsewhere = f" ({running} running elsewhere)" if running else ""
+    if grid_size is not None and target == grid_size:
+        return (f"study {name!r} already has {finished} trials finished{elsewhere}, and this run's grid has "
+                f"{grid_size} points: nothing left to run; use another hydra.sweeper.study_name for another grid")
+    if finished > target:
+        return (f"study {name!r} already has {finished} trials finished{elsewhere}, more than the {target} this "
+                "run asks for (hydra.sweeper.n_trials); raise it to run more")
+    return f"study {name!r} already has {finished} of {target} trials finished{elsewhere}; raise hydra.sweeper.n_trials to run more"
 
 
 def job_overrides(plan: SweepPlan, trial: optuna.trial.Trial) -> list[str]:
