@@ -15,6 +15,7 @@ SQLite-specific by nature (single-file stores); a server database creates its sc
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import sqlite3
 from collections.abc import Callable
@@ -79,9 +80,31 @@ def _remove(path: Path) -> None:
 def disk_hint(error: BaseException) -> str:
     """What SQLite's terse disk errors ("disk I/O error", "attempt to write a readonly database") mean."""
     text = str(getattr(error, "orig", None) or error).lower()
-    if any(word in text for word in ("disk", "readonly", "read-only", "unable to open", "file too large")):
+    if any(word in text for word in ("disk", "readonly", "read-only", "unable to open", "file too large",
+                                     "no space", "not a directory", "permission denied")):
         return " (is the disk full, or the folder read-only?)"
     return ""
+
+
+#: OS errors that mean the disk or the folder, not tuneflow: no space, a read-only or unwritable folder, a
+#: file size limit, a quota.
+_DISK_ERRNOS = frozenset({errno.ENOSPC, errno.EROFS, errno.EACCES, errno.EPERM, errno.EFBIG, errno.EDQUOT,
+                          errno.ENOTDIR})
+
+
+def store_failure(error: BaseException) -> str | None:
+    """The database's or the disk's own line when ``error`` (or an error it wraps: Optuna's
+    StorageInternalError, SQLAlchemy's, MLflow's) comes from a store that cannot be written; else None."""
+    import sqlalchemy.exc
+
+    seen: BaseException | None = error
+    while seen is not None:
+        if isinstance(seen, (sqlite3.OperationalError, sqlite3.DatabaseError, sqlalchemy.exc.OperationalError)):
+            return f"{_reason(seen)}{disk_hint(seen)}"
+        if isinstance(seen, OSError) and seen.errno in _DISK_ERRNOS:
+            return f"{seen.strerror}: {seen.filename}{disk_hint(seen)}" if seen.filename else str(seen)
+        seen = seen.__cause__ or seen.__context__
+    return None
 
 
 def _reason(error: BaseException) -> str:

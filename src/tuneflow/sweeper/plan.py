@@ -22,6 +22,7 @@ from tuneflow.search import zoom
 from tuneflow.search.failure_aware import wrap as failure_aware_wrap
 from tuneflow.storage import urls as backends
 from tuneflow.storage.study import StudySettings, build_pruner, open_storage, study_settings
+from tuneflow.tracking import runs as tracking
 
 #: Composes one job's config from its overrides (the sweeper's Hydra config loader).
 ComposeJob = Callable[[list[str]], DictConfig]
@@ -113,6 +114,7 @@ def plan_sweep(
     # Last: these connect to the database and the tracking server (still creating nothing).
     backends.check_storage(settings.storage_url)
     backends.check_tracking(settings.tracking_uri)
+    tracking.check_artifact_folder(settings.tracking_uri, settings.root_dir)
     return SweepPlan(
         settings=settings,
         distributions=distributions,

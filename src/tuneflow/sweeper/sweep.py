@@ -29,16 +29,18 @@ from hydra.types import HydraContext, TaskFunction
 from omegaconf import DictConfig, OmegaConf
 from optuna.trial import TrialState
 
-from tuneflow.errors import ConfigError
+from tuneflow.errors import ConfigError, TuneflowError
 from tuneflow.search import space as search_space
+from tuneflow.storage.creation import store_failure
 from tuneflow.storage.study import (
     best_of,
     best_trial_or_none,
     count_trials,
     forget_job_studies,
 )
+from tuneflow.storage.urls import first_line, shown
 from tuneflow.sweeper.asking import TrialAsker
-from tuneflow.sweeper.opening import OpenStudy, open_study
+from tuneflow.sweeper.opening import OpenStudy, close_finished_trial_runs, open_study
 from tuneflow.sweeper.outcomes import consecutive_runs, outcome_of, progress_lines, tell
 from tuneflow.sweeper.plan import SweepPlan, plan_sweep
 from tuneflow.sweeper.summary import (
@@ -154,11 +156,16 @@ class StudySweeper:
         except KeyboardInterrupt:
             status = "KILLED"
             raise
+        except Exception as error:
+            failure = None if isinstance(error, TuneflowError) else store_failure(error)
+            if failure is None:
+                raise
+            stores = f"{shown(plan.settings.storage_url)} or {shown(plan.settings.tracking_uri)}"
+            raise ConfigError(f"study {plan.settings.name!r}: cannot write to {stores}: {failure}") from None
         finally:
-            results.write_trials_csv(opened.study, csv_path)
-            opened.client.log_artifact(opened.parent_run_id, str(csv_path))
-            summarise_to_parent(opened.client, opened.parent_run_id, opened.study)
-            opened.client.set_terminated(opened.parent_run_id, status=status)
+            problem = finish_study(opened, csv_path, status)
+        if problem is not None:
+            raise ConfigError(problem)
         for line in summary_lines(opened.study, plan.settings.name, plan.settings.objective, opened.parent_run_id,
                                   csv_path):
             log.info(line)
@@ -232,6 +239,33 @@ class StudySweeper:
             batch = [job_overrides(plan, trial) for trial in trials if trial.number in run]
             returns.extend(self.launcher.launch(batch, initial_job_idx=run[0]))
         return returns
+
+
+def finish_study(opened: OpenStudy, csv_path: Path, status: str) -> str | None:
+    """The CSV, the parent run's summary and status, and no trial run left RUNNING: each step tried even
+    if one before it fails (a full disk, an artifact folder that refuses writes), so the parent run is
+    never left RUNNING. Returns the first failure as a line for the user (also logged: when the sweep
+    itself failed, its error is the one raised)."""
+    steps: list[tuple[str, Any]] = [
+        (f"write {csv_path}", lambda: results.write_trials_csv(opened.study, csv_path)),
+        ("save the CSV as the parent run's artifact",
+         lambda: opened.client.log_artifact(opened.parent_run_id, str(csv_path))),
+        ("write the summary to the parent run",
+         lambda: summarise_to_parent(opened.client, opened.parent_run_id, opened.study)),
+        ("end the parent run", lambda: opened.client.set_terminated(opened.parent_run_id, status=status)),
+        ("end trial runs left RUNNING",
+         lambda: close_finished_trial_runs(
+             opened.client, opened.client.get_run(opened.parent_run_id).info.experiment_id, opened.study)),
+    ]
+    first: str | None = None
+    for what, step in steps:
+        try:
+            step()
+        except Exception as error:  # noqa: BLE001 - the other steps must still run; reported below
+            line = f"cannot {what}: {store_failure(error) or first_line(error)}"
+            log.warning(line)
+            first = first or line
+    return first
 
 
 def already_done_line(name: str, counts: dict[str, int], target: int, grid_size: int | None) -> str:
