@@ -208,11 +208,23 @@ def build_mlflow_db(path: Path, artifact_root: str) -> None:
 
 def prepare_embedded_stores(storage_url: str, tracking_uri: str) -> None:
     """The sweeper's stores that are SQLite files, whole before the study opens them."""
+    prepare_tracking_store(tracking_uri)
+    prepare_optuna_store(storage_url)
+
+
+def prepare_optuna_store(storage_url: str) -> None:
+    """Optuna's store, when it is an SQLite file (RDBStorage): whole before it is opened."""
     from tuneflow.storage.sqlite import db_path_of
 
     optuna_db = db_path_of(storage_url)
     if optuna_db is not None:
         prepare(optuna_db, "optuna", build_optuna_db)
+
+
+def prepare_tracking_store(tracking_uri: str) -> None:
+    """MLflow's store, when it is an SQLite file: whole before it is opened."""
+    from tuneflow.storage.sqlite import db_path_of
+
     mlflow_db = db_path_of(tracking_uri)
     if mlflow_db is not None:
         artifacts = (mlflow_db.resolve().parent / "artifacts").as_uri()

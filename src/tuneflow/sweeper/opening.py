@@ -14,7 +14,7 @@ import optuna
 from tuneflow.errors import ConfigError
 from tuneflow.search import zoom
 from tuneflow.search.failure_aware import FailureAwareSampler
-from tuneflow.storage import creation, locks
+from tuneflow.storage import creation, locks, sqlite
 from tuneflow.storage import urls as backends
 from tuneflow.storage.study import (
     AS_OF_ATTR,
@@ -48,8 +48,12 @@ def open_study(plan: SweepPlan) -> OpenStudy:
     settings = plan.settings
     with locks.study_lock(settings.storage_url, settings.root_dir, settings.name, "open"):
         # Whole stores or none, whenever a process is killed or the disk fills (storage.creation).
-        creation.prepare_embedded_stores(settings.storage_url, settings.tracking_uri)
+        creation.prepare_tracking_store(settings.tracking_uri)
         client = tracking.client_for(settings.tracking_uri)
+        optuna_db = sqlite.db_path_of(settings.storage_url)
+        if optuna_db is not None and not optuna_db.exists():
+            refuse_runs_of_a_lost_study(client, settings.name, settings.experiment)  # before creating the store
+        creation.prepare_optuna_store(settings.storage_url)
         on_stale_trial = StaleTrialHandler(client)
         try:
             storage = open_storage(
