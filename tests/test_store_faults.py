@@ -11,6 +11,7 @@ import signal
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 from conftest import load_study, mlflow_client, run_tuneflow, tuneflow_env
@@ -28,8 +29,8 @@ def fingerprint(project: Path) -> dict[str, str]:
     }
 
 
-def one_error_line(result: subprocess.CompletedProcess[str] | object) -> str:
-    stderr = getattr(result, "stderr")
+def one_error_line(result: Any) -> str:
+    stderr = str(result.stderr)
     assert "Traceback" not in stderr, stderr
     return str(stderr.strip().splitlines()[-1])
 
