@@ -2,7 +2,8 @@
 status 2, the study's records byte for byte as they were: another architecture under the same name, a
 fixed value that changes the trials' fidelity, another grid, a parameter whose kind Optuna cannot change
 within a study. ``hydra.sweeper.allow_changed_study=true`` mixes them when the user means it (except
-kinds, which Optuna refuses); a moved range or another device is no change of meaning."""
+kinds, which Optuna refuses); a moved range, another device or a value outside ``hydra.sweeper.study_keys``
+is no change of meaning."""
 
 from __future__ import annotations
 
@@ -28,7 +29,7 @@ CASES = {
                              "study 'quadratic' " + CHANGED.format("arch: quadratic -> mlp")),
     "a fixed value that changes fidelity": ([*Q, "params.epochs=3"],
                                             "study 'quadratic' " + CHANGED.format("params.epochs: unset -> 3")),
-    "another mode": ([*Q, "mode=fast"], "study 'quadratic' " + CHANGED.format("mode: unset -> fast")),
+    "another mode": ([*Q, "mode=fast"], "study 'quadratic' " + CHANGED.format("mode: full -> fast")),
     "a float made a choice": ([*Q, "hydra.sweeper.params.x=choice(1,2)"],
                               "study 'quadratic' " + KINDS.format("x: float -> choice(1, 2)")),
     "a float made an int": ([*Q, "hydra.sweeper.params.x=tag(int, interval(-5, 5))"],
@@ -82,10 +83,11 @@ def test_the_user_may_mix_a_changed_fixed_value_explicitly(studies: Path, tmp_pa
     assert again.returncode == 2 and "params.epochs: unset -> 3" in again.stderr
 
 
-def test_a_moved_range_or_another_device_resumes(studies: Path, tmp_path: Path) -> None:
+def test_a_moved_range_another_device_or_a_value_outside_the_study_keys_resumes(studies: Path, tmp_path: Path) -> None:
     project = tmp_path / "copy"
     shutil.copytree(studies, project)
-    result = run_tuneflow(project, *Q, "hydra.sweeper.params.x=interval(-3, 3)", "device=cpu")
+    result = run_tuneflow(project, *Q, "hydra.sweeper.params.x=interval(-3, 3)", "device=cpu",
+                          "params.seconds_per_epoch=0.001", "tracking.log_model=false")
     assert result.returncode == 0, result.output
     assert len(load_study(project, "quadratic").trials) == 3
 

@@ -125,8 +125,11 @@ class TuneflowSweeperConf:
     # Run each job with its trial's MLflow run active and mlflow.autolog() on (Lightning, scikit-learn,
     # XGBoost, LightGBM log into the trial's run).
     mlflow_autolog: bool = False
-    # Resume a study although this run changes what it means (the architecture, a parameter's kind, a
-    # fixed value such as params.epochs, the grid): its trials then mix both. false = refuse, naming the change.
+    # Config groups (arch, mode) and config paths (params.epochs, data) whose choice or fixed value is part of
+    # what a study means: a resume that changes one is refused (parameter kinds and the grid always are).
+    study_keys: List[str] = field(default_factory=list)
+    # Resume a study although this run changes what it means (study_keys, the grid): its trials then mix
+    # both. false = refuse, naming the change.
     allow_changed_study: bool = False
     # Zoom in on an earlier study: hydra.sweeper.zoom.study=NAME (see tuneflow/zoom.py).
     zoom: ZoomConfig = field(default_factory=ZoomConfig)

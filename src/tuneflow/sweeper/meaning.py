@@ -1,6 +1,8 @@
-"""What a study means, recorded when it is created and compared when it is resumed: the fixed overrides
-every trial ran with (the architecture, ``params.epochs``, ``mode``: its fidelity), each parameter's kind
-and, for a grid, its points. A resume that changes any of them would mix incomparable trials in one
+"""What a study means, recorded when it is created and compared when it is resumed: the config-group
+choices and fixed values ``hydra.sweeper.study_keys`` lists (tuneflow's app: the architecture, the mode,
+the data, ``params.epochs``: what and at which fidelity it trains), each parameter's kind and, for a
+grid, its points. Other fixed values (a device, a logging switch, a fault injected for a test) may change
+between runs. A resume that changes any of them would mix incomparable trials in one
 study, its best trial and its CSV, so it is refused in one line unless the user asks for it
 (``hydra.sweeper.allow_changed_study=true``). A range narrowed or widened is no change of meaning:
 Optuna's samplers handle a space that moves.
@@ -26,10 +28,6 @@ from tuneflow.sweeper.plan import SweepPlan
 
 #: Study user attribute: what the study means (``meaning_of``), recorded when it is created.
 MEANING_ATTR = "tuneflow_meaning"
-#: Fixed overrides that say where a trial runs, not what it computes: free to change between runs.
-ENVIRONMENT_KEYS = frozenset({"device", "torch_threads"})
-
-
 def kind_of(distribution: BaseDistribution) -> str:
     """A parameter's kind: what it takes (a float, an int, which choices) and its scale: what Optuna
     cannot change within a study (``optuna.distributions.check_distribution_compatibility``)."""
@@ -41,35 +39,41 @@ def kind_of(distribution: BaseDistribution) -> str:
     return type(distribution).__name__
 
 
-def fixed_values(overrides: Sequence[str]) -> dict[str, str | None]:
-    """Fixed overrides (``+arch=mlp``, ``~name``) as path -> value, without the keys of ``ENVIRONMENT_KEYS``."""
+def _listed(path: str, keys: Sequence[str]) -> bool:
+    return any(path == key or path.startswith(f"{key}.") for key in keys)
+
+
+def fixed_values(overrides: Sequence[str], keys: Sequence[str], groups: Mapping[str, str]) -> dict[str, str | None]:
+    """The fixed overrides (``params.epochs=3``, ``~name``) at or under ``keys``, as key -> value; group
+    choices (``+arch=mlp``) are left to ``meaning_of``'s choices."""
     values: dict[str, str | None] = {}
     for override in overrides:
         key, has_value, value = override.partition("=")
         key = key.lstrip("+")  # +name and ++name set the same value
-        if key.lstrip("~") not in ENVIRONMENT_KEYS:
+        path = key.lstrip("~")
+        if _listed(path, keys) and path not in groups:
             values[key] = value if has_value else None
     return values
 
 
-def meaning_of(fixed_overrides: Sequence[str], distributions: Mapping[str, BaseDistribution],
-               grid: bool) -> dict[str, Any]:
+def meaning_of(plan: SweepPlan) -> dict[str, Any]:
+    """What this run's study means: the listed group choices and fixed values, the parameters' kinds, the grid."""
+    keys, groups = plan.study_keys, plan.group_choices
     return {
-        "fixed": fixed_values(fixed_overrides),
-        "kinds": {name: kind_of(d) for name, d in distributions.items()},
+        "choices": {group: option for group, option in groups.items() if group in keys},
+        "fixed": fixed_values(plan.fixed_overrides, keys, groups),
+        "kinds": {name: kind_of(d) for name, d in plan.distributions.items()},
         # The grid sampler's points (its size is the study's size): another grid is another study.
         "grid": {name: [repr(value) for value in values]
-                 for name, values in search_space.grid_of(distributions, "bruteforce").items()} if grid else None,
+                 for name, values in search_space.grid_of(plan.distributions, "bruteforce").items()}
+        if plan.grid_size is not None else None,
     }
 
 
-def plan_meaning(plan: SweepPlan) -> dict[str, Any]:
-    return meaning_of(plan.fixed_overrides, plan.distributions, plan.grid_size is not None)
-
-
-def recorded_meaning(study: optuna.Study) -> dict[str, Any] | None:
+def recorded_meaning(study: optuna.Study, plan: SweepPlan) -> dict[str, Any] | None:
     """The meaning recorded at creation; for a study created before tuneflow recorded it, that of its last
-    trial (each trial keeps its fixed overrides and distributions). None: nothing to compare with."""
+    trial (each trial keeps its fixed overrides and distributions; group choices only where it overrode
+    them). None: nothing to compare with."""
     recorded = study.user_attrs.get(MEANING_ATTR)
     if isinstance(recorded, dict):
         return recorded
@@ -77,9 +81,15 @@ def recorded_meaning(study: optuna.Study) -> dict[str, Any] | None:
     if not trials:
         return None
     last = trials[-1]
-    meaning = meaning_of(list(last.user_attrs[OVERRIDES_ATTR]), last.distributions, False)
-    meaning["grid"] = None  # the grid is not known from one trial
-    return meaning
+    overrides = [str(override) for override in last.user_attrs[OVERRIDES_ATTR]]
+    keys, groups = plan.study_keys, plan.group_choices
+    chosen = {}
+    for override in overrides:
+        group, _, option = override.lstrip("+").partition("=")
+        if group in groups and group in keys:
+            chosen[group] = option
+    return {"choices": chosen, "fixed": fixed_values(overrides, keys, groups),
+            "kinds": {name: kind_of(d) for name, d in last.distributions.items()}, "grid": None}
 
 
 def kind_changes(before: Mapping[str, Any], now: Mapping[str, Any]) -> list[str]:
@@ -92,6 +102,10 @@ def kind_changes(before: Mapping[str, Any], now: Mapping[str, Any]) -> list[str]
 def setting_changes(before: Mapping[str, Any], now: Mapping[str, Any]) -> list[str]:
     """Fixed values and grid points that changed, each as ``what: before -> now`` (absent: ``unset``)."""
     changes: list[str] = []
+    choices_before, choices_now = before.get("choices") or {}, now.get("choices") or {}
+    for group in sorted(set(choices_before) & set(choices_now)):
+        if choices_before[group] != choices_now[group]:
+            changes.append(f"{group}: {choices_before[group]} -> {choices_now[group]}")
     fixed_before, fixed_now = before.get("fixed") or {}, now.get("fixed") or {}
     for key in sorted({*fixed_before, *fixed_now}, key=lambda k: k.lstrip("~")):
         old, new = fixed_before.get(key, "unset"), fixed_now.get(key, "unset")
@@ -116,8 +130,8 @@ def _grid(grid: Mapping[str, Sequence[str]]) -> str:
 def check_and_record(study: optuna.Study, plan: SweepPlan) -> None:
     """Refuse (one line) a resume that changes what the study means, unless allowed; record the meaning
     of a study that has none yet. Called under the study's lock, before anything else is written."""
-    now = plan_meaning(plan)
-    before = recorded_meaning(study)
+    now = meaning_of(plan)
+    before = recorded_meaning(study, plan)
     if before is not None:
         kinds = kind_changes(before, now)
         if kinds:

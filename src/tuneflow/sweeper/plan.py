@@ -49,6 +49,10 @@ class SweepPlan:
     extend_space: Callable[[DictConfig, optuna.trial.Trial], None] | None = None
     #: ``hydra.sweeper.allow_changed_study``: resume even if this run changes what the study means.
     allow_changed_study: bool = False
+    #: ``hydra.sweeper.study_keys``: the config groups and paths whose value is part of what the study means.
+    study_keys: tuple[str, ...] = ()
+    #: The app's config-group choices this run composed (``hydra.runtime.choices``, Hydra's own groups left out).
+    group_choices: dict[str, str] = field(default_factory=dict)
 
 
 def plan_sweep(
@@ -126,7 +130,16 @@ def plan_sweep(
         finalists=finalists,
         extend_space=extend_space,
         allow_changed_study=bool(sweeper_cfg.get("allow_changed_study", False)),
+        study_keys=tuple(sweeper_cfg.get("study_keys") or ()),
+        group_choices=group_choices(config),
     )
+
+
+def group_choices(config: DictConfig) -> dict[str, str]:
+    """The app's config-group choices (``arch: mlp``, ``mode: fast``), as Hydra recorded them."""
+    choices = OmegaConf.select(config, "hydra.runtime.choices", default=None) or {}
+    return {str(group): str(option) for group, option in dict(choices).items()
+            if not str(group).startswith("hydra/") and option is not None}
 
 
 def check_parameters_exist(config: DictConfig, distributions: Mapping[str, BaseDistribution], node: str | None) -> None:

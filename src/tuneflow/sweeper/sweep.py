@@ -78,6 +78,7 @@ class StudySweeper:
         mlflow_autolog: bool = False,
         failure_aware: bool = True,
         allow_changed_study: bool = False,
+        study_keys: Any = None,
     ) -> None:
         self.sweeper_cfg: dict[str, Any] = {
             "sampler": _plain(sampler),
@@ -99,6 +100,7 @@ class StudySweeper:
             "custom_search_space": custom_search_space,
             "failure_aware": failure_aware,
             "allow_changed_study": allow_changed_study,
+            "study_keys": [str(key) for key in _plain(study_keys) or []],
         }
         self.space: dict[str, Any] = _plain(params) or {}
         self.zoom: dict[str, Any] = _plain(zoom) or {}
