@@ -26,7 +26,7 @@ KINDS = "was run with other parameters ({}), which Optuna cannot change within a
 
 CASES = {
     "another architecture": (["+arch=mlp", "-m", "hydra.sweeper.study_name=quadratic"],
-                             "study 'quadratic' " + CHANGED.format("arch: quadratic -> mlp")),
+                             "study 'quadratic' " + CHANGED.format("arch: quadratic -> mlp; data: none -> digits")),
     "a fixed value that changes fidelity": ([*Q, "params.epochs=3"],
                                             "study 'quadratic' " + CHANGED.format("params.epochs: unset -> 3")),
     "another mode": ([*Q, "mode=fast"], "study 'quadratic' " + CHANGED.format("mode: full -> fast")),
