@@ -85,8 +85,16 @@ def load_study(location: StudyLocation) -> optuna.Study:
     """The study as stored; a one-line error names the studies there when the name is wrong."""
     import optuna
 
-    storage = read_storage(location)
-    names = optuna.get_all_study_names(storage)
+    from tuneflow.storage.creation import store_failure
+
+    try:
+        storage = read_storage(location)
+        names = optuna.get_all_study_names(storage)
+    except Exception as error:
+        failure = None if isinstance(error, ConfigError) else store_failure(error)
+        if failure is None:
+            raise
+        raise ConfigError(f"cannot read {shown(location.storage_url)}: {failure}") from None
     if location.name not in names:
         known = ", ".join(sorted(names)) or "none"
         raise ConfigError(f"no study {location.name!r} in {shown(location.storage_url)}; studies there: {known}")

@@ -16,9 +16,10 @@ The sweeper knows Optuna, Hydra's launcher and the trial protocol; nothing of th
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -145,7 +146,8 @@ class StudySweeper:
         plan = self.plan(arguments)
         assert self.job is not None and self.config is not None
         self.job.settings = plan.settings  # travels with the job to wherever the launcher runs it
-        opened = open_study(plan)
+        with store_errors(plan):
+            opened = open_study(plan)
         csv_path = results.results_csv_path(plan.settings.root_dir, plan.settings.name)
         sweep_dir = Path(str(self.config.hydra.sweep.dir))
         sweep_dir.mkdir(parents=True, exist_ok=True)
@@ -153,17 +155,12 @@ class StudySweeper:
         outcomes: list[TrialOutcome] = []
         status = "FAILED"
         try:
-            outcomes = self.loop(opened, plan, csv_path)
+            with store_errors(plan):
+                outcomes = self.loop(opened, plan, csv_path)
             status = "FINISHED"
         except KeyboardInterrupt:
             status = "KILLED"
             raise
-        except Exception as error:
-            failure = None if isinstance(error, TuneflowError) else store_failure(error)
-            if failure is None:
-                raise
-            stores = f"{shown(plan.settings.storage_url)} or {shown(plan.settings.tracking_uri)}"
-            raise ConfigError(f"study {plan.settings.name!r}: cannot write to {stores}: {failure}") from None
         finally:
             problem = finish_study(opened, csv_path, status)
         if problem is not None:
@@ -241,6 +238,20 @@ class StudySweeper:
             batch = [job_overrides(plan, trial) for trial in trials if trial.number in run]
             returns.extend(self.launcher.launch(batch, initial_job_idx=run[0]))
         return returns
+
+
+@contextlib.contextmanager
+def store_errors(plan: SweepPlan) -> Iterator[None]:
+    """A store that cannot be written (a full disk, a read-only folder, a damaged file) as one line naming
+    the stores, instead of the traceback of whichever library met it first."""
+    try:
+        yield
+    except Exception as error:
+        failure = None if isinstance(error, TuneflowError) else store_failure(error)
+        if failure is None:
+            raise
+        stores = f"{shown(plan.settings.storage_url)} or {shown(plan.settings.tracking_uri)}"
+        raise ConfigError(f"study {plan.settings.name!r}: cannot write to {stores}: {failure}") from None
 
 
 def finish_study(opened: OpenStudy, csv_path: Path, status: str) -> str | None:
