@@ -103,11 +103,11 @@ def study_view(study: optuna.Study) -> dict[str, Any]:
     searched params."""
     from optuna.study import StudyDirection
 
-    from tuneflow.tracking.runs import ROLE_TAG, STATE_TAG, STUDY_TAG
+    from tuneflow.tracking.runs import ROLE_TAG, STATE_TAG, STUDY_TAG, filter_value
 
     name = study.study_name.replace("'", "\\'")
     return {
-        "searchFilter": f"tags.`{STUDY_TAG}` = '{name}' AND tags.`{ROLE_TAG}` != 'study'",
+        "searchFilter": f"tags.`{STUDY_TAG}` = {filter_value(name)} AND tags.`{ROLE_TAG}` != 'study'",
         "orderByKey": "metrics.`objective`",
         "orderByAsc": study.directions[0] == StudyDirection.MINIMIZE,
         "selectedColumns": ["metrics.`objective`", f"tags.`{STATE_TAG}`",

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn
 
 from tuneflow.errors import ConfigError
+from tuneflow.storage import creation
 from tuneflow.storage.study import FINISHED_STATES, SURPLUS_ATTR, default_storage_url
 from tuneflow.storage.urls import shown
 from tuneflow.tracking.runs import resolve_tracking_uri
@@ -92,8 +93,11 @@ def read_storage(location: StudyLocation) -> optuna.storages.RDBStorage:
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     url = location.storage_url
-    if url.startswith("sqlite:///") and not Path(url[len("sqlite:///"):]).is_file():
-        raise ConfigError(f"no Optuna storage at {url}; run the study first, or give --root-dir/--storage")
+    if url.startswith("sqlite:///"):
+        path = Path(url[len("sqlite:///"):])
+        if not path.is_file():
+            raise ConfigError(f"no Optuna storage at {url}; run the study first, or give --root-dir/--storage")
+        creation.check_readable(path, "optuna")
     try:
         return optuna.storages.RDBStorage(url, engine_kwargs=_engine_kwargs(url), skip_table_creation=True)
     except Exception as error:  # noqa: BLE001 - drivers and SQLite raise many types; all mean "cannot read"
@@ -106,8 +110,16 @@ def load_study(location: StudyLocation) -> optuna.Study:
     """The study as stored; a one-line error names the studies there when the name is wrong."""
     import optuna
 
-    storage = read_storage(location)
-    names = optuna.get_all_study_names(storage)
+    from tuneflow.storage.creation import store_failure
+
+    try:
+        storage = read_storage(location)
+        names = optuna.get_all_study_names(storage)
+    except Exception as error:
+        failure = None if isinstance(error, ConfigError) else store_failure(error)
+        if failure is None:
+            raise
+        raise ConfigError(f"cannot read {shown(location.storage_url)}: {failure}") from None
     if location.name not in names:
         known = ", ".join(sorted(names)) or "none"
         raise ConfigError(f"no study {location.name!r} in {shown(location.storage_url)}; studies there: {known}")
@@ -156,8 +168,12 @@ def top_trials(study: optuna.Study, k: int) -> list[optuna.trial.FrozenTrial]:
 
 
 def mlflow_client(location: StudyLocation) -> Any:
+    from tuneflow.storage.sqlite import db_path_of
     from tuneflow.tracking import runs as tracking
 
+    db_path = db_path_of(location.tracking_uri)
+    if db_path is not None and db_path.exists():
+        creation.check_readable(db_path, "mlflow")
     return tracking.client_for(location.tracking_uri)
 
 

@@ -22,7 +22,7 @@ from tuneflow.search import zoom
 from tuneflow.search.failure_aware import wrap as failure_aware_wrap
 from tuneflow.storage import urls as backends
 from tuneflow.storage.study import StudySettings, build_pruner, open_storage, study_settings
-from tuneflow.tracking.runs import tracking_uri_source
+from tuneflow.tracking import runs as tracking
 
 #: Composes one job's config from its overrides (the sweeper's Hydra config loader).
 ComposeJob = Callable[[list[str]], DictConfig]
@@ -47,6 +47,12 @@ class SweepPlan:
     finalists: list[optuna.trial.FrozenTrial] = field(default_factory=list)
     #: ``hydra.sweeper.custom_search_space``: called with (config, trial) on every asked trial.
     extend_space: Callable[[DictConfig, optuna.trial.Trial], None] | None = None
+    #: ``hydra.sweeper.allow_changed_study``: resume even if this run changes what the study means.
+    allow_changed_study: bool = False
+    #: ``hydra.sweeper.study_keys``: the config groups and paths whose value is part of what the study means.
+    study_keys: tuple[str, ...] = ()
+    #: The app's config-group choices this run composed (``hydra.runtime.choices``, Hydra's own groups left out).
+    group_choices: dict[str, str] = field(default_factory=dict)
 
 
 def plan_sweep(
@@ -118,8 +124,9 @@ def plan_sweep(
     backends.check_root_dir(settings.root_dir)
     # Last: these connect to the database and the tracking server (still creating nothing).
     backends.check_storage(settings.storage_url)
-    backends.check_tracking(settings.tracking_uri, tracking_uri_source(sweeper_cfg.get("tracking_uri")))
+    backends.check_tracking(settings.tracking_uri, tracking.tracking_uri_source(sweeper_cfg.get("tracking_uri")))
     check_parent_run_reachable(settings)
+    tracking.check_artifact_folder(settings.tracking_uri, settings.root_dir)
     return SweepPlan(
         settings=settings,
         distributions=distributions,
@@ -130,6 +137,9 @@ def plan_sweep(
         max_failures=int(rate * settings.n_trials),
         finalists=finalists,
         extend_space=extend_space,
+        allow_changed_study=bool(sweeper_cfg.get("allow_changed_study", False)),
+        study_keys=tuple(sweeper_cfg.get("study_keys") or ()),
+        group_choices=group_choices(config),
     )
 
 
@@ -163,6 +173,11 @@ def check_parent_run_reachable(settings: StudySettings) -> None:
         client_for(settings.tracking_uri).get_run(str(run_id))
     except MlflowException:
         raise ConfigError(problem) from None
+def group_choices(config: DictConfig) -> dict[str, str]:
+    """The app's config-group choices (``arch: mlp``, ``mode: fast``), as Hydra recorded them."""
+    choices = OmegaConf.select(config, "hydra.runtime.choices", default=None) or {}
+    return {str(group): str(option) for group, option in dict(choices).items()
+            if not str(group).startswith("hydra/") and option is not None}
 
 
 def check_parameters_exist(config: DictConfig, distributions: Mapping[str, BaseDistribution], node: str | None) -> None:

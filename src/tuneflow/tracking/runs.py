@@ -76,6 +76,20 @@ def default_artifact_location(tracking_uri: str, root_dir: str | Path) -> str | 
     return None
 
 
+def check_artifact_folder(tracking_uri: str, root_dir: str | Path) -> None:
+    """The local artifact folder tuneflow gives its experiments must be a folder it can write (or create):
+    otherwise every trial fails on its first artifact and leaves its run behind. One line now instead."""
+    from tuneflow.errors import ConfigError
+
+    location = default_artifact_location(tracking_uri, root_dir)
+    if location is None:
+        return
+    folder = Path(root_dir).resolve() / "artifacts"
+    existing = next((p for p in (folder, *folder.parents) if p.exists()), Path("/"))
+    if not existing.is_dir() or not os.access(existing, os.W_OK | os.X_OK):
+        raise ConfigError(f"cannot write MLflow artifacts to {folder}: {existing} is not a writable folder")
+
+
 @lru_cache(maxsize=8)
 def client_for(tracking_uri: str) -> MlflowClient:
     """One client per URI and process: building one opens the store (engine, schema check), ~90 ms,
