@@ -18,6 +18,8 @@ from optuna.trial import TrialState
 
 from tuneflow.errors import ConfigError
 
+INTERRUPTED_ATTR = "tuneflow_interrupted"
+
 #: A configuration's score: objective(params, overrides, seed) -> value (``overrides`` as the stage gives
 #: them to its trials, e.g. ["mode=fast"]).
 Objective = Callable[[Mapping[str, Any], Sequence[str], int], float]
@@ -149,7 +151,9 @@ class ObjectiveBackend:
         if not study.trials:
             for point in request.enqueue:
                 study.enqueue_trial(point, skip_if_exists=True)
-        finished = sum(t.state in (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL) for t in study.trials)
+        # A trial stopped by Ctrl-C is FAIL but not spent: the resumed study runs another in its place.
+        finished = sum(t.state in (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)
+                       and not t.user_attrs.get(INTERRUPTED_ATTR) for t in study.trials)
         budget = request.n_trials
         if request.sampler == "grid":  # every point once, as the sweeper's grid
             budget = min(budget, _grid_size(sampler_cfg["search_space"]))
@@ -161,6 +165,10 @@ class ObjectiveBackend:
             except Exception:  # noqa: BLE001 - a failing configuration is a FAIL trial; the study goes on
                 study.tell(trial, state=TrialState.FAIL)
                 continue
+            except BaseException:
+                trial.set_user_attr(INTERRUPTED_ATTR, True)
+                study.tell(trial, state=TrialState.FAIL)
+                raise
             study.tell(trial, value)
         return candidates_of(study, request.fixed)
 
