@@ -85,3 +85,16 @@ def test_a_strategy_killed_in_its_middle_stage_goes_on_there(project: Path) -> N
     experiment = client.get_experiment_by_name("twin_quadratic")
     strategy_runs = client.search_runs([experiment.experiment_id], "tags.`tuneflow.role` = 'strategy'")
     assert len(strategy_runs) == 1 and strategy_runs[0].info.status == "FINISHED"
+
+
+@pytest.mark.parametrize(("override", "message"), [
+    ("strategy.stages.0.sampler=bogus", "strategy: sampler 'bogus' is unknown; one of tpe, random"),
+    ("+strategy.stages.0.trials=3", "strategy.stages[0]: unknown key 'trials'"),
+    ("strategy.stages.0.overrides=[params.nope=1]", "params.nope"),
+])
+def test_a_bad_strategy_is_one_line_and_creates_nothing(project: Path, override: str, message: str) -> None:
+    result = run_tuneflow(project, "+arch=twin_quadratic", "-m", "+strategy=zones", override)
+    assert result.returncode == 2, result.output
+    assert result.stderr.startswith("tuneflow: error: ") and message in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+    assert not (project / "mlruns").exists()

@@ -21,10 +21,10 @@ from hydra.core.override_parser.overrides_parser import OverridesParser
 from omegaconf import OmegaConf
 
 from tuneflow.search import space as search_space
-from tuneflow.storage.study import PARENT_RUN_ATTR, open_storage, study_settings
+from tuneflow.storage.study import open_storage, study_settings
 from tuneflow.strategy import spaces
 from tuneflow.strategy.backend import RepeatResult, StudyRequest, candidates_of, pruner_config, sampler_config
-from tuneflow.strategy.config import StageConfig, strategy_config
+from tuneflow.strategy.config import StageConfig, StrategyConfig, strategy_config
 from tuneflow.strategy.handoff import Handoff
 from tuneflow.strategy.runner import run_strategy, strategy_folder
 from tuneflow.sweeper.plan import split_arguments
@@ -51,8 +51,11 @@ class StageSweeper(StudySweeper):
     resumed or second worker finds them there)."""
 
     enqueue: list[dict[str, Any]]
+    #: Called with the opened study (its plan checked, so nothing is created before bad input shows).
+    on_open: Any
 
     def loop(self, opened: Any, plan: Any, csv_path: Path) -> Any:
+        self.on_open(opened)
         study = opened.study
         if not study.get_trials(deepcopy=False):
             for index, params in enumerate(self.enqueue):
@@ -62,9 +65,10 @@ class StageSweeper(StudySweeper):
 
 
 class SweeperBackend:
-    def __init__(self, sweeper: StudySweeper, arguments: Sequence[str]) -> None:
+    def __init__(self, sweeper: StudySweeper, arguments: Sequence[str], strategy: StrategyConfig) -> None:
         assert sweeper.config is not None
         self.sweeper = sweeper
+        self.strategy = strategy
         self.settings = study_settings(sweeper.sweeper_cfg, str(sweeper.config.hydra.job.name))
         self.study = self.settings.name
         self.direction = self.settings.direction
@@ -80,8 +84,12 @@ class SweeperBackend:
         self.arguments = [a for a, o in zip(arguments, parsed) if not o.is_sweep_override()]
         self.arguments += [f"{path}={value}" for path, value in space_fixed.items()
                            if path not in fixed_paths]
-        self.client = tracking.client_for(self.settings.tracking_uri)
         self.strategy_run_id: str | None = None
+
+    @property
+    def client(self) -> Any:
+        """MLflow's client, once a stage needs it (building it creates an embedded store)."""
+        return tracking.client_for(self.settings.tracking_uri)
 
     def default_space(self) -> dict[str, str]:
         return dict(self.space)
@@ -109,6 +117,7 @@ class SweeperBackend:
         stage.space = spaces.to_syntax(request.distributions)
         stage.zoom = {}
         stage.enqueue = list(request.enqueue)
+        stage.on_open = lambda opened: self.nest(opened.parent_run_id, request.name)
         return stage
 
     def run_study(self, request: StudyRequest) -> list[dict[str, Any]]:
@@ -116,23 +125,17 @@ class SweeperBackend:
         node = self.settings.params_node
         arguments = [*self.arguments, *request.overrides, *search_space.to_overrides(request.fixed, node)]
         name = f"{self.study}/{request.name}"
-        try:
-            stage.sweep(arguments)
-        finally:
-            self.nest(name, request.name)
+        stage.sweep(arguments)
         study = optuna.load_study(study_name=name, storage=open_storage(self.settings.storage_url))
         return candidates_of(study, request.fixed)
 
-    def nest(self, study_name: str, stage: str) -> None:
-        """The stage study's parent run under the strategy run (once the study exists)."""
-        try:
-            study = optuna.load_study(study_name=study_name, storage=open_storage(self.settings.storage_url))
-        except KeyError:
-            return  # stopped before the study existed (bad input)
-        run_id = study.user_attrs.get(PARENT_RUN_ATTR)
-        if run_id and self.strategy_run_id:
-            tracking.log_values(self.client, str(run_id), tags={tracking.PARENT_TAG: self.strategy_run_id,
-                                                                  STAGE_TAG: stage})
+    def nest(self, run_id: str, stage: str) -> None:
+        """A stage study's parent run under the strategy run, which the first stage study to open creates:
+        a stage whose input is bad stops before either exists."""
+        if self.strategy_run_id is None:
+            self.open_strategy_run()
+        assert self.strategy_run_id is not None
+        tracking.log_values(self.client, run_id, tags={tracking.PARENT_TAG: self.strategy_run_id, STAGE_TAG: stage})
 
     def repeat(self, request: StudyRequest, candidates: Sequence[dict[str, Any]], seeds: int) -> RepeatResult:
         """The candidates as one study (each once), then ``tuneflow repeat`` on it: new seeds on every date
@@ -179,7 +182,8 @@ class SweeperBackend:
             log.info(f"best config: {path} (retrain: python -m tuneflow +best={path.stem})")
         return RepeatResult(ranked, table.verdict)
 
-    def open_strategy_run(self, name: str, stages: Sequence[StageConfig]) -> str:
+    def open_strategy_run(self) -> str:
+        name, stages = self.strategy.name, self.strategy.stages
         experiment_id = tracking.experiment_id_for(
             self.client, self.settings.experiment,
             tracking.default_artifact_location(self.client.tracking_uri, self.settings.root_dir))
@@ -229,12 +233,14 @@ def sweep_strategy(sweeper: StudySweeper, arguments: list[str]) -> Handoff:
     node = OmegaConf.to_container(sweeper.config.strategy, resolve=True)
     assert isinstance(node, dict)
     strategy = strategy_config({str(k): v for k, v in node.items()})
-    backend = SweeperBackend(sweeper, arguments)
+    backend = SweeperBackend(sweeper, arguments, strategy)
     folder = strategy_folder(backend.settings.root_dir, backend.study)
-    run_id = backend.open_strategy_run(strategy.name, strategy.stages)
 
     def logged(stage: StageConfig, handoff: Handoff) -> None:
-        backend.client.log_artifact(run_id, str(folder / f"{stage.name}.yaml"), artifact_path="stages")
+        if backend.strategy_run_id is None:  # a stage that ran no study (skipped) still belongs to the run
+            backend.open_strategy_run()
+        assert backend.strategy_run_id is not None
+        backend.client.log_artifact(backend.strategy_run_id, str(folder / f"{stage.name}.yaml"), artifact_path="stages")
 
     status = "FAILED"
     try:
@@ -244,7 +250,8 @@ def sweep_strategy(sweeper: StudySweeper, arguments: list[str]) -> Handoff:
         status = "KILLED"
         raise
     finally:
-        backend.client.set_terminated(run_id, status=status)
+        if backend.strategy_run_id is not None:
+            backend.client.set_terminated(backend.strategy_run_id, status=status)
     best = result.best
     if best is not None:
         log.info(f"strategy {strategy.name} of study {backend.study!r}: best {best['params']} "
