@@ -135,3 +135,21 @@ def test_a_stage_list_with_a_mistake_is_refused_in_one_line() -> None:
         strategy_config({"stages": [{"name": "a", "kind": "zone"}]})
     with pytest.raises(ConfigError, match="two stages are named 'a'"):
         strategy_config({"stages": [{"name": "a", "kind": "search"}, {"name": "a", "kind": "zones"}]})
+
+
+def test_the_learning_rate_group_first_then_the_rest_with_it_fixed(tmp_path: Path) -> None:
+    strategy = {"name": "staged", "stages": [
+        {"name": "screen", "kind": "search", "sampler": "random", "n_trials": 8, "overrides": ["mode=fast"]},
+        {"name": "group", "kind": "search", "params": ["x", "not_in_the_space"], "others": "defaults",
+         "sampler": "random", "n_trials": 6, "top_k": 2},
+        {"name": "rest", "kind": "search", "params": "rest", "others": "best", "sampler": "random", "n_trials": 6}]}
+    result, backend = run_with_objective(twin, strategy, SPACE, tmp_path, defaults={"x": 0.0, "y": 0.0})
+    calls = {stage: [(params, overrides) for name, params, overrides, _ in backend.calls if name.endswith("/" + stage)]
+             for stage in ("screen", "group", "rest")}
+    assert all(overrides == ["mode=fast"] for _, overrides in calls["screen"])
+    assert {params["y"] for params, _ in calls["group"]} == {0.0}  # the rest at its default
+    group_best = files.read(tmp_path / "group.yaml").best
+    assert group_best is not None and set(group_best["params"]) == {"x"}
+    assert {params["x"] for params, _ in calls["rest"]} == {group_best["params"]["x"]}  # the group fixed
+    assert len({params["y"] for params, _ in calls["rest"]}) == 6  # the rest searched
+    assert result.best is not None and set(result.best["params"]) == {"x", "y"}

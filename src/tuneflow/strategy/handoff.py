@@ -28,6 +28,9 @@ class Handoff:
     searched: list[str] = field(default_factory=list)
     #: The strategy's whole search space, in Hydra's sweep syntax (zones narrow it per zone).
     space: dict[str, str] = field(default_factory=dict)
+    #: Names settled by an earlier stage's named group (``params: [lr, ...]``): ``params: rest`` searches
+    #: the others (a screen over ``all`` settles nothing).
+    groups: list[str] = field(default_factory=list)
     #: A zones stage's zones: number, study, the input trials it holds, its bounds, its best.
     zones: list[dict[str, Any]] = field(default_factory=list)
     #: One line on what the stage concluded (a skipped stage: why; a repeat stage: the verdict).

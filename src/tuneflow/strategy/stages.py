@@ -51,7 +51,7 @@ def searched_names(stage: StageConfig, inputs: Handoff) -> list[str]:
     if stage.params == "all":
         return list(inputs.space)
     if stage.params == "rest":
-        return [name for name in inputs.space if name not in inputs.searched]
+        return [name for name in inputs.space if name not in inputs.groups]
     return [str(name) for name in stage.params if str(name) in inputs.space]
 
 
@@ -68,7 +68,8 @@ def points_inside(points: Sequence[Mapping[str, Any]], distributions: Mapping[st
 
 def passed_on(stage: StageConfig, inputs: Handoff, why: str) -> Handoff:
     log.info(f"stage {stage.name}: skipped, {why}; its inputs are handed on")
-    return Handoff(stage.name, list(inputs.finalists), list(inputs.searched), dict(inputs.space), note=f"skipped: {why}")
+    return Handoff(stage.name, list(inputs.finalists), list(inputs.searched), dict(inputs.space),
+                   groups=list(inputs.groups), note=f"skipped: {why}")
 
 
 def search(context: Context, stage: StageConfig, inputs: Handoff) -> Handoff:
@@ -85,7 +86,8 @@ def search(context: Context, stage: StageConfig, inputs: Handoff) -> Handoff:
     candidates = context.backend.run_study(request_for(context, stage, stage.name, distributions,
                                                        fixed=fixed, enqueue=enqueue))
     searched = list(dict.fromkeys([*inputs.searched, *names]))
-    return Handoff(stage.name, candidates[: stage.top_k], searched, dict(inputs.space))
+    groups = list(dict.fromkeys([*inputs.groups, *(names if stage.params not in ("all", "rest") else [])]))
+    return Handoff(stage.name, candidates[: stage.top_k], searched, dict(inputs.space), groups=groups)
 
 
 def zones(context: Context, stage: StageConfig, inputs: Handoff) -> Handoff:
@@ -118,7 +120,7 @@ def zones(context: Context, stage: StageConfig, inputs: Handoff) -> Handoff:
     reverse = context.backend.direction == "maximize"
     finalists.sort(key=lambda c: c["value"], reverse=reverse)
     return Handoff(stage.name, finalists, list(inputs.searched), dict(inputs.space), zones=records,
-                   note=f"{len(found)} zone(s)")
+                   groups=list(inputs.groups), note=f"{len(found)} zone(s)")
 
 
 def decay(context: Context, stage: StageConfig, inputs: Handoff) -> Handoff:
@@ -150,7 +152,7 @@ def decay(context: Context, stage: StageConfig, inputs: Handoff) -> Handoff:
                          if all(own[0]["params"].get(k) == v for k, v in values.items())), None)
             finalists.append({**own[0], "scheme": used, **({"zone": candidate["zone"]} if "zone" in candidate else {})})
     finalists.sort(key=lambda c: c["value"], reverse=context.backend.direction == "maximize")
-    return Handoff(stage.name, finalists, list(inputs.searched), dict(inputs.space))
+    return Handoff(stage.name, finalists, list(inputs.searched), dict(inputs.space), groups=list(inputs.groups))
 
 
 def repeat(context: Context, stage: StageConfig, inputs: Handoff) -> Handoff:
@@ -164,7 +166,8 @@ def repeat(context: Context, stage: StageConfig, inputs: Handoff) -> Handoff:
     request.n_trials, request.sampler, request.sampler_args = len(candidates), "random", {}
     result = context.backend.repeat(request, candidates, stage.seeds)
     log.info(f"stage {stage.name}: {result.verdict}")
-    return Handoff(stage.name, result.ranked, list(inputs.searched), dict(inputs.space), note=result.verdict)
+    return Handoff(stage.name, result.ranked, list(inputs.searched), dict(inputs.space), groups=list(inputs.groups),
+                   note=result.verdict)
 
 
 KINDS: dict[str, StageFunction] = {"search": search, "zones": zones, "decay": decay, "repeat": repeat}
