@@ -74,3 +74,12 @@ def test_sweep_syntax_reads_back_to_the_same_space() -> None:
             "kind": "choice(constant, step)", "width": "tag(log, int(interval(8, 512)))", "p": "interval(0.0, 0.5)"}
     parsed = spaces.parse(text)
     assert spaces.parse(spaces.to_syntax(parsed)) == parsed
+
+
+def test_the_box_around_a_point_is_centred_on_it_inside_the_bounds() -> None:
+    space = {**SPACE, "lr": FloatDistribution(1e-4, 1e-2, log=True), "kind": CategoricalDistribution(("a", "b"))}
+    box = zones.box_around({"x": 2.5, "y": 4.5, "lr": 1e-3, "kind": "b"}, space, 0.125)
+    assert (box["x"].low, box["x"].high) == (1.25, 3.75)  # type: ignore[attr-defined]
+    assert (box["y"].low, box["y"].high) == (3.25, 5.0)  # type: ignore[attr-defined]
+    assert box["lr"].low == pytest.approx(10**-3.25) and box["lr"].high == pytest.approx(10**-2.75)  # type: ignore[attr-defined]
+    assert box["kind"].choices == ("b",)  # type: ignore[attr-defined]

@@ -44,6 +44,9 @@ class StageConfig:
     threshold: float = 0.2
     margin: float = 0.5
     max_zones: int | None = None
+    #: zones: search the box centred on each zone's best, this share of each range either side (null = the
+    #: box around the zone's members).
+    around_best: float | None = None
     #: decay: scheme name -> the params it sets (lr_schedule, lr_decay, lr_step_epochs, lr_plateau_patience).
     schemes: dict[str, dict[str, Any]] = field(default_factory=dict)
     #: repeat: how many of the inputs, and how many new seeds each.

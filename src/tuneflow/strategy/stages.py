@@ -102,6 +102,8 @@ def zones(context: Context, stage: StageConfig, inputs: Handoff) -> Handoff:
     finalists: list[dict[str, Any]] = []
     records: list[dict[str, Any]] = []
     for zone, share in zip(found, shares):
+        if stage.around_best:
+            zone.space = zoning.box_around(zone.best["params"], space, stage.around_best)
         distributions = zoning.gridded(zone.space, stage.grid_steps) if stage.grid_steps else zone.space
         fixed = {k: v for k, v in zone.best["params"].items() if k not in distributions}
         request = request_for(context, stage, f"{stage.name}/zone-{zone.number}", distributions, fixed=fixed,

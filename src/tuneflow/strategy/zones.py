@@ -113,6 +113,35 @@ def zones_of(
     return zones[:max_zones] if max_zones else zones
 
 
+def box_around(point: Mapping[str, Any], space: Mapping[str, BaseDistribution], half_width: float) -> dict[str, BaseDistribution]:
+    """The box centred on ``point``: each numeric range ``half_width`` of its length (on the log scale for
+    a log parameter) either side, inside the original bounds; a choice keeps ``point``'s value. The Habr
+    article's "interval around the point": with a coarse grid of ``n`` parts before it, ``1 / (2 n)`` reaches
+    half-way to the neighbouring grid points, where the grid's best point's basin ends."""
+    if not 0 < half_width <= 1:
+        raise ConfigError(f"strategy: around_best is {half_width}, but must be in (0, 1]")
+    box: dict[str, BaseDistribution] = {}
+    for name, distribution in space.items():
+        value = point.get(name)
+        if value is None:
+            box[name] = distribution
+        elif isinstance(distribution, CategoricalDistribution):
+            box[name] = CategoricalDistribution((value,))
+        elif isinstance(distribution, (FloatDistribution, IntDistribution)):
+            to, back = (math.log, math.exp) if distribution.log else (float, float)
+            low, high = to(distribution.low), to(distribution.high)
+            reach = half_width * (high - low)
+            new_low = max(distribution.low, back(to(value) - reach))
+            new_high = min(distribution.high, back(to(value) + reach))
+            if isinstance(distribution, IntDistribution):
+                box[name] = IntDistribution(math.floor(new_low), math.ceil(new_high), log=distribution.log)
+            else:
+                box[name] = FloatDistribution(new_low, new_high, log=distribution.log)
+        else:
+            box[name] = distribution
+    return box
+
+
 def budget_shares(total: int, n_zones: int) -> list[int]:
     """``total`` trials split over the zones (best zone first), as evenly as possible, each at least 1.
     Even shares: a zone's rank after a cheaper stage is a weak signal of where the best point lies (that
