@@ -8,6 +8,7 @@ from __future__ import annotations
 import signal
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 from conftest import load_study, mlflow_client, run_tuneflow, start_tuneflow
@@ -26,7 +27,8 @@ stages:
 """
 
 
-def test_a_stage_list_from_the_project_runs_nested_and_the_deeper_zone_wins(project: Path) -> None:
+def test_a_stage_list_from_the_project_runs_nested_and_the_deeper_zone_wins(project: Path, capsys: Any,
+                                                                           monkeypatch: Any) -> None:
     (project / "conf" / "strategy").mkdir(parents=True)
     (project / "conf" / "strategy" / "mine.yaml").write_text(MINE)
     result = run_tuneflow(project, "+arch=twin_quadratic", "-m", "+strategy=mine", "params.epochs=2", timeout=600)
@@ -53,6 +55,17 @@ def test_a_stage_list_from_the_project_runs_nested_and_the_deeper_zone_wins(proj
         assert parent.data.tags["mlflow.parentRunId"] == strategy_runs[0].info.run_id, name
     artifacts = {a.path for a in client.list_artifacts(strategy_runs[0].info.run_id, "stages")}
     assert artifacts == {"stages/coarse.yaml", "stages/apart.yaml", "stages/final.yaml"}
+    # tuneflow report STUDY shows the strategy's stages and zones.
+    from tuneflow.analysis import report
+
+    monkeypatch.chdir(project)
+    capsys.readouterr()
+    assert report.main(["twin_quadratic"]) == 0
+    shown = capsys.readouterr().out
+    for zone in apart.zones:
+        assert f"zone {zone['zone']} ({zone['study']}): inputs twin_quadratic/coarse#" in shown
+    rows = (folder / "report" / "zones.csv").read_text().splitlines()
+    assert len(rows) == 3 and rows[0].startswith("stage,zone,study,input_trials,bounds,best_value,best_params")
 
 
 def test_a_strategy_killed_in_its_middle_stage_goes_on_there(project: Path) -> None:

@@ -424,7 +424,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     location = StudyLocation.from_arguments(args)
     out_dir = Path(args.out) if args.out else location.study_dir / "report"
     try:
-        study = load_study(location)
+        try:
+            study = load_study(location)
+        except ConfigError:
+            from tuneflow.strategy import summary
+
+            if not summary.stage_files(location.study_dir):
+                raise
+            return summary.print_report(location.study_dir, out_dir)  # a strategy: its stages and zones
         client = mlflow_client(location)
         parent = parent_run_id(study)
         objective = objective_of(study, client)
