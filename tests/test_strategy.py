@@ -6,6 +6,7 @@ the stage it stopped in. On arch=twin_quadratic: a bowl at (2, -1) reaching 0 an
 from __future__ import annotations
 
 import signal
+import sqlite3
 import time
 from pathlib import Path
 from typing import Any
@@ -68,32 +69,45 @@ def test_a_stage_list_from_the_project_runs_nested_and_the_deeper_zone_wins(proj
     assert len(rows) == 3 and rows[0].startswith("stage,zone,study,input_trials,bounds,best_value,best_params")
 
 
+def refine_trials_completed(project: Path) -> int:
+    """Read-only, straight from the SQLite file: opening it through Optuna would write to it."""
+    path = project / "mlruns" / "optuna.db"
+    if not path.exists():
+        return 0
+    try:
+        with sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=5) as connection:
+            (count,) = connection.execute(
+                "SELECT count(*) FROM trials t JOIN studies s ON s.study_id = t.study_id "
+                "WHERE s.study_name LIKE 'twin_quadratic/refine/%' AND t.state = 'COMPLETE'").fetchone()
+    except sqlite3.Error:  # not created yet
+        return 0
+    return int(count)
+
+
 def test_a_strategy_killed_in_its_middle_stage_goes_on_there(project: Path) -> None:
     command = ["+arch=twin_quadratic", "-m", "+strategy=zones", "params.epochs=3", "strategy.stages.0.n_trials=25",
                "strategy.stages.1.n_trials=12", "strategy.stages.3.seeds=2"]
     folder = project / "mlruns" / "studies" / "twin_quadratic"
-    process = start_tuneflow(project, *command, "params.seconds_per_epoch=0.1")
+    process = start_tuneflow(project, *command, "params.seconds_per_epoch=0.2")
     deadline = time.monotonic() + 300
-    while not (folder / "grid.yaml").exists() and time.monotonic() < deadline:
-        time.sleep(0.2)
-    while not list(folder.glob("refine/zone-*/trials.csv")) and time.monotonic() < deadline:
-        time.sleep(0.2)  # the refine stage has begun (its first zone study exists)
-    time.sleep(1.0)
-    process.send_signal(signal.SIGINT)
-    process.communicate(timeout=120)
-    assert process.returncode == 130
+    while refine_trials_completed(project) < 2 and process.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.1)
+    process.send_signal(signal.SIGINT)  # in the refine stage, its first zone study 2 trials in
+    stdout, stderr = process.communicate(timeout=120)
+    assert process.returncode == 130, stdout + stderr
     assert not (folder / "refine.yaml").exists()
     grid_file = (folder / "grid.yaml").read_bytes()
-    again = run_tuneflow(project, *command, "params.seconds_per_epoch=0.1", timeout=600)
+    again = run_tuneflow(project, *command, "params.seconds_per_epoch=0.2", timeout=600)
     assert again.returncode == 0, again.output
     assert "stage grid: finished earlier" in again.output
     assert (folder / "grid.yaml").read_bytes() == grid_file
     assert len(load_study(project, "twin_quadratic/grid").trials) == 25  # not run again
     refine = files.read(folder / "refine.yaml")
     states = [t.state.name for z in refine.zones for t in load_study(project, z["study"]).trials]
-    # The stopped zone study went on to its budget, no further; with the grid sampler the trial Ctrl-C
-    # stopped (FAIL) used up its grid point, and counts, as in any grid study of the sweeper.
-    assert len(states) == 12 and states.count("COMPLETE") >= 11 and "RUNNING" not in states
+    # The stopped zone study went on to its budget (12 over both zones), no further. The trial Ctrl-C stopped
+    # is FAIL; whether it used up its grid point depends on when the signal came (seen both).
+    assert "RUNNING" not in states and states.count("FAIL") <= 1
+    assert 11 <= states.count("COMPLETE") <= 12 and len(states) in (12, 13)
     client = mlflow_client(project)
     experiment = client.get_experiment_by_name("twin_quadratic")
     strategy_runs = client.search_runs([experiment.experiment_id], "tags.`tuneflow.role` = 'strategy'")
