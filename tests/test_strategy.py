@@ -6,13 +6,13 @@ the stage it stopped in. On arch=twin_quadratic: a bowl at (2, -1) reaching 0 an
 from __future__ import annotations
 
 import signal
-import sqlite3
-import time
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import load_study, mlflow_client, run_tuneflow, start_tuneflow
+from conftest import load_study, mlflow_client, run_tuneflow, tuneflow_env
 
 from tuneflow.strategy import handoff as files
 
@@ -69,32 +69,24 @@ def test_a_stage_list_from_the_project_runs_nested_and_the_deeper_zone_wins(proj
     assert len(rows) == 3 and rows[0].startswith("stage,zone,study,input_trials,bounds,best_value,best_params")
 
 
-def refine_trials_completed(project: Path) -> int:
-    """Read-only, straight from the SQLite file: opening it through Optuna would write to it."""
-    path = project / "mlruns" / "optuna.db"
-    if not path.exists():
-        return 0
-    try:
-        with sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=5) as connection:
-            (count,) = connection.execute(
-                "SELECT count(*) FROM trials t JOIN studies s ON s.study_id = t.study_id "
-                "WHERE s.study_name LIKE 'twin_quadratic/refine/%' AND t.state = 'COMPLETE'").fetchone()
-    except sqlite3.Error:  # not created yet
-        return 0
-    return int(count)
-
-
 def test_a_strategy_killed_in_its_middle_stage_goes_on_there(project: Path) -> None:
     command = ["+arch=twin_quadratic", "-m", "+strategy=zones", "params.epochs=3", "strategy.stages.0.n_trials=25",
                "strategy.stages.1.n_trials=12", "strategy.stages.3.seeds=2"]
     folder = project / "mlruns" / "studies" / "twin_quadratic"
-    process = start_tuneflow(project, *command, "params.seconds_per_epoch=0.2")
-    deadline = time.monotonic() + 300
-    while refine_trials_completed(project) < 2 and process.poll() is None and time.monotonic() < deadline:
-        time.sleep(0.1)
-    process.send_signal(signal.SIGINT)  # in the refine stage, its first zone study 2 trials in
-    stdout, stderr = process.communicate(timeout=120)
-    assert process.returncode == 130, stdout + stderr
+    process = subprocess.Popen([sys.executable, "-m", "tuneflow", *command, "params.seconds_per_epoch=0.2"],
+                               cwd=project, env=tuneflow_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                               text=True)
+    assert process.stdout is not None
+    seen = []
+    in_refine = False
+    for line in process.stdout:  # the sweeper's progress lines, as they come
+        seen.append(line)
+        in_refine = in_refine or "stage refine (zones)" in line
+        if in_refine and "[2/6] trial" in line:
+            process.send_signal(signal.SIGINT)  # in the refine stage, its first zone study 2 trials in
+            break
+    rest, _ = process.communicate(timeout=120)
+    assert process.returncode == 130, "".join(seen) + rest
     assert not (folder / "refine.yaml").exists()
     grid_file = (folder / "grid.yaml").read_bytes()
     again = run_tuneflow(project, *command, "params.seconds_per_epoch=0.2", timeout=600)
