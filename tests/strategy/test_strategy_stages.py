@@ -125,6 +125,9 @@ def test_each_input_is_trained_with_each_decay_scheme_once(tmp_path: Path) -> No
     for candidate in searched:
         tried = [p for p in decay_calls if (p["x"], p["y"]) == (candidate["params"]["x"], candidate["params"]["y"])]
         assert sorted(p["lr_schedule"] for p in tried) == ["constant", "plateau", "step"]
+        # What a scheme does not set stays at the default: halving every 7 epochs keeps the plateau patience.
+        step = next(p for p in tried if p["lr_schedule"] == "step")
+        assert (step["lr_step_epochs"], step["lr_plateau_patience"]) == (7, 2)
     assert [f["scheme"] for f in result.finalists] == ["halve_every_7", "halve_every_7"]
 
 

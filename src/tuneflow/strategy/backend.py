@@ -64,6 +64,10 @@ class Backend(Protocol):
         """Whether the trained model has all these parameters (a decay stage needs lr_schedule & co)."""
         ...
 
+    def default_value(self, name: str) -> Any:
+        """The trained model's default value of a parameter (None where it has none)."""
+        ...
+
     def run_study(self, request: StudyRequest) -> list[dict[str, Any]]:
         """Run (or resume) the study; its completed trials as candidates, best first."""
         ...
@@ -131,6 +135,9 @@ class ObjectiveBackend:
 
     def has_params(self, names: Sequence[str]) -> bool:
         return all(name in self.defaults or name in self.space for name in names)
+
+    def default_value(self, name: str) -> Any:
+        return self.defaults.get(name)
 
     def _call(self, name: str, params: Mapping[str, Any], overrides: Sequence[str], seed: int) -> float:
         full = {**self.defaults, **params}

@@ -134,7 +134,11 @@ def decay(context: Context, stage: StageConfig, inputs: Handoff) -> Handoff:
     points = []
     for candidate in inputs.finalists:
         for scheme in stage.schemes.values():
-            points.append({**candidate["params"], **scheme})
+            # A key another scheme sets takes the candidate's value, else the architecture's default
+            # (halving every 7 epochs leaves lr_plateau_patience as it was).
+            unset = {key: candidate["params"].get(key, context.backend.default_value(key))
+                     for key in keys if key not in scheme}
+            points.append({**candidate["params"], **unset, **scheme})
     # One study: every (input, scheme) pair is one enqueued trial of a space made of exactly the values
     # they use, so nothing else is sampled.
     distributions: dict[str, BaseDistribution] = {}

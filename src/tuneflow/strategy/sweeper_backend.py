@@ -101,6 +101,11 @@ class SweeperBackend:
         return all(OmegaConf.select(config, search_space.config_path(n, node), default=_Missing) is not _Missing
                    for n in names)
 
+    def default_value(self, name: str) -> Any:
+        assert self.sweeper.config is not None
+        path = search_space.config_path(name, self.settings.params_node)
+        return OmegaConf.select(self.sweeper.config, path, default=None)
+
     def stage_sweeper(self, request: StudyRequest) -> StageSweeper:
         stage = StageSweeper.__new__(StageSweeper)
         stage.__dict__.update(self.sweeper.__dict__)
