@@ -432,7 +432,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         check_output_folder(out_dir, "--out")
         if not args.no_export:
             check_output_folder(args.conf_dir, "--conf-dir")
-        study = load_study(location)
+        try:
+            study = load_study(location)
+        except ConfigError:
+            from tuneflow.strategy import summary
+
+            if not summary.stage_files(location.study_dir):
+                raise
+            return summary.print_report(location.study_dir, out_dir)  # a strategy: its stages and zones
         client = mlflow_client(location)
         parent = parent_run_id(study)
         experiment_id = experiment_of_run(client, parent, location) if parent else None
