@@ -193,13 +193,16 @@ MAX_STUDY_NAME = 100
 
 def check_study_name(name: str, what: str = "hydra.sweeper.study_name") -> None:
     """The one check of a study name: it becomes a folder and file names under ``root_dir`` and a value
-    in MLflow searches, so it is one plain file-name component (nothing written outside ``root_dir``)."""
-    rule = ("but a study name is one folder name: no / or \\, quotes, control characters, . or .., "
-            f"at most {MAX_STUDY_NAME} characters")
-    if not name.strip() or name in (".", "..") or len(name) > MAX_STUDY_NAME:
+    in MLflow searches, so it is plain file-name components (nothing written outside ``root_dir``).
+    ``/`` separates components: a strategy's stage studies are ``<study>/<stage>[/zone-<k>]``, folders
+    inside their strategy's folder; no component may be ``.`` or ``..``."""
+    rule = ("but a study name is a folder name (or folders joined by /): no \\, quotes, control characters, "
+            f"no . or .. or empty part, at most {MAX_STUDY_NAME} characters a part")
+    parts = name.split("/")
+    if any(not part.strip() or part in (".", "..") or len(part) > MAX_STUDY_NAME for part in parts):
         shown = name if len(name) <= 40 else f"{name[:20]}...{name[-10:]} ({len(name)} characters)"
         raise ConfigError(f"{what} is {shown!r}, {rule}")
-    if any(c in name for c in "/\\'\"`") or any(ord(c) < 32 or ord(c) == 127 for c in name):
+    if any(c in name for c in "\\'\"`") or any(ord(c) < 32 or ord(c) == 127 for c in name):
         raise ConfigError(f"{what} is {name!r}, {rule}")
 
 
