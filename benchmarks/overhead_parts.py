@@ -87,7 +87,7 @@ class Parts:
         self.cfg = task_part(self.job_config(0))  # what the task function gets
 
     def job_config(self, number: int) -> Any:
-        return self.job_configs.load(["+arch=quadratic", "params.x=1.0", "params.y=-1.0", f"trial.number={number}"])
+        return self.job_configs.load(["+arch=quadratic", f"params.x={number % 5}.0", "params.y=-1.0"])
 
     # --- the parts; each returns the seconds it took -------------------------------------------
 
@@ -155,7 +155,7 @@ class Parts:
         from tuneflow.tracking import runs as tracking
 
         start = time.perf_counter()
-        tracking.log_model(self.last_store, QuadraticModel(0.05), "synthetic")
+        tracking.log_model(self.last_store, QuadraticModel(0.05), "pyfunc")
         return time.perf_counter() - start
 
     def hydra_tuneflow(self) -> float:
@@ -178,7 +178,7 @@ class Parts:
         self.number += 1
         start = time.perf_counter()
         config = self.loader.load_sweep_config(
-            self.master, ["+arch=quadratic", "params.x=1.0", "params.y=-1.0", f"trial.number={self.number}"]
+            self.master, ["+arch=quadratic", "params.x=1.0", "params.y=-1.0"]
         )
         with open_dict(config):
             config.hydra.job.id = config.hydra.job.num = self.number
