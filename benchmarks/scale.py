@@ -22,9 +22,10 @@ Measured at each size (after filling up to it):
   ask / tell         ``study.ask(space)`` (the sampler's suggestion, with storage reads) and ``study.tell``,
                      median over the next 20 trials, in the live process (Optuna caches finished trials).
   cold read / ask    a new process's view: a fresh storage, ``optuna.load_study`` and its read of every trial
-                     (cold read), then its first ``ask`` and ``tell`` (a worker joining, or a study resumed).
-  bookkeeping        what tuneflow's sweeper does per trial besides ask/tell (sweep.StudySweeper.loop):
-                     ``fail_stale_trials``, ``count_trials`` twice, ``is_surplus``, ``best_trial``.
+                     (cold read), then its first ``ask`` and ``tell`` (a worker joining, or a study resumed);
+                     also as CPU seconds, what it takes on an idle core (the machine is shared).
+  bookkeeping        what tuneflow's sweeper does per trial besides ask/tell (asking.TrialAsker.read_and_ask):
+                     ``fail_stale_trials``, one read of the study for counts and best, ``is_surplus``.
   CSV                ``tuneflow.tracking.trials_csv.write_trials_csv`` of the whole study; the sweeper rewrites it
                      at most once per max(2 s, 20 x its duration), so its share of the sweeper's time is
                      bounded (the share column: the most it can be at that size).
@@ -63,8 +64,9 @@ from optuna.trial import FrozenTrial, TrialState
 
 from tuneflow.search.samplers import default_sampler
 from tuneflow.storage.study import (
+    best_of,
     best_trial_or_none,
-    count_trials,
+    count_states,
     default_storage_url,
     is_surplus,
     open_storage,
@@ -329,8 +331,11 @@ class Scale:
         def cold_ask() -> None:
             cold_study[0].tell(cold_study[0].ask(self.space), 1.0)
 
+        cpu_before = time.process_time()
         row["cold_read_s"] = seconds_of(cold_read)
         row["cold_s"] = row["cold_read_s"] + seconds_of(cold_ask)
+        # CPU seconds of the same: what the wall time would be on an idle core (the machine is shared).
+        row["cold_cpu_s"] = time.process_time() - cpu_before
         asks, tells, bookkeeping = [], [], []
         for _ in range(suggestions):
             started = time.perf_counter()
@@ -355,12 +360,14 @@ class Scale:
         return row
 
     def sweeper_bookkeeping(self, number: int) -> None:
-        """What StudySweeper.loop does per trial besides ask and tell (see sweep.py)."""
+        """What the sweeper does per batch besides ask and tell (``TrialAsker.read_and_ask`` and the progress
+        line in ``StudySweeper.loop``): one read of the study serves the stale-trial check, the counts and the
+        best so far; ``is_surplus`` reads nothing while the study is short of n_trials."""
         optuna.storages.fail_stale_trials(self.study)
-        count_trials(self.study)
+        trials = self.study.get_trials(deepcopy=False)
+        count_states(trials)
         is_surplus(self.study, number, 10**9)
-        count_trials(self.study)  # the progress line counts again
-        best_trial_or_none(self.study)
+        best_of(trials, self.study.direction)
 
     def best_run(self) -> list[Any]:
         """The best trial's MLflow run the way tuneflow finds it (the parent run's summary, ``tuneflow report``):
@@ -408,7 +415,7 @@ def growth(rows: list[dict[str, float]], key: str) -> str:
 def results_table(rows: list[dict[str, float]]) -> str:
     columns = [
         ("ask ms", "ask_ms", "{:.1f}"), ("tell ms", "tell_ms", "{:.1f}"), ("cold read s", "cold_read_s", "{:.2f}"),
-        ("cold read+first ask s", "cold_s", "{:.2f}"),
+        ("cold read+first ask s", "cold_s", "{:.2f}"), ("same, CPU s", "cold_cpu_s", "{:.2f}"),
         ("sweeper bookkeeping ms/trial", "bookkeeping_ms", "{:.1f}"), ("CSV export s", "csv_s", "{:.2f}"),
         ("CSV share of sweeper time %", "csv_share_pct", "{:.1f}"),
         ("MLflow search, paged s", "search_paged_s", "{:.2f}"),
@@ -434,6 +441,7 @@ def main() -> None:
     import warnings
 
     warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
+    warnings.filterwarnings("ignore", message=".*Heartbeat of storage.*")  # ask/tell with heartbeats, as tuneflow
     rows = []
     with tempfile.TemporaryDirectory(prefix="tuneflow-scale-") as folder:
         scale = Scale(Path(folder))
