@@ -111,10 +111,7 @@ def report(step: int, metrics: Mapping[str, float], *, value: float | None = Non
         import optuna
 
         trial.optuna_trial.report(objective, step)
-        # NopPruner never prunes, but should_prune reads the trial back from the storage first:
-        # a query per reported step that this skips.
-        if not isinstance(trial.optuna_trial.study.pruner, optuna.pruners.NopPruner) \
-                and trial.optuna_trial.should_prune():
+        if trial.optuna_trial.should_prune():
             raise optuna.TrialPruned(f"pruned at step {step}")
 
 
