@@ -298,23 +298,44 @@ def forget_job_studies() -> None:
 
 class Heartbeat:
     """Records the trial's heartbeat on the storage while the job runs, so that a killed worker's
-    trial is noticed (``optuna.storages.fail_stale_trials``) and retried by another worker."""
+    trial is noticed (``optuna.storages.fail_stale_trials``) and retried by another worker.
 
-    def __init__(self, storage: Any, trial_id: int, interval: int | None) -> None:
+    One beater per trial and process: the sweeper beats for its batch, and a job it runs in its own
+    process (tuneflow's and Hydra's basic launcher) then adds no second thread, since both die together;
+    a job in another process (joblib, SLURM, Ray) beats for itself. ``beat_now=False`` waits one interval
+    before the first beat, for a trial whose heartbeat was just recorded (at ask, under the study's
+    lock). Each beat is one storage commit, so a short trial keeps to the one heartbeat written at ask.
+    """
+
+    #: Trial ids some Heartbeat of this process beats for now.
+    _beating: set[int] = set()
+    _beating_lock = threading.Lock()
+
+    def __init__(self, storage: Any, trial_id: int, interval: int | None, *, beat_now: bool = True) -> None:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        self._trial_id = trial_id
+        self._beat_now = beat_now
         if interval:
             self._thread = threading.Thread(
                 target=self._beat, args=(storage, trial_id, interval), daemon=True, name="tuneflow-heartbeat"
             )
 
     def _beat(self, storage: Any, trial_id: int, interval: int) -> None:
+        if not self._beat_now and self._stop.wait(interval):
+            return
         while True:
             storage.record_heartbeat(trial_id)
             if self._stop.wait(interval):
                 return
 
     def __enter__(self) -> Heartbeat:
+        if self._thread is not None:
+            with Heartbeat._beating_lock:
+                if self._trial_id in Heartbeat._beating:
+                    self._thread = None  # this process beats for the trial already
+                else:
+                    Heartbeat._beating.add(self._trial_id)
         if self._thread is not None:
             self._thread.start()
         return self
@@ -323,3 +344,5 @@ class Heartbeat:
         self._stop.set()
         if self._thread is not None:
             self._thread.join()
+            with Heartbeat._beating_lock:
+                Heartbeat._beating.discard(self._trial_id)

@@ -145,11 +145,12 @@ class TrialAsker:
                 self.storage.record_heartbeat(self.trial_id(trial.number))
 
     def heartbeats(self, trials: Sequence[optuna.trial.Trial]) -> contextlib.ExitStack:
-        """The worker beats for its trials from the moment it asked for them (the job beats too, but only
-        once it has started): a worker killed in between is noticed as well."""
+        """The worker beats for its trials from the moment it asked for them (a job in another process beats
+        too, once it has started): a worker killed in between is noticed as well. The first beat was
+        recorded at ask (``first_heartbeat``), so the thread's first comes one interval later."""
         stack = contextlib.ExitStack()
         interval = self.plan.settings.heartbeat_interval
         if interval:
             for trial in trials:
-                stack.enter_context(Heartbeat(self.storage, self.trial_id(trial.number), interval))
+                stack.enter_context(Heartbeat(self.storage, self.trial_id(trial.number), interval, beat_now=False))
         return stack
