@@ -70,7 +70,7 @@ ALL_TABLES = ("quadratic/full", "lightgbm/full", "mlp/full", "cnn/full", "lstm_a
 #: 1 in 50 configurations, a median of ~35 random trials; the tolerance it amounts to is printed.
 TARGET_SHARE = 0.02
 #: Budgets at which the regret is reported, in full trainings (the table's longest curve).
-REGRET_AT = (10, 30, 100)
+REGRET_AT = (10, 30, 60)
 
 
 # --- the table ---------------------------------------------------------------------------------
@@ -305,6 +305,11 @@ STRATEGIES: dict[str, Strategy] = {
 }
 
 
+#: The rows of the default run (the others run with --strategies).
+DEFAULT_STRATEGIES = ("random (no pruning)", "tpe (no pruning)", "tpe + median (tuneflow default)", "tpe + hyperband",
+                      "random + successive halving")
+
+
 def register_strategy(name: str, strategy: Strategy) -> None:
     """The hook for strategies built elsewhere (tuneflow.strategy's staged ones): ``strategy(task, seed)``
     drives ``task.objective`` (Optuna) or ``task.score`` (params, overrides, seed) until BudgetSpent."""
@@ -467,9 +472,13 @@ CHECK_HEADER = ["configuration", "epochs (table / retrained)", "same epochs", "m
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--tables", default=",".join(ALL_TABLES))
-    parser.add_argument("--strategies", default=",".join(STRATEGIES))
+    parser.add_argument("--strategies", default=",".join(DEFAULT_STRATEGIES),
+                        help=f"comma-separated, of: {', '.join(STRATEGIES)}")
+    parser.add_argument("--runs", type=Path, default=None,
+                        help="keep every run's measurements here (JSON lines) and reuse those already there "
+                             "(same table size, strategy, seed and budget: a replay is deterministic)")
     parser.add_argument("--seeds", type=int, default=20)
-    parser.add_argument("--budget", type=int, default=100, help="full trainings per search (default 100)")
+    parser.add_argument("--budget", type=int, default=60, help="full trainings per search (default 60)")
     parser.add_argument("--check", type=int, default=0, metavar="N",
                         help="retrain the first N configurations of each table and compare with it")
     parser.add_argument("--quick", action="store_true",
@@ -486,6 +495,13 @@ def main() -> int:
         print(markdown_table(CHECK_HEADER, rows))
         return 0
     tables = {name: load_table(name) for name in names}
+    saved: dict[str, Run] = {}
+    if args.runs and args.runs.exists():
+        for line in args.runs.read_text().splitlines():
+            record = json.loads(line)
+            key = record.pop("key")
+            record["regrets"] = {int(b): v for b, v in record["regrets"].items()}
+            saved[key] = Run(**record)
     summaries = {}
     print(f"Replay of {', '.join(strategies)} against {len(tables)} recorded tables, {seeds} seeds each.\n")
     for name, table in tables.items():
@@ -494,8 +510,15 @@ def main() -> int:
         target = table.target
         runs: dict[str, list[Run]] = {}
         for strategy in strategies:
-            runs[strategy] = [measure(replay(table, STRATEGIES[strategy], seed, budget_epochs, tables), target)
-                              for seed in range(seeds)]
+            runs[strategy] = []
+            for seed in range(seeds):
+                key = f"{name}|{len(table.curves)}|{strategy}|{seed}|{budget}"
+                if key not in saved:
+                    saved[key] = measure(replay(table, STRATEGIES[strategy], seed, budget_epochs, tables), target)
+                    if args.runs:
+                        with args.runs.open("a") as f:
+                            f.write(json.dumps({"key": key, **dataclasses.asdict(saved[key])}) + "\n")
+                runs[strategy].append(saved[key])
             progress(f"{name} {strategy}: {time.perf_counter() - started:.0f} s")
         text, summaries[name] = report_table(table, runs, time.perf_counter() - started, budget)
         print(text, flush=True)
