@@ -39,6 +39,10 @@ SEED = 20261203
 #: Cheapest first, so that a recording cut short by the clock loses the most expensive table.
 ALL_TABLES = ("quadratic/full", "lightgbm/full", "mlp/full", "lstm_attention/fast", "cnn/full",
               "lstm_attention/full")
+#: The day the tables were recorded: time-series date ranges are drawn per calendar month of data.as_of
+#: (tuneflow.data.timeseries.automatic_date_ranges), so it is pinned for a re-recording or a check to
+#: validate on the same ranges as the table.
+AS_OF = "2026-12-03"
 COLUMNS = ("config", "range", "range_name", "step", "value", "seconds", "final", "state")
 
 
@@ -87,7 +91,7 @@ def recorder_class() -> type:
 
 def record(name: str, n: int) -> None:
     import torch
-    from omegaconf import OmegaConf
+    from omegaconf import OmegaConf, open_dict
 
     from tuneflow.analysis.recompose import compose
     from tuneflow.search.space import PARAMS_NODE, config_path
@@ -98,6 +102,9 @@ def record(name: str, n: int) -> None:
     base = compose([f"+arch={arch}", f"mode={mode}"], with_hydra=True)
     configs, fixed = configurations(base, n)
     cfg = compose([f"+arch={arch}", f"mode={mode}", *(f"{k}={v}" for k, v in fixed.items())])
+    if cfg.get("data") is not None and cfg.data.get("kind") == "timeseries":
+        with open_dict(cfg):
+            cfg.data.as_of = AS_OF
     # Resolved once: every configuration is validated on the same date ranges (as a study pins them).
     resolved = OmegaConf.to_container(cfg, resolve=True)
     path = table_path(name)
@@ -110,8 +117,7 @@ def record(name: str, n: int) -> None:
     new = not path.exists()
     meta = {"seed": SEED, "sampler": "optuna.samplers.RandomSampler", "configs": n, "arch": arch, "mode": mode,
             "objective": str(cfg.arch.objective), "direction": str(cfg.arch.direction),
-            "date_ranges": OmegaConf.to_container(cfg.data, resolve=True).get("date_ranges")  # type: ignore[union-attr]
-            if "data" in cfg else None, "fixed": fixed}
+            "as_of": AS_OF, "fixed": fixed}
     (TABLES / f"{arch}_{mode}.json").write_text(json.dumps(meta, indent=1, default=str) + "\n")
     Recorder = recorder_class()  # noqa: N806
     started = time.perf_counter()
