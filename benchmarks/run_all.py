@@ -59,7 +59,7 @@ BENCHMARKS = (
     Benchmark("failures", "failures.py", (), "2-5 min"),
     # Issue 17: samplers x pruners replayed against the recorded learning curves (benchmarks/replay_tables/,
     # recorded once by replay_record.py, which run_all does not re-run: hours of training).
-    Benchmark("replay", "replay.py", (), "10-20 min"),
+    Benchmark("replay", "replay.py", (), "20-40 min"),
 )
 
 
