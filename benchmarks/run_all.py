@@ -57,6 +57,9 @@ BENCHMARKS = (
     Benchmark("workers", "workers.py", ("--workloads", "instant,short,long"), "15-25 min"),
     # Issue 18: failing regions (3 shapes, 20 seeds, 1 and 4 workers): failed share and regret per sampler.
     Benchmark("failures", "failures.py", (), "2-5 min"),
+    # Issue 17: samplers x pruners replayed against the recorded learning curves (benchmarks/replay_tables/,
+    # recorded once by replay_record.py, which run_all does not re-run: hours of training).
+    Benchmark("replay", "replay.py", (), "20-40 min"),
 )
 
 

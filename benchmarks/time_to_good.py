@@ -37,6 +37,7 @@ and a random sample; the best of all of them, saved in results/time_to_good_refe
 Usage: python benchmarks/time_to_good.py --arch mlp [--seeds 5] [--max-trials 60]
        python benchmarks/time_to_good.py --arch mlp --reference [--reference-trials 100]
        python benchmarks/time_to_good.py --arch mlp --reference --reference-sampler random --reference-trials 150
+       python benchmarks/time_to_good.py --arch mlp --check-replay 3   # replay.py's table vs real training
        python benchmarks/time_to_good.py --quick
 """
 
@@ -438,6 +439,9 @@ def main() -> None:
     parser.add_argument("--first-seed", type=int, default=0, help="seeds first-seed .. first-seed+seeds-1 (0)")
     parser.add_argument("--table-from", type=Path, nargs="+", default=None,
                         help="print the table of runs saved by --json (several processes' files together)")
+    parser.add_argument("--check-replay", type=int, default=0, metavar="N",
+                        help="retrain the first N configurations of the arch's replay table (replay.py) and "
+                             "compare them with it: does the replay tell the truth?")
     parser.add_argument("--quick", action="store_true",
                         help="smoke run: mlp, 1 epoch, 1 seed, 2 trials, a loose target; checks the plumbing only")
     args = parser.parse_args()
@@ -449,6 +453,14 @@ def main() -> None:
         save_reference(args.arch, args.reference_sampler, reference)
         print(f"{args.arch}: best reachable {reference['best_value']:.6g} after {args.reference_trials} trials "
               f"({reference['seconds']} s); saved to {REFERENCE_FILE}")
+        return
+
+    if args.check_replay:
+        import replay
+
+        table = f"{ARCHS[args.arch].overrides[0].removeprefix('+arch=')}/" + (
+            "fast" if "mode=fast" in ARCHS[args.arch].overrides else "full")
+        print(replay.markdown_table(replay.CHECK_HEADER, replay.check(table, args.check_replay)))
         return
 
     strategies = args.strategies.split(",")

@@ -20,6 +20,7 @@ QUICK_RUNS = {
     "parallel": ["parallel.py", "--quick"],
     "workers": ["workers.py", "--quick"],
     "failures": ["failures.py", "--quick"],
+    "replay": ["replay.py", "--quick"],
 }
 
 
@@ -119,6 +120,19 @@ def test_failures_compares_samplers_per_shape_for_each_worker_count(quick_output
         assert all(r["goal met"] in ("yes", "no") for r in verdicts)
 
 
+@pytest.mark.slow
+def test_replay_compares_each_strategy_with_random_on_every_recorded_table(quick_outputs: dict[str, str]) -> None:
+    output = quick_outputs["replay"]
+    for name in ("quadratic/full", "lstm_attention/fast"):
+        rows = table(output.split(f"**{name}**")[1], "strategy")
+        assert [r["strategy"] for r in rows] == ["random (no pruning)", "tpe (no pruning)",
+                                                 "tpe + median (tuneflow default)"]
+        assert all(r["reached"] in ("0/2", "1/2", "2/2") for r in rows)
+        assert int(rows[0]["pruned"].split(".")[0]) == 0 and float(rows[2]["trials"]) >= 1
+    summary = table(output, "table")
+    assert [r["table"] for r in summary] == ["quadratic/full", "lstm_attention/fast", "**tables with >= 5x**"]
+
+
 def load_run_all() -> Any:
     spec = importlib.util.spec_from_file_location("run_all", BENCHMARKS / "run_all.py")
     module = importlib.util.module_from_spec(spec)  # type: ignore[arg-type]
@@ -136,4 +150,4 @@ def test_run_all_rewrites_only_what_stands_between_a_benchmarks_markers() -> Non
     with pytest.raises(KeyError, match="results:overhead"):
         run_all.replace_block(readme, "overhead", "x")
     assert {b.name for b in run_all.BENCHMARKS} >= {"overhead", "time_to_good_mlp", "search_quality", "scale", "parallel",
-                                                    "failures"}
+                                                    "failures", "replay"}

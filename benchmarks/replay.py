@@ -1,0 +1,533 @@
+"""Replay benchmark: samplers x pruners x strategies against recorded learning curves, on a simulated clock.
+
+The tabular-benchmark method of the HPO literature (NAS-Bench-101/201, HPOBench, LCBench): the curves are
+trained once (replay_record.py: per built-in architecture, configurations drawn at random from its default
+search space, every epoch's validation objective and seconds, every date range), then every strategy is
+run many times against the table at no training cost. A replayed trial is an ordinary in-memory Optuna
+trial: the sampler proposes a point of the default space, the trial reports the recorded curve epoch by
+epoch through ``trial.report`` (one step counter over the date ranges, as tuneflow's FoldReporter counts
+them), stops when the pruner says so, and otherwise completes with the recorded objective (the best
+epoch's when early stopping restored it, averaged over the ranges). The clock charges each epoch actually
+replayed its recorded seconds; the sampler's and pruner's own time is not charged.
+
+A point the sampler proposes is almost never a recorded configuration. It is replaced by the nearest
+recorded one not yet tried in this search, in the normalised space (numeric parameters scaled to [0, 1], on
+a log scale where the space says log; a categorical mismatch counts 1): the table is the finite pool of
+configurations (as in HPO-B's pool-based setting), drawn without replacement. Without replacement because a
+sampler's proposal is a new configuration in a real search: with replacement, a sampler that concentrates
+(TPE) would be snapped back onto the same few recorded configurations and charged again for curves it
+already knows, which measured TPE worse than random on lstm_attention/fast; random search then draws from
+the pool without replacement too. The nearest neighbour is preferred over a categorical "configuration
+index" parameter because an index has no geometry: TPE could not carry what it learnt about lr to a
+neighbouring configuration, and every sampler would degrade to random search, hiding exactly the
+difference this benchmark measures. The cost: the sampler records the point it proposed, while the
+outcome is its neighbour's; with a few hundred configurations that is a coarse pool, so the ratios here are
+those of a search over that pool. lstm_attention's fast and full tables hold the same configurations (same
+space, same seed), so a staged strategy can screen on the fast table and continue on the full one.
+
+Measured per strategy, table and seed (a single sequential worker): epochs and simulated seconds until a
+completed trial is within the tolerance of the table's best (pruned trials deliver no model and do not
+count), and the regret (distance of the best completed trial to the table's best) after fixed budgets of
+epochs, counted in "full trainings" (the table's longest curve). Ratios are to random search without
+pruning, with 95% percentile intervals from a bootstrap over seeds (each side resampled independently).
+
+Strategies are functions ``strategy(task, seed)`` that drive ``task.objective`` (an Optuna objective) until
+the budget is spent (``task.optimize`` does that for a single study). The staged strategies
+(tuneflow.strategy, in progress elsewhere) plug in through ``register_strategy``; their
+``objective(params, overrides, seed) -> float`` is ``task.score`` (whole curves, no pruning, charged to
+the same clock; ``mode=fast`` in the overrides reads lstm_attention's fast table).
+
+Usage: python benchmarks/replay.py [--seeds 20] [--tables mlp/full,...] [--budget 60]
+       python benchmarks/replay.py --check 3    # retrain 3 recorded configurations per table and compare
+       python benchmarks/replay.py --quick
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import math
+import random
+import statistics
+import sys
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import optuna
+from _common import censored_median, fmt, markdown_table, progress
+
+TABLES = Path(__file__).resolve().parent / "replay_tables"
+ALL_TABLES = ("quadratic/full", "lightgbm/full", "mlp/full", "cnn/full", "lstm_attention/fast",
+              "lstm_attention/full")
+#: The target: as good as the table's top TARGET_SHARE of configurations, i.e. within the tolerance
+#: |best - the ceil(TARGET_SHARE * n)-th best| of the table's best. One share rather than one tolerance per
+#: objective (0.67 points of accuracy, 0.05 degrees C) so every table is as hard to hit at random: 1 in 20
+#: configurations, a median of ~14 random trials (within the default budget of 20 full trainings, which
+#: keeps 20 seeds of TPE, whose own cost grows with the trials, to minutes); the tolerance is printed.
+TARGET_SHARE = 0.05
+#: Budgets at which the regret is reported, in full trainings (the table's longest curve).
+REGRET_AT = (5, 10, 20)
+
+
+# --- the table ---------------------------------------------------------------------------------
+
+
+@dataclass
+class Curve:
+    steps: list[int]
+    values: list[float]
+    seconds: list[float]
+    #: The trial's objective (NaN for a configuration whose training failed).
+    final: float
+
+
+@dataclass
+class Table:
+    name: str
+    arch: str
+    direction: str
+    objective: str
+    distributions: dict[str, optuna.distributions.BaseDistribution]
+    configs: list[dict[str, Any]]
+    curves: list[Curve]
+    features: np.ndarray = field(repr=False)
+
+    @property
+    def best(self) -> float:
+        finals = [c.final for c in self.curves if math.isfinite(c.final)]
+        return max(finals) if self.direction == "maximize" else min(finals)
+
+    @property
+    def full_training(self) -> int:
+        """Epochs of the longest recorded curve: the unit of the budgets."""
+        return max(len(c.steps) for c in self.curves)
+
+    def regret(self, value: float) -> float:
+        return abs(self.best - value)
+
+    @property
+    def tolerance(self) -> float:
+        regrets = sorted(self.regret(c.final) for c in self.curves if math.isfinite(c.final))
+        return regrets[max(1, math.ceil(TARGET_SHARE * len(regrets))) - 1]
+
+    @property
+    def target(self) -> float:
+        return self.best - self.tolerance if self.direction == "maximize" else self.best + self.tolerance
+
+    def nearest(self, params: Mapping[str, Any], used: set[int] | frozenset[int] = frozenset()) -> int:
+        """The recorded configuration nearest to ``params`` among those not ``used`` yet (all of them
+        once every one has been used)."""
+        point = encode([params], self.distributions)[0]
+        distances = ((self.features - point) ** 2).sum(axis=1)
+        if len(used) < len(distances):
+            distances[list(used)] = np.inf
+        return int(np.argmin(distances))
+
+
+def encode(configs: Sequence[Mapping[str, Any]], distributions: Mapping[str, Any]) -> np.ndarray:
+    """Configurations as points of the unit cube (categoricals one-hot, scaled so a mismatch counts 1)."""
+    from optuna.distributions import CategoricalDistribution
+
+    columns = []
+    for name, dist in distributions.items():
+        values = [c[name] for c in configs]
+        if isinstance(dist, CategoricalDistribution):
+            for choice in dist.choices:
+                columns.append([math.sqrt(0.5) * (str(v) == str(choice)) for v in values])
+            continue
+        low, high = float(dist.low), float(dist.high)
+        scale = math.log if getattr(dist, "log", False) else float
+        span = (scale(high) - scale(low)) or 1.0
+        columns.append([(scale(float(v)) - scale(low)) / span for v in values])
+    return np.array(columns, dtype=float).T
+
+
+def distributions_of(arch: str, mode: str) -> dict[str, optuna.distributions.BaseDistribution]:
+    """The arch's default search space as replay_record.py sampled it."""
+    from omegaconf import OmegaConf
+
+    from tuneflow.analysis.recompose import compose
+    from tuneflow.search.space import PARAMS_NODE, parse_search_space
+
+    base = compose([f"+arch={arch}", f"mode={mode}"], with_hydra=True)
+    space = OmegaConf.to_container(base.hydra.sweeper.params, resolve=True)
+    return parse_search_space(space, PARAMS_NODE)[0]  # type: ignore[arg-type]
+
+
+def load_table(name: str, limit: int | None = None, directory: Path = TABLES) -> Table:
+    import pandas as pd
+
+    arch, mode = name.split("/")
+    meta = json.loads((directory / f"{arch}_{mode}.json").read_text())
+    frame = pd.read_csv(directory / f"{arch}_{mode}.csv.gz")
+    if limit is not None:
+        frame = frame[frame["config"] < limit]
+    # One step counter over the date ranges, as the FoldReporter counts them: range k starts at
+    # k * steps_per_fold (its epochs: the longest curve of one range in the table).
+    steps_per_fold = int(frame["step"].max())
+    frame = frame.assign(gstep=frame["range"] * steps_per_fold + frame["step"]).sort_values(["config", "gstep"])
+    distributions = distributions_of(arch, mode)
+    configs, curves = [], []
+    for _, rows in frame.groupby("config", sort=True):
+        first = rows.iloc[0]
+        configs.append({k: first[f"p.{k}"] for k in distributions})
+        final = float(first["final"]) if first["state"] == "COMPLETE" else math.nan
+        curves.append(Curve(rows["gstep"].astype(int).tolist(), rows["value"].astype(float).tolist(),
+                            rows["seconds"].astype(float).tolist(), final))
+    return Table(name, arch, meta["direction"], meta["objective"], distributions, configs, curves,
+                 encode(configs, distributions))
+
+
+# --- one replayed search -------------------------------------------------------------------------
+
+
+class BudgetSpent(Exception):
+    """The simulated clock ran out: the strategy stops."""
+
+
+@dataclass
+class Completed:
+    epochs: int
+    seconds: float
+    value: float
+
+
+@dataclass
+class ReplayTask:
+    """One search against a table: the objective the strategy calls and the clock it spends."""
+
+    table: Table
+    budget_epochs: int
+    tables: Mapping[str, Table] = field(default_factory=dict)
+    epochs: int = 0
+    seconds: float = 0.0
+    trials: int = 0
+    pruned: int = 0
+    completed: list[Completed] = field(default_factory=list)
+    used: set[int] = field(default_factory=set)
+
+    def _charge(self, seconds: float) -> None:
+        if self.epochs >= self.budget_epochs:
+            raise BudgetSpent
+        self.epochs += 1
+        self.seconds += seconds
+
+    def objective(self, trial: optuna.Trial) -> float:
+        """An Optuna objective: the nearest recorded configuration's curve, reported epoch by epoch."""
+        params = {name: trial._suggest(name, dist) for name, dist in self.table.distributions.items()}
+        index = self.table.nearest(params, self.used)
+        self.used.add(index)
+        trial.set_user_attr("config", index)
+        curve = self.table.curves[index]
+        self.trials += 1
+        for step, value, seconds in zip(curve.steps, curve.values, curve.seconds):
+            self._charge(seconds)
+            trial.report(value, step)
+            if trial.should_prune():
+                self.pruned += 1
+                raise optuna.TrialPruned
+        if not math.isfinite(curve.final):
+            raise RuntimeError("the recorded training failed")  # Optuna records it FAIL; the search goes on
+        self.completed.append(Completed(self.epochs, self.seconds, curve.final))
+        return curve.final
+
+    def score(self, params: Mapping[str, Any], overrides: Sequence[str], seed: int) -> float:
+        """tuneflow.strategy's objective: a whole curve, no pruning (``mode=fast`` reads the fast table)."""
+        table = self.table
+        if "mode=fast" in overrides:
+            table = self.tables.get(f"{self.table.arch}/fast", table)
+        index = table.nearest(params, self.used)
+        self.used.add(index)
+        curve = table.curves[index]
+        self.trials += 1
+        for seconds in curve.seconds:
+            self._charge(seconds)
+        if table is self.table and math.isfinite(curve.final):
+            self.completed.append(Completed(self.epochs, self.seconds, curve.final))
+        return curve.final
+
+    def optimize(self, sampler: optuna.samplers.BaseSampler, pruner: optuna.pruners.BasePruner) -> None:
+        """One study driven until the budget is spent."""
+        study = optuna.create_study(direction=self.table.direction, sampler=sampler, pruner=pruner)
+
+        def stop_when_spent(study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
+            if self.epochs >= self.budget_epochs:
+                study.stop()
+
+        try:
+            study.optimize(self.objective, callbacks=[stop_when_spent], catch=(RuntimeError,))
+        except BudgetSpent:
+            pass
+
+
+Strategy = Callable[[ReplayTask, int], None]
+
+
+def _build(group: dict[str, Any], name: str, **overrides: Any) -> Any:
+    """A sampler or pruner built from tuneflow's structured configs (what hydra/sweeper/... selects)."""
+    from hydra.utils import instantiate
+
+    return instantiate(dataclasses.asdict(group[name](**overrides)), _convert_="all")
+
+
+def single_study(sampler: str, pruner: str, **pruner_args: Any) -> Strategy:
+    from tuneflow.search.configs import PRUNERS
+    from tuneflow.search.samplers import default_sampler
+
+    def strategy(task: ReplayTask, seed: int) -> None:
+        chosen = (optuna.samplers.RandomSampler(seed=seed) if sampler == "random"
+                  else default_sampler(seed=seed, failure_aware=False))
+        args = {k: (v(task.table) if callable(v) else v) for k, v in pruner_args.items()}
+        task.optimize(chosen, _build(PRUNERS, pruner, **args))
+
+    return strategy
+
+
+def _max_resource(table: Table) -> int:
+    return max(c.steps[-1] for c in table.curves)
+
+
+#: name -> strategy. "random" (the baseline the ratios are taken to) comes first.
+STRATEGIES: dict[str, Strategy] = {
+    "random (no pruning)": single_study("random", "none"),
+    "tpe (no pruning)": single_study("tpe", "none"),
+    # tuneflow's defaults: TPE (tuneflow's settings) + the median pruner (n_startup 5, warm-up 2).
+    "tpe + median (tuneflow default)": single_study("tpe", "median"),
+    # max_resource given (not "auto", which takes the first completed trial's length: an early-stopped one
+    # would cap every trial's budget).
+    "tpe + hyperband": single_study("tpe", "hyperband", max_resource=_max_resource),
+    "random + successive halving": single_study("random", "successive_halving", min_resource=1),
+    "tpe + successive halving": single_study("tpe", "successive_halving", min_resource=1),
+}
+
+
+#: The rows of the default run (the others run with --strategies).
+DEFAULT_STRATEGIES = ("random (no pruning)", "tpe (no pruning)", "tpe + median (tuneflow default)", "tpe + hyperband",
+                      "random + successive halving")
+
+
+def register_strategy(name: str, strategy: Strategy) -> None:
+    """The hook for strategies built elsewhere (tuneflow.strategy's staged ones): ``strategy(task, seed)``
+    drives ``task.objective`` (Optuna) or ``task.score`` (params, overrides, seed) until BudgetSpent."""
+    STRATEGIES[name] = strategy
+
+
+def replay(table: Table, strategy: Strategy, seed: int, budget_epochs: int,
+           tables: Mapping[str, Table]) -> ReplayTask:
+    task = ReplayTask(table, budget_epochs, tables)
+    try:
+        strategy(task, seed)
+    except BudgetSpent:
+        pass
+    return task
+
+
+# --- what is reported ------------------------------------------------------------------------------
+
+
+@dataclass
+class Run:
+    epochs_to_target: float
+    seconds_to_target: float
+    regrets: dict[int, float]
+    trials: int
+    pruned: int
+    budget_seconds: float
+
+
+def measure(task: ReplayTask, target: float) -> Run:
+    table = task.table
+    good = [c for c in task.completed if (c.value >= target - 1e-12 if table.direction == "maximize"
+                                          else c.value <= target + 1e-12)]
+    regrets = {}
+    worst = max(table.regret(c.final) for c in table.curves if math.isfinite(c.final))
+    for budget in REGRET_AT:
+        done = [c.value for c in task.completed if c.epochs <= budget * table.full_training]
+        regrets[budget] = min((table.regret(v) for v in done), default=worst)
+    return Run(good[0].epochs if good else math.inf, good[0].seconds if good else math.inf, regrets,
+               task.trials, task.pruned, task.seconds)
+
+
+def ratio_interval(baseline: Sequence[float], values: Sequence[float], rng: random.Random, cap: float,
+                   statistic: Callable[[Sequence[float]], float] = statistics.median,
+                   draws: int = 2000) -> tuple[float, float, float, str]:
+    """stat(baseline) / stat(values) ("x fewer") and its 95% bootstrap interval over seeds, each side
+    resampled on its own. A run that never reached the target counts as ``cap`` (the budget): the ratio is
+    then a bound, flagged ">=" when random's median is censored and "<=" when the strategy's is."""
+
+    def capped(xs: Sequence[float]) -> list[float]:
+        return [min(x, cap) for x in xs]
+
+    def ratio(b: Sequence[float], v: Sequence[float]) -> float:
+        mb, mv = statistic(capped(b)), statistic(capped(v))
+        if mv == 0:
+            return math.nan if mb == 0 else math.inf
+        return mb / mv
+
+    flag = (">=" if statistic(baseline) >= cap else "") + ("<=" if statistic(values) >= cap else "")
+    samples = sorted(ratio(rng.choices(baseline, k=len(baseline)), rng.choices(values, k=len(values)))
+                     for _ in range(draws))
+    samples = [x for x in samples if not math.isnan(x)]
+    if not samples:
+        return ratio(baseline, values), math.nan, math.nan, flag
+    return (ratio(baseline, values), samples[int(0.025 * len(samples))], samples[int(0.975 * len(samples)) - 1],
+            "" if flag == ">=<=" else flag)
+
+
+def fmt_ratio(result: tuple[float, float, float, str]) -> str:
+    point, low, high, flag = result
+    if math.isnan(point):
+        return "-"
+    return f"{flag}{fmt(point, 2, 'inf')}x [{fmt(low, 2, 'inf')}, {fmt(high, 2, 'inf')}]"
+
+
+def report_table(table: Table, runs: Mapping[str, list[Run]], seconds: float, budget: int) -> tuple[str, dict[str, Any]]:
+    tolerance, target = table.tolerance, table.target
+    on_target = sum(1 for c in table.curves if math.isfinite(c.final) and table.regret(c.final) <= tolerance + 1e-12)
+    failed = sum(1 for c in table.curves if not math.isfinite(c.final))
+    rng = random.Random(0)
+    base = runs["random (no pruning)"]
+    budgets = [b for b in REGRET_AT if b <= budget]
+    budget_epochs = budget * table.full_training
+    # Censored runs count as the whole budget, in seconds the slowest full search replayed.
+    max_seconds = max(r.budget_seconds for found in runs.values() for r in found)
+    rows, summary = [], {}
+    for name, found in runs.items():
+        epochs = [r.epochs_to_target for r in found]
+        secs = [r.seconds_to_target for r in found]
+        epochs_ratio = ratio_interval([r.epochs_to_target for r in base], epochs, rng, budget_epochs)
+        seconds_ratio = ratio_interval([r.seconds_to_target for r in base], secs, rng, max_seconds)
+        summary[name] = epochs_ratio
+        regret_cells = []
+        for b in budgets:
+            mine = [r.regrets[b] for r in found]
+            theirs = [r.regrets[b] for r in base]
+            # Means, not medians: the median regret is often exactly 0 on a finite pool. As random /
+            # strategy, so > 1 always means "better than random".
+            regret_cells.append(f"{fmt(statistics.fmean(mine), 3)} "
+                                f"({fmt_ratio(ratio_interval(theirs, mine, rng, math.inf, statistics.fmean))})")
+        rows.append([name, f"{sum(math.isfinite(e) for e in epochs)}/{len(found)}",
+                     fmt(censored_median(epochs), 3), fmt_ratio(epochs_ratio),
+                     fmt(censored_median(secs), 3), fmt_ratio(seconds_ratio), *regret_cells,
+                     fmt(float(np.median([r.trials for r in found])), 3),
+                     fmt(float(np.median([r.pruned for r in found])), 3)])
+    header = ["strategy", "reached", "epochs to target", "x fewer epochs than random [95%]",
+              "sim. s to target", "x less time than random [95%]",
+              *(f"mean regret@{b} (x lower than random)" for b in budgets), "trials", "pruned"]
+    mean_epoch = float(np.mean([s for c in table.curves for s in c.seconds]))
+    intro = (f"**{table.name}** ({table.objective}, {table.direction}): {len(table.curves)} recorded configurations"
+             f"{f' ({failed} failed)' if failed else ''}, best {table.best:.4g}; target {target:.4g} "
+             f"(within {tolerance:.3g} of the best: the top {TARGET_SHARE:.0%}), reached by {on_target} of them; "
+             f"a full training = {table.full_training} epochs, "
+             f"{mean_epoch:.3g} s per recorded epoch on average; budget {budget} full trainings; "
+             f"{len(next(iter(runs.values())))} seeds; replayed in {seconds:.0f} s.")
+    return intro + "\n\n" + markdown_table(header, rows) + "\n", summary
+
+
+def summary_table(summaries: Mapping[str, Mapping[str, tuple[float, float, float, str]]]) -> str:
+    names = list(next(iter(summaries.values())))[1:]
+    rows = [[table, *(fmt_ratio(s[n]) for n in names)] for table, s in summaries.items()]
+    met = {n: sum(1 for s in summaries.values() if s[n][0] >= 5) for n in names}
+    rows.append(["**tables with >= 5x**", *(f"{met[n]}/{len(summaries)}" for n in names)])
+    return markdown_table(["table", *names], rows)
+
+
+# --- does the table tell the truth? --------------------------------------------------------------
+
+
+def check(name: str, n: int) -> list[Any]:
+    """Retrain the first ``n`` recorded configurations exactly as replay_record.py trained them (the same
+    trainer, data, date ranges and seed) into a scratch folder, and compare with the table."""
+    import tempfile
+
+    import replay_record
+
+    table = load_table(name, n)
+    with tempfile.TemporaryDirectory() as scratch:
+        saved = replay_record.TABLES
+        replay_record.TABLES = Path(scratch)
+        try:
+            replay_record.record(name, n)
+        finally:
+            replay_record.TABLES = saved
+        again = load_table(name, n, Path(scratch))
+    rows = []
+    for index, (old, new) in enumerate(zip(table.curves, again.curves)):
+        same_steps = old.steps == new.steps
+        diff = max((abs(a - b) for a, b in zip(old.values, new.values)), default=math.nan)
+        rows.append([f"{name} #{index}", f"{len(old.steps)} / {len(new.steps)}", "yes" if same_steps else "no",
+                     f"{diff:.2g}", f"{old.final:.5g} / {new.final:.5g}",
+                     f"{sum(old.seconds):.3g} / {sum(new.seconds):.3g}"])
+    return rows
+
+
+CHECK_HEADER = ["configuration", "epochs (table / retrained)", "same epochs", "max abs. difference per epoch",
+                "objective (table / retrained)", "seconds (table / retrained)"]
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--tables", default=",".join(ALL_TABLES))
+    parser.add_argument("--strategies", default=",".join(DEFAULT_STRATEGIES),
+                        help=f"comma-separated, of: {', '.join(STRATEGIES)}")
+    parser.add_argument("--runs", type=Path, default=None,
+                        help="keep every run's measurements here (JSON lines) and reuse those already there "
+                             "(same table size, strategy, seed and budget: a replay is deterministic)")
+    parser.add_argument("--seeds", type=int, default=20)
+    parser.add_argument("--budget", type=int, default=20, help="full trainings per search (default 20)")
+    parser.add_argument("--check", type=int, default=0, metavar="N",
+                        help="retrain the first N configurations of each table and compare with it")
+    parser.add_argument("--quick", action="store_true",
+                        help="smoke run: 2 seeds, 3 strategies, quadratic + lstm_attention/fast, budget 12")
+    args = parser.parse_args()
+    optuna.logging.set_verbosity(optuna.logging.ERROR)
+    names = [n for n in args.tables.split(",") if (TABLES / f"{n.replace('/', '_')}.csv.gz").exists()]
+    strategies = args.strategies.split(",")
+    seeds, budget = args.seeds, args.budget
+    if args.quick:
+        names, strategies, seeds, budget = ["quadratic/full", "lstm_attention/fast"], list(STRATEGIES)[:3], 2, 12
+    if args.check:
+        rows = [row for name in names for row in check(name, args.check)]
+        print(markdown_table(CHECK_HEADER, rows))
+        return 0
+    tables = {name: load_table(name) for name in names}
+    saved: dict[str, Run] = {}
+    if args.runs and args.runs.exists():
+        for line in args.runs.read_text().splitlines():
+            record = json.loads(line)
+            key = record.pop("key")
+            record["regrets"] = {int(b): v for b, v in record["regrets"].items()}
+            saved[key] = Run(**record)
+    summaries = {}
+    print(f"Replay of {', '.join(strategies)} against {len(tables)} recorded tables, {seeds} seeds each.\n")
+    for name, table in tables.items():
+        started = time.perf_counter()
+        budget_epochs = budget * table.full_training
+        target = table.target
+        runs: dict[str, list[Run]] = {}
+        for strategy in strategies:
+            runs[strategy] = []
+            for seed in range(seeds):
+                key = f"{name}|{len(table.curves)}|{strategy}|{seed}|{budget}"
+                if key not in saved:
+                    saved[key] = measure(replay(table, STRATEGIES[strategy], seed, budget_epochs, tables), target)
+                    if args.runs:
+                        with args.runs.open("a") as f:
+                            f.write(json.dumps({"key": key, **dataclasses.asdict(saved[key])}) + "\n")
+                runs[strategy].append(saved[key])
+            progress(f"{name} {strategy}: {time.perf_counter() - started:.0f} s")
+        text, summaries[name] = report_table(table, runs, time.perf_counter() - started, budget)
+        print(text, flush=True)
+    print("**Epochs to the target, x fewer than random without pruning** (median ratio, 95% bootstrap interval "
+          "over seeds; the goal is >= 5x):\n")
+    print(summary_table(summaries))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,88 @@
+"""The replay benchmark's pieces (benchmarks/replay.py) on a hand-made table: a replayed trial charges the
+clock for exactly the epochs it reports, stops where the pruner says, and each proposal becomes the nearest
+recorded configuration not tried yet."""
+
+from __future__ import annotations
+
+import importlib.util
+import math
+import random
+import sys
+from pathlib import Path
+from typing import Any
+
+import optuna
+import pytest
+
+BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
+
+
+@pytest.fixture(scope="module")
+def replay() -> Any:
+    sys.path.insert(0, str(BENCHMARKS))  # replay.py imports its sibling _common
+    try:
+        spec = importlib.util.spec_from_file_location("replay", BENCHMARKS / "replay.py")
+        module = importlib.util.module_from_spec(spec)  # type: ignore[arg-type]
+        sys.modules["replay"] = module  # dataclasses look their module up there
+        spec.loader.exec_module(module)  # type: ignore[union-attr]
+        yield module
+    finally:
+        sys.path.remove(str(BENCHMARKS))
+        sys.modules.pop("replay", None)
+
+
+def small_table(replay: Any) -> Any:
+    """Three configurations of lr (log scale): 1e-4 and 1e-3 learn, 1e-2 fails after 2 epochs."""
+    distributions = {"lr": optuna.distributions.FloatDistribution(1e-4, 1e-1, log=True),
+                     "schedule": optuna.distributions.CategoricalDistribution(["constant", "step"])}
+    configs = [{"lr": 1e-4, "schedule": "constant"}, {"lr": 1e-3, "schedule": "constant"},
+               {"lr": 1e-2, "schedule": "step"}]
+    curves = [replay.Curve([1, 2, 3, 4], [0.8, 0.9, 0.7, 0.6], [1.0, 1.0, 1.0, 1.0], 0.6),
+              replay.Curve([1, 2, 3], [0.5, 0.4, 0.3], [2.0, 2.0, 2.0], 0.3),
+              replay.Curve([1, 2], [0.95, 0.99], [0.5, 0.5], math.nan)]
+    return replay.Table("toy/full", "toy", "minimize", "val_loss", distributions, configs, curves,
+                        replay.encode(configs, distributions))
+
+
+def test_a_proposal_becomes_the_nearest_recorded_configuration_not_tried_yet(replay: Any) -> None:
+    table = small_table(replay)
+    assert table.nearest({"lr": 2e-3, "schedule": "constant"}) == 1
+    assert table.nearest({"lr": 2e-3, "schedule": "constant"}, {1}) == 0
+    # A categorical mismatch counts: lr 5e-3 is nearer 1e-2 on the log scale, but 1e-2 has the other schedule.
+    assert table.nearest({"lr": 5e-3, "schedule": "constant"}) == 1
+    assert table.nearest({"lr": 2e-3, "schedule": "constant"}, {0, 1, 2}) == 1  # pool used up: reuse
+    assert table.best == 0.3 and table.full_training == 4
+
+
+def test_a_replayed_trial_reports_the_curve_and_is_charged_only_the_epochs_it_ran(replay: Any) -> None:
+    table = small_table(replay)
+    task = replay.ReplayTask(table, budget_epochs=100)
+    study = optuna.create_study(pruner=optuna.pruners.ThresholdPruner(upper=0.85))
+    study.enqueue_trial({"lr": 1e-4, "schedule": "constant"})  # pruned at epoch 2 (0.9 > 0.85)
+    study.enqueue_trial({"lr": 1e-3, "schedule": "constant"})  # completes with 0.3
+    study.enqueue_trial({"lr": 1e-2, "schedule": "step"})  # 0.95 > 0.85: pruned at epoch 1
+    study.optimize(task.objective, n_trials=3, catch=(RuntimeError,))
+    states = [t.state for t in study.trials]
+    assert states == [optuna.trial.TrialState.PRUNED, optuna.trial.TrialState.COMPLETE,
+                      optuna.trial.TrialState.PRUNED]
+    assert study.trials[0].intermediate_values == {1: 0.8, 2: 0.9}
+    assert (task.epochs, task.seconds, task.pruned) == (2 + 3 + 1, 2.0 + 6.0 + 0.5, 2)
+    assert [(c.epochs, c.value) for c in task.completed] == [(5, 0.3)]
+
+
+def test_the_clock_stops_the_search_at_the_budget(replay: Any) -> None:
+    table = small_table(replay)
+    random_search = replay.STRATEGIES["random (no pruning)"]
+    task = replay.replay(table, random_search, seed=0, budget_epochs=5, tables={})
+    assert task.epochs == 5 and task.trials >= 2  # no curve is 5 epochs long: a second trial was cut
+    assert all(c.epochs <= 5 for c in task.completed)
+    run = replay.measure(task, target=0.3)
+    on_target = [c.epochs for c in task.completed if c.value <= 0.3]
+    assert run.epochs_to_target == (on_target[0] if on_target else math.inf)
+
+
+def test_ratios_to_random_are_flagged_as_bounds_when_random_never_got_there(replay: Any) -> None:
+    point, low, high, flag = replay.ratio_interval([math.inf] * 5, [10.0] * 5, random.Random(0), cap=100)
+    assert (point, low, high, flag) == (10.0, 10.0, 10.0, ">=")
+    point, _, _, flag = replay.ratio_interval([40.0, 60.0, 50.0], [10.0, 10.0, 10.0], random.Random(0), cap=100)
+    assert (point, flag) == (5.0, "")
