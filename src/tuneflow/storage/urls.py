@@ -129,6 +129,11 @@ def check_storage(url: str, what: str = "hydra.sweeper.storage") -> None:
 
     if has_password(url):
         raise ConfigError(f"{what}: the URL contains a password; {_PASSWORD_HINT}")
+    from tuneflow.storage import grpc
+
+    if grpc.is_grpc(url):  # Optuna's gRPC storage proxy, not a database
+        grpc.check(url, what)
+        return
     try:
         parsed = make_url(url)
     except (ArgumentError, ValueError) as error:
@@ -151,7 +156,7 @@ def check_storage(url: str, what: str = "hydra.sweeper.storage") -> None:
     except NoSuchModuleError:
         raise ConfigError(
             f"{what}: {backend!r} is not a database SQLAlchemy knows; "
-            "use sqlite:///path, postgresql://user@host/db or mysql+pymysql://user@host/db"
+            "use sqlite:///path, postgresql://user@host/db, mysql+pymysql://user@host/db or grpc://host:port"
         ) from None
     except ImportError as error:
         package = "psycopg2-binary (pip install 'tuneflow[postgres]')" if backend == "postgresql" else "its driver"

@@ -86,22 +86,37 @@ class TrialAsker:
         """Ask ``count`` trials; one that lost a race with another worker for the last places is
         marked surplus and failed at once, so the study never exceeds ``n_trials``."""
         study, plan = self.study, self.plan
-        asked = []
+        asked: list[optuna.trial.Trial] = []
         for _ in range(count):
             trial = study.ask(plan.distributions)
-            if plan.extend_space is not None:
-                # The user's define-by-run parameters (conditional spaces), through Optuna's public suggest API.
-                plan.extend_space(self.config, trial)
-            if is_surplus(study, trial.number, plan.settings.n_trials):
-                trial.set_user_attr(SURPLUS_ATTR, True)
-                study.tell(trial, state=TrialState.FAIL)
-                continue
-            trial.set_user_attr(OVERRIDES_ATTR, plan.fixed_overrides)
-            if plan.settings.heartbeat_interval:
-                self.first_heartbeat(trial.number)
+            try:
+                if not self.prepare(trial):
+                    continue
+            except BaseException:
+                # The user's space extender, the storage or Ctrl-C: no trial asked here may stay RUNNING
+                # (a storage without heartbeats, such as Optuna's gRPC proxy, would never retry it).
+                for started in [*asked, trial]:
+                    study.tell(started, state=TrialState.FAIL, skip_if_finished=True)
+                raise
             asked.append(trial)
         # In trial-number order, as ``launch`` numbers the jobs.
         return sorted(asked, key=lambda trial: trial.number)
+
+    def prepare(self, trial: optuna.trial.Trial) -> bool:
+        """A trial just asked, made ready to launch; False when it lost the race for the last places
+        (then marked surplus and failed)."""
+        study, plan = self.study, self.plan
+        if plan.extend_space is not None:
+            # The user's define-by-run parameters (conditional spaces), through Optuna's public suggest API.
+            plan.extend_space(self.config, trial)
+        if is_surplus(study, trial.number, plan.settings.n_trials):
+            trial.set_user_attr(SURPLUS_ATTR, True)
+            study.tell(trial, state=TrialState.FAIL)
+            return False
+        trial.set_user_attr(OVERRIDES_ATTR, plan.fixed_overrides)
+        if plan.settings.heartbeat_interval:
+            self.first_heartbeat(trial.number)
+        return True
 
     def trial_id(self, number: int) -> int:
         if self._study_id is None:

@@ -273,6 +273,7 @@ def _run_ray(workers: WorkersSettings, jobs: Sequence[WorkerJob]) -> list[TrialO
     from tuneflow.console import terminate_like_interrupt
 
     started_here = not ray.is_initialized()
+    token_existed = RAY_TOKEN_FILE.exists()
     if started_here:
         init: dict[str, Any] = {"include_dashboard": False, "log_to_driver": True}
         if workers.ray_address is None:
@@ -297,6 +298,19 @@ def _run_ray(workers: WorkersSettings, jobs: Sequence[WorkerJob]) -> list[TrialO
     finally:
         if started_here:
             ray.shutdown()
+            if workers.ray_address is None:
+                _forget_new_token(token_existed)
+
+
+#: Where a new local Ray saves its authentication token (Ray's default, ~/.ray/auth_token).
+RAY_TOKEN_FILE = Path.home() / ".ray" / "auth_token"
+
+
+def _forget_new_token(existed: bool) -> None:
+    """A new local Ray saves a token to ~/.ray/auth_token, outside tuneflow's folders, and that file
+    then makes the next ``ray start`` (without it) fail: remove it when this sweep's Ray made it."""
+    if not existed and "RAY_AUTH_TOKEN_PATH" not in os.environ:
+        RAY_TOKEN_FILE.unlink(missing_ok=True)
 
 
 def _ray_worker(job: WorkerJob) -> list[TrialOutcome]:
