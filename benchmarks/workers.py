@@ -22,8 +22,10 @@ Engines (``--engines``, instead of the table above): one study (``+arch=quadrati
 of 0.1 s, the default median pruner, so trials end at different times) run by one command per row, with
 tuneflow's asynchronous workers (``hydra.sweeper.workers.engine=local|ray``: N workers submitted once, each
 asking for its next trial as soon as its last one ends) beside Hydra's batch launchers (joblib,
-submitit_local, ray: ``hydra.sweeper.n_jobs=2`` trials per batch, a new batch when both ended). "idle slot s"
-= slots x in-study span - the trials' summed durations: the time a slot had no trial.
+submitit_local, ray: ``hydra.sweeper.n_jobs=2`` trials per batch, a new batch when both ended). Times are the
+trials' MLflow runs (started in the job once its process is up): "in-study s" = first run start to last run
+end, "idle slot s" = slots x in-study s - the runs' summed durations: the time a slot ran no trial (waiting
+for a batch-mate, or a fresh process starting).
 
   python benchmarks/workers.py --engines all [--trials 12]
   (needs pip install 'tuneflow[slurm,ray]' hydra-submitit-launcher hydra-ray-launcher; rows whose launcher
@@ -209,12 +211,23 @@ def engine_row(engine: str, trials: int) -> EngineRow:
         ended = [t for t in study.trials if t.state.name in ("COMPLETE", "PRUNED")]
         if len(ended) != trials:
             return EngineRow(engine, slots, len(ended), 0.0, 0.0, wall, error=f"{len(ended)} of {trials} trials")
-        first = min(t.datetime_start for t in ended if t.datetime_start is not None)
-        last_end = max(t.datetime_complete for t in ended if t.datetime_complete is not None)
-        span = (last_end - first).total_seconds()
-        busy = sum((t.datetime_complete - t.datetime_start).total_seconds() for t in ended
-                   if t.datetime_start is not None and t.datetime_complete is not None)
+        span, busy = task_times(root, "engines")
         return EngineRow(engine, slots, trials, span, max(0.0, slots * span - busy), wall)
+
+
+def task_times(root: Path, study: str) -> tuple[float, float]:
+    """The span from the first trial's MLflow run start to the last one's end, and the runs' summed time.
+    A run starts in the job, once its process is up: a process started per trial is idle slot time."""
+    from mlflow import MlflowClient
+
+    client = MlflowClient(f"sqlite:///{root / 'mlflow.db'}")
+    experiment = client.get_experiment_by_name(study)
+    assert experiment is not None
+    runs = client.search_runs([experiment.experiment_id], filter_string="tags.`tuneflow.role` = 'trial'",
+                              max_results=10_000)
+    starts = [run.info.start_time / 1000 for run in runs]
+    ends = [run.info.end_time / 1000 for run in runs]
+    return max(ends) - min(starts), sum(end - start for start, end in zip(starts, ends))
 
 
 def engines_table(rows: list[EngineRow]) -> str:

@@ -16,6 +16,7 @@ The sweeper knows Optuna, Hydra's launcher and the trial protocol; nothing of th
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import time
 from collections.abc import Sequence
@@ -159,7 +160,9 @@ class StudySweeper:
         assert self.job is not None and self.config is not None
         workers = workers_settings(self.sweeper_cfg.get("workers"), plan.n_jobs)
         worker_cfg = None if workers is None else absolute_stores(self.sweeper_cfg, plan.settings, workers)
-        self.job.settings = plan.settings  # travels with the job to wherever the launcher runs it
+        # Travels with the job to wherever the launcher runs it: with the root folder absolute, as a job
+        # Hydra's Ray launcher runs in a folder of its own would otherwise open an empty store there.
+        self.job.settings = dataclasses.replace(plan.settings, root_dir=str(Path(plan.settings.root_dir).resolve()))
         opened = open_study(plan)
         csv_path = results.results_csv_path(plan.settings.root_dir, plan.settings.name)
         sweep_dir = Path(str(self.config.hydra.sweep.dir))

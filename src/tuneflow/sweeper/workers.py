@@ -165,7 +165,7 @@ def run_worker(job: WorkerJob) -> list[TrialOutcome]:
     from hydra.core.singleton import Singleton
     from hydra.core.utils import setup_globals
 
-    from tuneflow.console import quiet_library_warnings, terminate_like_interrupt
+    from tuneflow.console import Terminated, quiet_library_warnings, terminate_like_interrupt
     from tuneflow.storage.study import forget_job_studies
     from tuneflow.sweeper.launcher import InProcessLauncher
     from tuneflow.sweeper.opening import open_study
@@ -180,7 +180,7 @@ def run_worker(job: WorkerJob) -> list[TrialOutcome]:
     HydraConfig.instance().set_config(job.config)
     forget_job_studies()
     cfg = {**job.sweeper_cfg, "workers": None, "n_jobs": 1}
-    sweeper = StudySweeper(**cfg)
+    sweeper = _worker_sweeper(StudySweeper, cfg)
     sweeper.space, sweeper.zoom = job.space, job.zoom
     launcher = InProcessLauncher()
     sweeper.setup(hydra_context=job.hydra_context, task_function=job.task_function, config=job.config,
@@ -191,7 +191,46 @@ def run_worker(job: WorkerJob) -> list[TrialOutcome]:
     opened = open_study(plan)
     csv_path = results.results_csv_path(plan.settings.root_dir, plan.settings.name)
     log.info(f"worker {job.index}: study {plan.settings.name!r}, one trial at a time")
-    return sweeper.loop(opened, plan, csv_path)
+    try:
+        outcomes: list[TrialOutcome] = sweeper.loop(opened, plan, csv_path)
+        return outcomes
+    except Terminated:
+        # scancel, a pre-emption, Ray's cancel: the loop failed the trial at once; queue it again with
+        # the same params, as if its heartbeat had gone stale (a retry is no failure).
+        retry_in_flight(opened, sweeper.in_flight)
+        raise
+
+
+def _worker_sweeper(base: Any, cfg: dict[str, Any]) -> Any:
+    """A ``StudySweeper`` that remembers the trials it is running (``in_flight``)."""
+
+    class WorkerSweeper(base):  # type: ignore[misc]
+        in_flight: list[int] = []
+
+        def launch(self, plan: Any, trials: Sequence[Any]) -> Any:
+            self.in_flight = [trial.number for trial in trials]
+            returns = super().launch(plan, trials)
+            self.in_flight = []
+            return returns
+
+    return WorkerSweeper(**cfg)
+
+
+def retry_in_flight(opened: Any, numbers: Sequence[int]) -> None:
+    """The trials a terminated worker was running, failed by its loop: their MLflow runs FAILED and a
+    retry each, through the handler a stale heartbeat would call (``opening.StaleTrialHandler``)."""
+    from optuna.trial import TrialState
+
+    from tuneflow.sweeper.opening import StaleTrialHandler
+
+    handler = StaleTrialHandler(opened.client)
+    handler.experiment_id = opened.client.get_run(opened.parent_run_id).info.experiment_id
+    trials = {trial.number: trial for trial in opened.study.get_trials(deepcopy=False)}
+    for number in numbers:
+        trial = trials.get(number)
+        if trial is not None and trial.state == TrialState.FAIL:
+            handler(opened.study, trial)
+            log.info(f"worker terminated: trial {number} queued again with the same params")
 
 
 # --- the engines ---------------------------------------------------------------------------------
@@ -220,7 +259,8 @@ def _run_submitit(workers: WorkersSettings, jobs: Sequence[WorkerJob], sweep_dir
         submitted = [executor.submit(job) for job in jobs]
     log.info(f"{len(submitted)} workers submitted through submitit ({cluster}); job files in {folder}")
     try:
-        return _collect(submitted, lambda job: job.done(), lambda job: job.result())
+        return _collect(submitted, lambda job: job.done(), lambda job: job.result(),
+                        lambda job: job.cancel(check=False))
     except BaseException:
         for job in submitted:
             try:
@@ -230,22 +270,39 @@ def _run_submitit(workers: WorkersSettings, jobs: Sequence[WorkerJob], sweep_dir
         raise
 
 
-def _collect(handles: Sequence[Any], done: Any, result: Any) -> list[TrialOutcome]:
+#: Seconds the other workers get to end once one worker ended its loop (the study was done when it did).
+#: A worker cancelled outside tuneflow (``scancel``) may never be reported done where the engine cannot
+#: tell (SLURM without accounting: submitit's ``sacct`` sees nothing): it is given up after this.
+GRACE_S = 60.0
+
+
+def _collect(handles: Sequence[Any], done: Any, result: Any, cancel: Any = None) -> list[TrialOutcome]:
     """Wait for every worker; outcomes of those that ended, one warning per dead one; an error when all died."""
     pending = list(handles)
     outcomes: list[TrialOutcome] = []
     errors: list[str] = []
+    give_up_at: float | None = None
     while pending:
         time.sleep(0.2)
         for handle in [h for h in pending if done(h)]:
             pending.remove(handle)
             try:
                 outcomes.extend(result(handle))
+                # A worker's loop ends when nothing is left to run or running elsewhere: the rest end soon.
+                give_up_at = give_up_at or time.monotonic() + GRACE_S
             except Exception as error:  # noqa: BLE001 - engines wrap a worker's death in many types
                 if _is_usage_error(error):
                     raise ConfigError(_usage_message(error)) from None
                 errors.append(_last_line(error))
                 log.warning(f"a worker ended without finishing: {errors[-1]}; the others retry its trial")
+        if pending and give_up_at is not None and time.monotonic() > give_up_at:
+            log.warning(f"{len(pending)} worker(s) still not reported done {GRACE_S:.0f}s after the study ended "
+                        "(cancelled outside tuneflow?); a worker ended without finishing, given up")
+            errors.extend("given up" for _ in pending)
+            for handle in pending:
+                if cancel is not None:
+                    cancel(handle)
+            pending = []
     if errors and len(errors) == len(handles):
         raise ConfigError(f"every worker failed; the first: {errors[0]}")
     return outcomes
