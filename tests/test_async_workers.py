@@ -32,8 +32,9 @@ def finish(process: subprocess.Popen[str], timeout: float = 400) -> tuple[int, s
 
 
 def worker_logs(project: Path) -> dict[int, str]:
-    """submitit's local jobs: job id (the worker's process id) -> what it printed."""
-    logs = project.glob("multirun/*/*/.workers/*_0_log.out")
+    """submitit's local jobs of the latest sweep: job id (its local controller's process id) -> what it printed."""
+    folders = sorted(project.glob("multirun/*/*/.workers"), key=lambda folder: folder.stat().st_mtime)
+    logs = folders[-1].glob("*_0_log.out") if folders else []
     return {int(log.name.split("_")[0]): log.read_text() for log in logs}
 
 
@@ -154,6 +155,27 @@ def test_two_workers_on_optunas_grpc_proxy_run_exactly_n_trials(project: Path, t
         assert len(counted) == 8 and {t.state.name for t in counted} <= {"COMPLETE", "PRUNED"}, states(study)
         assert all(t.state.name == "FAIL" for t in study.trials if t.user_attrs.get("tuneflow_surplus"))
         assert "study 'proxied': 8 finished, 0 failed" in output
+
+        # The proxy has no heartbeats: a killed worker's trial stays RUNNING, the other worker ends the
+        # study one short (the README says so, and how to retry that trial).
+        driver = start_tuneflow(project, "+arch=quadratic", "-m", "params.seconds_per_epoch=0.2",
+                                "tracking.log_model=false", "hydra/sweeper/pruner=none", "hydra.sweeper.n_trials=4",
+                                "hydra.sweeper.study_name=proxied-kill",
+                                f"hydra.sweeper.storage.url=grpc://127.0.0.1:{port}", *workers("local"))
+
+        def in_training() -> Any:
+            trials = optuna.load_study(study_name="proxied-kill", storage=client).trials
+            return next((t for t in trials if t.state.name == "RUNNING" and len(t.intermediate_values) >= 2), None)
+
+        victim = wait_until(in_training, "a trial in training", workers=[driver])
+        (job,) = [pid for pid, log in worker_logs(project).items() if f"\t#{victim.number} : " in log]
+        (pid,) = Path(f"/proc/{job}/task/{job}/children").read_text().split()
+        os.kill(int(pid), signal.SIGKILL)
+        code, output = finish(driver)
+        assert code == 0, output[-3000:]
+        after = optuna.load_study(study_name="proxied-kill", storage=client).trials
+        assert [t.number for t in after if t.state.name == "RUNNING"] == [victim.number]
+        assert sum(t.state.name == "COMPLETE" for t in after) == 3
         client.close()
     finally:
         proxy.send_signal(signal.SIGTERM)
