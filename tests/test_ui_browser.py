@@ -72,11 +72,16 @@ def stop(process: subprocess.Popen[str]) -> None:
 
 @pytest.fixture(scope="module")
 def tuned_project(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A finished tiny study."""
+    """A finished tiny study with complete, pruned and failed trials (the seeded sampler's first points:
+    x > 1 fails, a loss above 40 at the first epoch is pruned)."""
     require_chromium()
     project = tmp_path_factory.mktemp("ui_project")
-    tuned = run_tuneflow(project, "+arch=quadratic", "-m", f"hydra.sweeper.n_trials={N_TRIALS}", "params.epochs=2")
+    tuned = run_tuneflow(project, "+arch=quadratic", "-m", f"hydra.sweeper.n_trials={N_TRIALS}", "params.epochs=2",
+                         "params.fail_above=1.0", "hydra/sweeper/pruner=threshold", "hydra.sweeper.pruner.upper=40",
+                         "hydra.sweeper.sampler.seed=0", "hydra.sweeper.max_failure_rate=1")
     assert tuned.returncode == 0, tuned.output
+    states = {t.state.name for t in load_study(project, "quadratic").trials}
+    assert states == {"COMPLETE", "PRUNED", "FAIL"}, states
     return project
 
 
@@ -136,14 +141,24 @@ def screenshot(driver: Any, tmp_path: Path, name: str) -> Path:
     return path
 
 
-def test_mlflow_ui_shows_the_study_run_and_its_trial_runs(served: dict[str, Any], browser: Any, tmp_path: Path) -> None:
+def test_mlflow_ui_opens_on_the_trial_runs_with_objective_state_and_params_as_columns(
+    served: dict[str, Any], browser: Any, tmp_path: Path
+) -> None:
     from selenium.webdriver.common.by import By
 
+    study = served["study"]
+    suffix = {"COMPLETE": "", "PRUNED": "-pruned", "FAIL": "-failed"}
+    expected = {t.number: f"quadratic-trial-{t.number}{suffix[t.state.name]}" for t in study.trials}
     browser.get(served["addresses"]["MLflow UI"])
-    wait_for_text(browser, ["quadratic", f"{N_TRIALS + 1} matching runs"])
-    # Trial runs are nested under the study's parent run: expand it.
-    browser.find_element(By.CSS_SELECTOR, "button[data-component-id*='runnamecellrenderer']").click()
-    wait_for_text(browser, [f"quadratic-trial-{n}" for n in range(N_TRIALS)])
+    # No click: the trial runs are rows (not folded under the study's run), pruned and failed ones named
+    # so, and the objective and the searched params are columns.
+    text = wait_for_text(browser, [*expected.values(), f"{len(study.trials)} matching runs"])
+    headers = [h.text for h in browser.find_elements(By.CSS_SELECTOR, "[role='columnheader']")]
+    for column in ("objective", "x", "y"):
+        assert column in headers, f"column {column} shown: {headers}"
+    names = [line for line in text.splitlines() if line.startswith("quadratic-trial-")]
+    completed = sorted((t for t in study.trials if t.state.name == "COMPLETE"), key=lambda t: t.value)
+    assert names[:len(completed)] == [expected[t.number] for t in completed], "best objective first"
     screenshot(browser, tmp_path, "mlflow-ui.png")
 
 
@@ -155,6 +170,19 @@ def test_optuna_dashboard_shows_the_study_and_its_trials(served: dict[str, Any],
     screenshot(browser, tmp_path, "optuna-dashboard.png")
     browser.get(f"{url}/trials")
     wait_for_text(browser, [f"Trial {n}" for n in range(N_TRIALS)])
+
+
+def test_an_optuna_dashboard_trial_links_to_its_mlflow_run(served: dict[str, Any], browser: Any) -> None:
+    from selenium.webdriver.common.by import By
+
+    best = served["study"].best_trial
+    run_id = best.user_attrs["mlflow_run_id"]
+    browser.get(f"{served['addresses']['optuna-dashboard']}/trials")  # opens on the best trial
+    wait_for_text(browser, [f"MLflow run of trial {best.number}: {run_id}"])
+    (link,) = [a for a in browser.find_elements(By.TAG_NAME, "a") if a.text == run_id]
+    assert link.get_attribute("href").startswith(served["addresses"]["MLflow UI"].split("#")[0])
+    browser.get(link.get_attribute("href"))
+    wait_for_text(browser, [f"quadratic-trial-{best.number}", run_id])
 
 
 def test_ctrl_c_stops_both_servers_and_everything_they_started(tuned_project: Path, tmp_path: Path) -> None:

@@ -20,10 +20,11 @@ N_TRIALS = 8
 def worker_args(study: str) -> list[str]:
     # 20 epochs of 0.2 s: a trial seen in training is still training seconds later, when it is killed (a
     # loaded machine takes its time between the check and the kill). Heartbeats every 2 s: a dead worker's
-    # trial is failed 4 s after its last beat.
+    # trial is failed 4 s after its last beat. A progress line at every report: the console says which
+    # worker trains which trial (Topology.worker_running).
     return ["+arch=quadratic", "-m", f"hydra.sweeper.n_trials={N_TRIALS}", "hydra/sweeper/pruner=none",
             "hydra.sweeper.heartbeat_interval=2", "params.seconds_per_epoch=0.2", "tracking.log_model=false",
-            f"hydra.sweeper.study_name={study}"]
+            "hydra.sweeper.progress_interval=0.1", f"hydra.sweeper.study_name={study}"]
 
 
 @pytest.fixture(params=["embedded", "postgres"])

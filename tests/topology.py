@@ -93,9 +93,10 @@ class Topology:
         return process
 
     def worker_running(self, trial_number: int) -> subprocess.Popen[str]:
-        """The worker whose Hydra launcher started trial ``trial_number`` (it logs ``#N : overrides``: the
-        job number is the trial number)."""
-        marker = f"\t#{trial_number} : "
+        """The worker that trains trial ``trial_number``: its console shows ``trial N running: step ...``
+        once the trial has reported (before the report reaches the study; with a progress interval
+        shorter than a step, at every report)."""
+        marker = f"trial {trial_number} running: "
         (worker,) = [w for w in self.workers if w.poll() is None and marker in output_of(w)]
         return worker
 

@@ -217,3 +217,16 @@ def test_unknown_lr_schedule_is_refused_naming_the_choices() -> None:
     with pytest.raises(ValueError, match="constant, step, plateau"):
         _run(CASES["cnn"], lr_schedule="cosine")
 
+
+
+def test_metrics_carry_no_float32_noise() -> None:
+    """441 of 450 right is 0.98, not float32's 0.9800000190734863 (what MLflow and the CSV would show)."""
+    from tuneflow.models._torch import classification_metrics, plain, regression_metrics
+
+    targets = torch.arange(450) % 3
+    logits = torch.nn.functional.one_hot(targets, 3).float()
+    logits[:9] = logits[:9].roll(1, dims=1)  # 9 wrong
+    assert classification_metrics(logits, targets)["val_accuracy"] == 0.98
+    assert plain(torch.tensor(0.1, dtype=torch.float32)) == 0.1
+    metrics = regression_metrics(2.0)(torch.full((4,), 0.3), torch.zeros(4))
+    assert metrics == {"val_loss": 0.09, "val_mae": 0.6}

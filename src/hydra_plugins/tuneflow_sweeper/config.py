@@ -155,6 +155,9 @@ class TuneflowSweeperConf:
     # Run each job with its trial's MLflow run active and mlflow.autolog() on (Lightning, scikit-learn,
     # XGBoost, LightGBM log into the trial's run).
     mlflow_autolog: bool = False
+    # Seconds between the console's lines on a running trial (step, objective, elapsed) when the output is
+    # not a terminal (a terminal gets one status line, redrawn at each report); null or 0 = none.
+    progress_interval: Optional[float] = 30.0
     # Zoom in on an earlier study: hydra.sweeper.zoom.study=NAME (see tuneflow/zoom.py).
     zoom: ZoomConfig = field(default_factory=ZoomConfig)
     # Asynchronous workers on this machine, SLURM or Ray: hydra.sweeper.workers.engine=local|slurm|ray,

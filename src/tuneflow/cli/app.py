@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 import signal
 import sys
+from pathlib import Path
 from typing import Any
 
 import hydra
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
 from tuneflow.console import (
     EXIT_USAGE,
@@ -63,10 +65,34 @@ def run_task(cfg: DictConfig) -> Any:
             )
         value, run_id, _ = arch_task.run_single(cfg)
     except TuneflowError as error:
+        discard_run_folder()
         print(f"tuneflow: error: {error}", file=sys.stderr)
         sys.exit(EXIT_USAGE)
     print(f"trained {cfg.arch.name}: {cfg.arch.objective}={value:.6g}; MLflow run {run_id}")
     return value
+
+
+def discard_run_folder() -> None:
+    """Remove the folder Hydra made for a plain run (``outputs/<day>/<time>/``) that stopped at bad input:
+    an error creates nothing. Only a folder holding nothing but Hydra's config copies and an empty log
+    goes (a run in the same second may have left more), then its parents while they are empty."""
+    from hydra.core.hydra_config import HydraConfig
+
+    folder = Path(HydraConfig.get().runtime.output_dir).resolve()
+    project = Path.cwd().resolve()
+    files = [path for path in folder.rglob("*") if path.is_file()]
+    ours = all(path.parent.name == ".hydra" or (path.suffix == ".log" and path.stat().st_size == 0)
+               for path in files)
+    if not ours or project not in folder.parents:
+        return
+    shutil.rmtree(folder, ignore_errors=True)
+    for parent in folder.parents:
+        if parent == project:
+            break
+        try:
+            parent.rmdir()  # only if empty: earlier runs stay as they were
+        except OSError:
+            break
 
 
 def _check_job(cfg: DictConfig) -> None:
@@ -78,6 +104,18 @@ def _check_job(cfg: DictConfig) -> None:
 def _task(cfg: DictConfig) -> Any:
     return run_task(cfg)
 
+
+def architectures(where: str) -> str:
+    """``${tuneflow.archs:package}`` / ``${tuneflow.archs:project}`` in ``tuneflow --help``."""
+    from tuneflow.trial import arch_task
+
+    names = arch_task.available_archs(where)
+    if names:
+        return ", ".join(names)
+    return "none yet (add conf/arch/NAME.yaml here)" if where == "project" else "none"
+
+
+OmegaConf.register_new_resolver("tuneflow.archs", architectures, replace=True)
 
 # The sweeper runs this on a job config at the corners of the search space before it creates anything.
 _task.tuneflow_check = _check_job  # type: ignore[attr-defined]

@@ -9,6 +9,8 @@ server (``http://...``), no MLflow UI is started; its address is printed instead
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
 import shutil
 import signal
@@ -20,7 +22,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from tuneflow.errors import ConfigError
 from tuneflow.storage.readers import (
@@ -33,6 +35,9 @@ from tuneflow.storage.readers import (
     read_storage,
 )
 from tuneflow.storage.urls import http_problem
+
+if TYPE_CHECKING:
+    import optuna
 
 HOST = "127.0.0.1"
 #: Seconds a server may take to answer its first request (MLflow's first start migrates its schema).
@@ -67,16 +72,87 @@ def dashboard_executable() -> str:
     return found
 
 
-def mlflow_server(location: StudyLocation, port: int, experiment_id: str | None, logs: Path) -> Server:
+def mlflow_server(location: StudyLocation, port: int, page: str, logs: Path) -> Server:
     artifacts = (location.root_dir.resolve() / "artifacts").as_uri()
     command = [sys.executable, "-m", "mlflow", "ui", "--backend-store-uri", location.tracking_uri,
                "--default-artifact-root", artifacts, "--host", HOST, "--port", str(port), "--workers", "1"]
-    base = f"http://{HOST}:{port}"
-    page = f"{base}/#/experiments/{experiment_id}/runs" if experiment_id else f"{base}/"
+    base = mlflow_base(port)
     # MLflow's job runner (GenAI evaluation jobs) starts half a dozen worker processes a tuning study
     # never uses; the user's environment can still turn it back on.
     env = {"MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false", **os.environ}
-    return Server("MLflow UI", command, f"{base}/health", page, logs / "mlflow.log", env)
+    return Server("MLflow UI", command, f"{base}/health", f"{base}/{page}", logs / "mlflow.log", env)
+
+
+def mlflow_base(port: int) -> str:
+    return f"http://{HOST}:{port}"
+
+
+def searched_params(study: optuna.Study) -> list[str]:
+    """The study's searched parameters, in the order its trials first sampled them."""
+    names: dict[str, None] = {}
+    for trial in study.get_trials(deepcopy=False):
+        names.update(dict.fromkeys(trial.params))
+    return list(names)
+
+
+def study_view(study: optuna.Study) -> dict[str, Any]:
+    """The MLflow runs page of the study as ``tuneflow ui`` opens it: the study's trial (and repeat) runs
+    as rows, not folded under the study's parent run (the filter leaves the parent out, so MLflow shows
+    its children at the top level), best objective first, and as columns the objective, the trial's
+    state (COMPLETE, PRUNED, FAIL: MLflow's own status says KILLED or FAILED only with an icon) and the
+    searched params."""
+    from optuna.study import StudyDirection
+
+    from tuneflow.tracking.runs import ROLE_TAG, STATE_TAG, STUDY_TAG
+
+    name = study.study_name.replace("'", "\\'")
+    return {
+        "searchFilter": f"tags.`{STUDY_TAG}` = '{name}' AND tags.`{ROLE_TAG}` != 'study'",
+        "orderByKey": "metrics.`objective`",
+        "orderByAsc": study.directions[0] == StudyDirection.MINIMIZE,
+        "selectedColumns": ["metrics.`objective`", f"tags.`{STATE_TAG}`",
+                            *(f"params.`{param}`" for param in searched_params(study))],
+    }
+
+
+#: MLflow's "share view": an experiment tag ``mlflow.sharedViewState.<key>`` holds a runs page's search
+#: and columns, which the URL ``...?viewStateShareKey=<key>`` opens (its UI keeps columns nowhere else but
+#: in the browser's local storage).
+SHARED_VIEW_TAG = "mlflow.sharedViewState."
+
+
+def share_study_view(client: Any, experiment_id: str, study: optuna.Study) -> str:
+    """Save the study's view in its MLflow experiment (unless saved as is) and return the page's path."""
+    view = json.dumps(study_view(study), sort_keys=True)
+    key = "tuneflow-" + hashlib.sha256(study.study_name.encode()).hexdigest()[:12]
+    if client.get_experiment(experiment_id).tags.get(SHARED_VIEW_TAG + key) != view:
+        client.set_experiment_tag(experiment_id, SHARED_VIEW_TAG + key, view)
+    return f"#/experiments/{experiment_id}/runs?viewStateShareKey={key}"
+
+
+def link_trials_to_runs(study: optuna.Study, storage: Any, study_id: int, mlflow_url: str, experiment_id: str) -> int:
+    """Each trial's note in optuna-dashboard links to its MLflow run (the dashboard shows notes as
+    Markdown; a user attribute would be plain text). The links hold the MLflow UI's address, so a note
+    is rewritten when that changed; returns how many were."""
+    from optuna.trial import Trial
+    from optuna_dashboard import save_note
+
+    from tuneflow.storage.study import RUN_ID_ATTR
+
+    # Where optuna-dashboard keeps notes: the study's system attributes.
+    saved = "\n".join(str(value) for value in storage.get_study_system_attrs(study_id).values())
+    written = 0
+    for trial in study.get_trials(deepcopy=False):
+        run_id = trial.user_attrs.get(RUN_ID_ATTR)
+        if not run_id:
+            continue
+        url = f"{mlflow_url}/#/experiments/{experiment_id}/runs/{run_id}"
+        if url in saved:
+            continue
+        save_note(Trial(study, trial._trial_id),  # noqa: SLF001 - the id of a stored trial
+                  f"MLflow run of trial {trial.number}: [{run_id}]({url})")
+        written += 1
+    return written
 
 
 def dashboard_server(location: StudyLocation, port: int, study_id: int, logs: Path) -> Server:
@@ -161,19 +237,29 @@ def parse_arguments(argv: Sequence[str]) -> Any:
 
 
 def plan(location: StudyLocation, args: Any, logs: Path) -> tuple[list[Server], str | None]:
-    """The servers to start, and the address of an MLflow server that already runs (if any)."""
+    """The servers to start, and the study's page on an MLflow server that already runs (if any).
+
+    Before they start: the study's view saved in its MLflow experiment, and each trial's note in
+    optuna-dashboard linked to the trial's MLflow run."""
     study = load_study(location)
-    study_id = read_storage(location).get_study_id_from_name(study.study_name)
+    storage = read_storage(location)
+    study_id = storage.get_study_id_from_name(study.study_name)
     servers = [dashboard_server(location, args.dashboard_port or free_port(), study_id, logs)]
     parent = parent_run_id(study)
-    if location.tracking_uri.startswith(("http://", "https://")):
-        return servers, location.tracking_uri
-    experiment_id = None
+    remote = location.tracking_uri.rstrip("/") if location.tracking_uri.startswith(("http://", "https://")) else None
+    port = args.mlflow_port or free_port()
+    base = remote or mlflow_base(port)
+    page = ""
     if parent:
         from tuneflow.storage.readers import mlflow_client
 
-        experiment_id = mlflow_client(location).get_run(parent).info.experiment_id
-    servers.insert(0, mlflow_server(location, args.mlflow_port or free_port(), experiment_id, logs))
+        client = mlflow_client(location)
+        experiment_id = client.get_run(parent).info.experiment_id
+        page = share_study_view(client, experiment_id, study)
+        link_trials_to_runs(study, storage, study_id, base, experiment_id)
+    if remote:
+        return servers, f"{remote}/{page}"
+    servers.insert(0, mlflow_server(location, port, page, logs))
     return servers, None
 
 

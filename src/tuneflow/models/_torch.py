@@ -140,9 +140,16 @@ def fit(
     return model.cpu(), best_metrics, epoch
 
 
+def plain(value: torch.Tensor) -> float:
+    """A float32 scalar as the Python float of its shortest decimal: ``.item()`` widens float32 0.98 to
+    0.9800000190734863, the noise MLflow, the CSV and the report would show; float32 holds no more digits."""
+    return float(str(value.detach().cpu().to(torch.float32).numpy()))
+
+
 def classification_metrics(logits: torch.Tensor, targets: torch.Tensor) -> dict[str, float]:
-    loss = nn.functional.cross_entropy(logits, targets).item()
-    accuracy = (logits.argmax(dim=1) == targets).float().mean().item()
+    loss = plain(nn.functional.cross_entropy(logits, targets))
+    # Counted exactly: 441 right of 450 is 0.98, not float32's mean.
+    accuracy = int((logits.argmax(dim=1) == targets).sum().item()) / len(targets)
     return {"val_loss": loss, "val_accuracy": accuracy}
 
 
@@ -157,8 +164,8 @@ def regression_metrics(target_std: float, unit_metric: str = "val_mae") -> Metri
     def metrics(predictions: torch.Tensor, targets: torch.Tensor) -> dict[str, float]:
         error = predictions.reshape(targets.shape) - targets
         return {
-            "val_loss": error.pow(2).mean().item(),
-            unit_metric: error.abs().mean().item() * float(target_std),
+            "val_loss": plain(error.pow(2).mean()),
+            unit_metric: plain(error.abs().mean() * float(target_std)),
         }
 
     return metrics

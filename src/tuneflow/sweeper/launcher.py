@@ -67,11 +67,12 @@ class InProcessLauncher:
             configure_log(self.config.hydra.hydra_logging, self.config.hydra.verbose)
         sweep_dir = Path(str(self.config.hydra.sweep.dir))
         sweep_dir.mkdir(parents=True, exist_ok=True)
-        log.info(f"Launching {len(job_overrides)} jobs locally")
+        # At DEBUG: the sweeper prints one line per finished trial, the trial's log file its overrides.
+        log.debug(f"Launching {len(job_overrides)} jobs locally")
         runs: list[JobReturn] = []
         for offset, overrides in enumerate(job_overrides):
             idx = initial_job_idx + offset
-            log.info(f"\t#{idx} : {' '.join(filter_overrides(overrides))}")
+            log.debug(f"\t#{idx} : {' '.join(filter_overrides(overrides))}")
             config = self.job_configs.load(overrides)
             with open_dict(config):
                 config.hydra.job.id = idx

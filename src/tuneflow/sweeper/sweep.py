@@ -84,6 +84,7 @@ class StudySweeper:
         log_params: Any = None,
         mlflow_autolog: bool = False,
         failure_aware: bool = True,
+        progress_interval: float | None = 30.0,
         workers: Any = None,
     ) -> None:
         self.sweeper_cfg: dict[str, Any] = {
@@ -107,6 +108,7 @@ class StudySweeper:
             "failure_aware": failure_aware,
             "workers": _plain(workers),
         }
+        self.progress_interval = progress_interval
         self.space: dict[str, Any] = _plain(params) or {}
         self.zoom: dict[str, Any] = _plain(zoom) or {}
         self.config: DictConfig | None = None
@@ -127,14 +129,16 @@ class StudySweeper:
         self.check_job = getattr(task_function, "tuneflow_check", None)
         # The launcher runs every job through TrialJob: the app's task becomes an Optuna trial with its
         # MLflow run, whatever launcher (in-process, joblib, submitit, Ray) runs it.
-        self.job = TrialJob(task_function)
+        self.job = TrialJob(task_function, progress_interval=self.progress_interval)
         if launcher is not None:
+            # An asynchronous worker's: its log file is no console, the launcher's per-job lines stay.
             launcher.setup(hydra_context=hydra_context, task_function=self.job, config=config)
             self.launcher = launcher
         else:
             self.launcher = Plugins.instance().instantiate_launcher(
                 hydra_context=hydra_context, task_function=self.job, config=config
             )
+            quiet_launcher(self.launcher)
 
     def plan(self, arguments: Sequence[str]) -> SweepPlan:
         assert self.config is not None
@@ -154,6 +158,9 @@ class StudySweeper:
         from tuneflow.console import quiet_library_warnings
 
         quiet_library_warnings()  # in any app, as in tuneflow's own
+        if self.progress_interval is not None and self.progress_interval < 0:
+            raise ConfigError(f"hydra.sweeper.progress_interval is {self.progress_interval}, but must be a "
+                              "number of seconds >= 0 (null or 0 = no progress lines)")
         optuna.logging.set_verbosity(optuna.logging.WARNING)
         forget_job_studies()
         plan = self.plan(arguments)
@@ -261,7 +268,8 @@ class StudySweeper:
         config = self.config.copy()
         absolute_sweep_dir(config)
         jobs = [
-            WorkerJob(worker_cfg, self.space, self.zoom, list(arguments), config, self.hydra_context,
+            WorkerJob({**worker_cfg, "progress_interval": self.progress_interval}, self.space, self.zoom,
+                      list(arguments), config, self.hydra_context,
                       self.task_function, Singleton.get_state(), index)
             for index in range(workers.n)
         ]
@@ -276,7 +284,27 @@ class StudySweeper:
         for run in consecutive_runs([trial.number for trial in trials]):
             batch = [job_overrides(plan, trial) for trial in trials if trial.number in run]
             returns.extend(self.launcher.launch(batch, initial_job_idx=run[0]))
+            self.restore_logging()
         return returns
+
+    def restore_logging(self) -> None:
+        """Hydra's basic launcher leaves the last job's logging in place: the sweeper's lines would go to
+        that trial's log file, in the job's format. Back to Hydra's own (tuneflow's launcher and the
+        launchers that run jobs in other processes leave it so; a file handler on the root logger is
+        the job's)."""
+        assert self.config is not None
+        if any(isinstance(handler, logging.FileHandler) for handler in logging.getLogger().handlers):
+            from hydra.core.utils import configure_log
+
+            configure_log(self.config.hydra.hydra_logging, self.config.hydra.verbose)
+
+
+def quiet_launcher(launcher: Any) -> None:
+    """Keep the launcher's per-job lines (``Launching 1 jobs locally``, ``#N : <overrides>``) off the
+    console: the sweeper prints one line per finished trial, and each trial's log file starts with its
+    overrides. Hydra's launchers log at INFO on their module's logger; their warnings still show."""
+    package = type(launcher).__module__.rpartition(".")[0] or type(launcher).__module__
+    logging.getLogger(package).setLevel(logging.WARNING)
 
 
 def job_overrides(plan: SweepPlan, trial: optuna.trial.Trial) -> list[str]:

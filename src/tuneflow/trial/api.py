@@ -1,7 +1,8 @@
 """The public API a training loop calls: ``tuneflow.report(step, metrics)`` and the current trial.
 
-Inside a trial of a tuneflow sweep, ``report`` writes step metrics to the trial's MLflow run (batched)
-and hands the objective to the study's pruner, raising ``optuna.TrialPruned`` when the pruner says stop;
+Inside a trial of a tuneflow sweep, ``report`` writes step metrics to the trial's MLflow run (batched),
+to the trial's log file and the console's progress line (``tuneflow.trial.progress``), and hands the
+objective to the study's pruner, raising ``optuna.TrialPruned`` when the pruner says stop;
 ``current_trial()`` gives the trial's number, params, MLflow run id and the live ``optuna.Trial`` (so
 optuna-integration's pruning callbacks work unchanged). Outside a sweep (a plain run, a unit test) the
 same calls work: ``report`` only checks the objective, ``current_trial()`` is ``None``. The user's code
@@ -15,6 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
+import logging
 import math
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
@@ -26,6 +28,7 @@ if TYPE_CHECKING:
     import optuna
 
     from tuneflow.tracking.runs import MetricBuffer
+    from tuneflow.trial.progress import LiveProgress
 
 
 @dataclass
@@ -52,6 +55,9 @@ class Trial:
     #: The last step ``report`` saw, and the objective's last reported value.
     last_step: int | None = None
     last_value: float | None = None
+    #: The running trial on the console and in its log file (set by the job; see ``tuneflow.trial.progress``).
+    progress: LiveProgress | None = field(default=None, repr=False)
+    log: logging.Logger | None = field(default=None, repr=False)
 
     @property
     def study(self) -> optuna.Study | None:
@@ -96,8 +102,8 @@ def report(step: int, metrics: Mapping[str, float], *, value: float | None = Non
     """
     trial = current_trial()
     objective = value if value is not None else (trial.objective_of(metrics) if trial else None)
-    if trial is not None and trial.metrics_buffer is not None:
-        trial.metrics_buffer.add(step, metrics)
+    if trial is not None:
+        _show(trial, step, metrics, objective, named=value is not None)
     if objective is None:
         return
     objective = float(objective)
@@ -113,6 +119,22 @@ def report(step: int, metrics: Mapping[str, float], *, value: float | None = Non
         trial.optuna_trial.report(objective, step)
         if trial.optuna_trial.should_prune():
             raise optuna.TrialPruned(f"pruned at step {step}")
+
+
+def _show(trial: Trial, step: int, metrics: Mapping[str, float], objective: float | None, *, named: bool) -> None:
+    """The report in the trial's MLflow run (batched), its log file and the console's progress
+    (``named``: the objective was given as ``value=``, under no name of ``metrics``)."""
+    if trial.metrics_buffer is not None:
+        trial.metrics_buffer.add(step, metrics)
+    if trial.log is None and trial.progress is None:
+        return
+    from tuneflow.trial.progress import metrics_text
+
+    shown = {**metrics, (trial.objective or "objective"): objective} if named else dict(metrics)
+    if trial.log is not None:
+        trial.log.info(f"step {step}: {metrics_text(shown)}")
+    if trial.progress is not None:
+        trial.progress.update(step, metrics, None if objective is None else float(objective))
 
 
 def non_finite(value: float) -> str:

@@ -217,13 +217,15 @@ def check_job(cfg: DictConfig) -> None:
         resolve_device(device)
 
 
-def available_archs() -> list[str]:
-    """Architectures of the package (``tuneflow/conf/arch``) and of the project (``./conf/arch``)."""
+def available_archs(where: str | None = None) -> list[str]:
+    """Architectures of the package (``tuneflow/conf/arch``) and of the project (``./conf/arch``);
+    ``where`` = ``"package"`` or ``"project"`` for one of them."""
     from importlib.resources import files
     from pathlib import Path
 
-    folders = [files("tuneflow").joinpath("conf/arch"), Path.cwd() / "conf" / "arch"]
-    names = {p.name.removesuffix(".yaml") for folder in folders if folder.is_dir()
+    folders = {"package": files("tuneflow").joinpath("conf/arch"), "project": Path.cwd() / "conf" / "arch"}
+    chosen = folders.values() if where is None else [folders[where]]
+    names = {p.name.removesuffix(".yaml") for folder in chosen if folder.is_dir()
              for p in folder.iterdir() if p.name.endswith(".yaml")}
     return sorted(names)
 

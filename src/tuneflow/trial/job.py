@@ -11,6 +11,7 @@ pruned, raises, calls ``sys.exit``), the run ends with the matching status and t
 
 from __future__ import annotations
 
+import logging
 import math
 import numbers
 import time
@@ -29,7 +30,7 @@ from tuneflow.storage.study import (
     StudySettings,
 )
 from tuneflow.tracking import runs as tracking
-from tuneflow.trial import api
+from tuneflow.trial import api, progress
 
 #: A Hydra task function: the app's ``@hydra.main`` function, called with the job's config.
 TaskFunction = Callable[[DictConfig], Any]
@@ -63,9 +64,12 @@ class TrialJob:
     the object is pickled with it for launchers that run jobs elsewhere.
     """
 
-    def __init__(self, task: TaskFunction, settings: StudySettings | None = None) -> None:
+    def __init__(self, task: TaskFunction, settings: StudySettings | None = None,
+                 progress_interval: float | None = progress.DEFAULT_INTERVAL) -> None:
         self.task = task
         self.settings = settings
+        #: Seconds between the console's plain progress lines of a running trial (None: none).
+        self.progress_interval = progress_interval
         # Hydra's run_job reads the task's name from the function it calls.
         self.__name__ = getattr(task, "__name__", "task")
         self.__module__ = getattr(task, "__module__", __name__)
@@ -78,25 +82,42 @@ class TrialJob:
         from tuneflow.console import quiet_library_warnings
 
         quiet_library_warnings()  # a launcher's worker process starts without the sweeper's filters
-        return run_trial(self.task, cfg, self.settings, int(HydraConfig.get().job.num))
+        hydra = HydraConfig.get()
+        return run_trial(self.task, cfg, self.settings, int(hydra.job.num),
+                         progress_interval=self.progress_interval, overrides=list(hydra.overrides.task))
 
 
-def run_trial(task: TaskFunction, cfg: DictConfig, settings: StudySettings, number: int) -> TrialOutcome:
-    """Run ``task`` as Optuna trial ``number`` of the study ``settings`` describes, tracked in MLflow."""
+def run_trial(
+    task: TaskFunction, cfg: DictConfig, settings: StudySettings, number: int, *,
+    progress_interval: float | None = progress.DEFAULT_INTERVAL, overrides: Sequence[str] = (),
+) -> TrialOutcome:
+    """Run ``task`` as Optuna trial ``number`` of the study ``settings`` describes, tracked in MLflow;
+    its progress on the console and in the job's log file (``tuneflow.trial.progress``)."""
     from tuneflow.storage.study import Heartbeat, load_study_for_job, trial_handle
 
     started = time.perf_counter()
-    study, storage = load_study_for_job(settings)
-    trial, trial_id = trial_handle(study, storage, number)
-    # Heartbeats from the start: a worker killed while it sets up the MLflow run leaves a trial that
-    # goes stale and is retried, not one RUNNING forever.
-    with Heartbeat(storage, trial_id, settings.heartbeat_interval):
-        return _run_tracked(task, cfg, settings, number, started, study, storage, trial, trial_id)
+    log = progress.trial_log()
+    # The job's launch, in its log file: the console shows one line per finished trial instead.
+    log.info(f"trial {number} of study {settings.name!r}: {' '.join(overrides)}")
+    live = progress.LiveProgress(number, settings.objective, progress_interval)
+    try:
+        study, storage = load_study_for_job(settings)
+        trial, trial_id = trial_handle(study, storage, number)
+        # Heartbeats from the start: a worker killed while it sets up the MLflow run leaves a trial that
+        # goes stale and is retried, not one RUNNING forever.
+        with Heartbeat(storage, trial_id, settings.heartbeat_interval):
+            outcome = _run_tracked(task, cfg, settings, number, started, study, storage, trial, trial_id, live, log)
+    finally:
+        live.close()
+    log.info(progress.outcome_text(outcome.state, outcome.value, outcome.pruned_at_step, outcome.error,
+                                   outcome.seconds, outcome.run_id))
+    progress.close_trial_log()
+    return outcome
 
 
 def _run_tracked(
     task: TaskFunction, cfg: DictConfig, settings: StudySettings, number: int, started: float,
-    study: Any, storage: Any, trial: Any, trial_id: int,
+    study: Any, storage: Any, trial: Any, trial_id: int, live: progress.LiveProgress, log: logging.Logger,
 ) -> TrialOutcome:
     import optuna
 
@@ -128,7 +149,8 @@ def _run_tracked(
     handle = api.Trial(
         number=number, params=dict(trial.params), run_id=run_id, study_name=settings.name,
         objective=settings.objective, optuna_trial=trial, metrics_buffer=buffer,
-        tracking_uri=settings.tracking_uri, artifact_uri=run.info.artifact_uri,
+        tracking_uri=settings.tracking_uri, artifact_uri=run.info.artifact_uri, progress=live,
+        log=log if log.handlers else None,  # no log file: no line to format per report
     )
     outcome = TrialOutcome(number=number, state="FAIL", run_id=run_id)
     # MLflow requests per trial: create_run (with its tags), params, config.yaml, then one batch at the
@@ -147,10 +169,12 @@ def _run_tracked(
         if handle.last_step is None:  # pruned through the Optuna trial itself (an optuna-integration callback)
             handle.last_step = _safe_value(lambda: storage.get_trial(trial_id).last_step)
         outcome.state, outcome.pruned_at_step = "PRUNED", handle.last_step
-        buffer.flush(tags={"tuneflow.pruned_at_step": handle.last_step, tracking.STATE_TAG: "PRUNED"})
+        buffer.flush(tags={"tuneflow.pruned_at_step": handle.last_step, tracking.STATE_TAG: "PRUNED",
+                           **_ended_name(settings, number, "PRUNED")})
     except KeyboardInterrupt:
         # Stopped by the user or the system: the study stops too, and leaves nothing RUNNING.
-        _safe(lambda: buffer.flush(tags={tracking.STATE_TAG: "FAIL", "tuneflow.error": "interrupted"}))
+        _safe(lambda: buffer.flush(tags={tracking.STATE_TAG: "FAIL", "tuneflow.error": "interrupted",
+                                         **_ended_name(settings, number, "FAIL")}))
         _safe(lambda: client.set_terminated(run_id, status="KILLED"))
         _safe(lambda: study.tell(number, state=optuna.trial.TrialState.FAIL, skip_if_finished=True))
         raise
@@ -158,13 +182,22 @@ def _run_tracked(
         outcome.state, outcome.error = "FAIL", describe_failure(error)
         outcome.usage_error = str(error) if isinstance(error, ObjectiveMissing) else None
         _safe(lambda: tracking.log_text(store, traceback.format_exc(), "error.txt"))
-        _safe(lambda: buffer.flush(tags={"tuneflow.error": outcome.error[:4000], tracking.STATE_TAG: "FAIL"}))
+        log.error(traceback.format_exc().rstrip())
+        _safe(lambda: buffer.flush(tags={"tuneflow.error": outcome.error[:4000], tracking.STATE_TAG: "FAIL",
+                                         **_ended_name(settings, number, "FAIL")}))
         _safe(lambda: trial.set_user_attr(ERROR_ATTR, outcome.error[:4000]))
     outcome.seconds = time.perf_counter() - started
     for key, value in outcome.metrics.items():
         _safe(lambda k=key, v=value: trial.set_user_attr(k, v))
     tracking.terminate(client, run_id, outcome.state)
     return outcome
+
+
+def _ended_name(settings: StudySettings, number: int, state: str) -> dict[str, str]:
+    """A pruned or failed trial's run is renamed ``<study>-trial-N-pruned`` / ``-failed`` in the batch
+    that ends it (MLflow reads the tag ``mlflow.runName`` as the run's name): the MLflow UI shows its
+    status only as an icon, KILLED and FAILED nearly alike."""
+    return {"mlflow.runName": f"{settings.name}-trial-{number}-{'pruned' if state == 'PRUNED' else 'failed'}"}
 
 
 def call_task(task: TaskFunction, cfg: DictConfig, *, autolog: bool = False) -> Any:

@@ -1,0 +1,87 @@
+"""What a user sees on the console of a small study, and what each trial's log file holds."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+from conftest import run_tuneflow
+
+#: Numbers and MLflow run ids vary from run to run; the transcript compares everything else.
+_NUMBER = re.compile(r"-?\d+(\.\d+)?(e[-+]?\d+)?")
+_RUN_ID = re.compile(r"\b[0-9a-f]{32}\b")
+
+EXPECTED = """\
+trial # running: step #, val_loss=#, #s
+[#/#] trial # COMPLETE value=# in #s | best=# (##)
+trial # running: step #, val_loss=#, #s
+[#/#] trial # COMPLETE value=# in #s | best=# (##)
+trial # running: step #, val_loss=#, #s
+[#/#] trial # COMPLETE value=# in #s | best=# (##)
+study 'console': # finished, # failed
+best trial ##: val_loss=# (x=#, y=#)
+MLflow parent run: <run>
+results CSV: mlruns/studies/console/trials.csv"""
+
+
+def transcript(stdout: str) -> str:
+    """The console with numbers and run ids blanked out, and a trial's consecutive progress lines as one."""
+    lines: list[str] = []
+    for line in stdout.splitlines():
+        line = _NUMBER.sub("#", _RUN_ID.sub("<run>", line))
+        if not (lines and line == lines[-1] and "running:" in line):
+            lines.append(line)
+    return "\n".join(lines)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("launcher", ["tuneflow", "basic"])
+def test_the_console_tells_one_line_per_trial_with_progress_and_no_hydra_chatter(project: Path, launcher: str) -> None:
+    # 6 epochs of 0.05 s with a progress line due every 0.1 s: each trial outlasts the interval.
+    result = run_tuneflow(project, "+arch=quadratic", "-m", "hydra.sweeper.n_trials=3", "hydra/sweeper/pruner=none",
+                          "hydra.sweeper.study_name=console", "params.epochs=6", "params.seconds_per_epoch=0.05",
+                          "hydra.sweeper.progress_interval=0.1", "tracking.log_model=false",
+                          f"hydra/launcher={launcher}")
+    assert result.returncode == 0, result.output[-3000:]
+    assert result.stderr == "", "no library start-up chatter"
+    assert transcript(result.stdout) == EXPECTED, result.stdout
+    finished = [line for line in result.stdout.splitlines() if " COMPLETE " in line]
+    assert [line.split()[:3] for line in finished] == [[f"[{n}/3]", "trial", str(n - 1)] for n in (1, 2, 3)]
+    running = [line for line in result.stdout.splitlines() if "running:" in line]
+    assert {line.split()[1] for line in running} == {"0", "1", "2"}, "progress of every trial"
+
+    # Each trial's log file holds its story: the overrides Hydra's launch line showed, every report, the end.
+    (log,) = project.glob("multirun/*/*/trial_1/tuneflow.log")
+    messages = [line.split(" - ", 1)[1] for line in log.read_text().splitlines()]
+    assert messages[0].startswith("trial 1 of study 'console': +arch=quadratic ") and "params.x=" in messages[0]
+    assert [m.split(":")[0] for m in messages[1:7]] == [f"step {n}" for n in range(1, 7)]
+    assert messages[7].startswith("COMPLETE value=") and len(messages) == 8
+
+
+def test_help_lists_the_commands_multirun_the_architectures_and_the_common_overrides(project: Path) -> None:
+    from tuneflow.cli.app import SUBCOMMANDS
+
+    (project / "conf" / "arch").mkdir(parents=True)
+    (project / "conf" / "arch" / "my_net.yaml").write_text("# @package _global_\narch: {name: my_net}\n")
+    result = run_tuneflow(project, "--help")
+    assert result.returncode == 0, result.output
+    text = result.stdout
+    for command in SUBCOMMANDS:
+        assert f"\n  {command} " in text, f"command {command} listed"
+    assert "-m (--multirun)" in text
+    lines = {line.split(":", 1)[0].strip(): line.split(":", 1)[1] for line in text.splitlines() if ":" in line}
+    assert lines["of tuneflow"].strip().split(", ") == ["cnn", "lightgbm", "lstm_attention", "mlp", "quadratic"]
+    assert lines["of this project"].strip() == "my_net"
+    for override in ("hydra.sweeper.n_trials=", "hydra/sweeper/sampler=", "hydra/sweeper/pruner=",
+                     "hydra.sweeper.params.", "hydra.sweeper.study_name=", "mode=fast", "hydra/launcher=joblib"):
+        assert override in text
+    assert "== Configuration groups ==" in text and "root_dir: mlruns" in text, "Hydra's own sections stay"
+    assert sorted(p.name for p in project.iterdir()) == ["conf"], "help writes nothing"
+
+
+def test_a_run_without_an_architecture_is_one_line_and_leaves_no_outputs_folder(project: Path) -> None:
+    result = run_tuneflow(project)
+    assert result.returncode == 2
+    assert result.stderr.startswith("tuneflow: error: no architecture chosen: add +arch=NAME")
+    assert list(project.iterdir()) == [], "no outputs/ left behind"
