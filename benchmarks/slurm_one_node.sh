@@ -106,7 +106,7 @@ PY
   sleep 1
 done
 workers_dir=$(ls -td "$WORK"/project/multirun/*/*/.workers | head -1)
-log=$(grep -l "#$victim : " "$workers_dir"/*_log.out | head -1)
+log=$(grep -l "trial $victim started in this worker" "$workers_dir"/*_log.out | head -1)
 task=$(basename "$log" | cut -d_ -f1,2)
 echo "  trial $victim in training in array task $task; squeue: $(squeue -h -o '%i %T' | tr '\n' ' ')"
 echo "  scancel $task"

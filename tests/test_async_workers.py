@@ -7,6 +7,7 @@ own handler notwithstanding. Optuna's gRPC storage proxy serves two workers, exa
 from __future__ import annotations
 
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -55,7 +56,7 @@ def test_two_local_workers_run_exactly_n_trials_and_prune(project: Path) -> None
     assert "study 'two': 8 finished, 0 failed" in output
     logs = worker_logs(project)
     assert len(logs) == 2, "one job per worker, each started once"
-    launched = sum(log.count("Launching 1 jobs locally") for log in logs.values())
+    launched = sum(len(re.findall(r"trial \d+ started in this worker", log)) for log in logs.values())
     assert launched == 8, "every trial ran in a worker, one at a time"
     (parent,) = study_runs(project, "two", role="study")
     assert parent.info.status == "FINISHED"
@@ -74,7 +75,7 @@ def test_a_killed_worker_s_trial_is_retried_by_the_other(project: Path) -> None:
                             "hydra.sweeper.n_trials=4", "hydra.sweeper.study_name=kill", *workers("local"))
     try:
         victim = wait_until(lambda: trial_in_training(project, "kill"), "a trial in training", workers=[driver])
-        (job,) = [pid for pid, log in worker_logs(project).items() if f"\t#{victim.number} : " in log]
+        (job,) = [pid for pid, log in worker_logs(project).items() if f"trial {victim.number} started in this worker" in log]
         # submitit's job id is its local controller; the worker is the controller's child.
         (pid,) = Path(f"/proc/{job}/task/{job}/children").read_text().split()
         os.kill(int(pid), signal.SIGKILL)
@@ -168,7 +169,7 @@ def test_two_workers_on_optunas_grpc_proxy_run_exactly_n_trials(project: Path, t
             return next((t for t in trials if t.state.name == "RUNNING" and len(t.intermediate_values) >= 2), None)
 
         victim = wait_until(in_training, "a trial in training", workers=[driver])
-        (job,) = [pid for pid, log in worker_logs(project).items() if f"\t#{victim.number} : " in log]
+        (job,) = [pid for pid, log in worker_logs(project).items() if f"trial {victim.number} started in this worker" in log]
         (pid,) = Path(f"/proc/{job}/task/{job}/children").read_text().split()
         os.kill(int(pid), signal.SIGKILL)
         code, output = finish(driver)

@@ -209,6 +209,9 @@ def _worker_sweeper(base: Any, cfg: dict[str, Any]) -> Any:
 
         def launch(self, plan: Any, trials: Sequence[Any]) -> Any:
             self.in_flight = [trial.number for trial in trials]
+            for number in self.in_flight:
+                # Which worker runs which trial, in the worker's log (``scancel`` the right one).
+                log.info(f"trial {number} started in this worker (pid {os.getpid()})")
             returns = super().launch(plan, trials)
             self.in_flight = []
             return returns
