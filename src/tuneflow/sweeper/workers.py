@@ -163,7 +163,7 @@ def run_worker(job: WorkerJob) -> list[TrialOutcome]:
     never submits jobs itself)."""
     from hydra.core.hydra_config import HydraConfig
     from hydra.core.singleton import Singleton
-    from hydra.core.utils import setup_globals
+    from hydra.core.utils import configure_log, setup_globals
 
     from tuneflow.console import Terminated, quiet_library_warnings, terminate_like_interrupt
     from tuneflow.storage.study import forget_job_studies
@@ -177,6 +177,8 @@ def run_worker(job: WorkerJob) -> list[TrialOutcome]:
     quiet_library_warnings()
     Singleton.set_state(job.singleton_state)
     setup_globals()
+    # Hydra's logging from the start: the worker's lines before its first job go to its log too.
+    configure_log(job.config.hydra.hydra_logging, job.config.hydra.verbose)
     HydraConfig.instance().set_config(job.config)
     forget_job_studies()
     cfg = {**job.sweeper_cfg, "workers": None, "n_jobs": 1}
