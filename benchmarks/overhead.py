@@ -185,7 +185,11 @@ def run_child(name: str, folder: Path, trials: int) -> float:
 # --- tuneflow, as a user runs it -------------------------------------------------------------------
 
 
-def clean_env(pythonpath: str | None = None) -> dict[str, str]:
+#: This checkout's tuneflow: what "tuneflow" rows run (not whichever copy the venv installed).
+THIS_SRC = str(Path(__file__).resolve().parents[1] / "src")
+
+
+def clean_env(pythonpath: str | None = THIS_SRC) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("MLFLOW_", "HYDRA_", "PYTHONPATH"))}
     if pythonpath:
         env["PYTHONPATH"] = pythonpath
@@ -237,7 +241,7 @@ def user_app_command(folder: Path, launcher: str | None = None) -> list[str]:
     return [sys.executable, "app.py", "-m"]
 
 
-def run_tuneflow(folder: Path, trials: int, extra: tuple[str, ...], src: str | None = None) -> tuple[float, float]:
+def run_tuneflow(folder: Path, trials: int, extra: tuple[str, ...], src: str = THIS_SRC) -> tuple[float, float]:
     """(process wall time, in-study time) of one tuneflow process in ``folder``."""
     import optuna
 
@@ -315,8 +319,8 @@ def main() -> None:
         child(args.child, Path(args.folder), args.trials[0])
         return
     trial_counts, repeats = ([20], 1) if args.quick else (args.trials, args.repeats)
-    tuneflow_variants: dict[str, tuple[tuple[str, ...], str | None]] = {
-        name: (extra, None) for name, extra in TUNEFLOW_VARIANTS.items()
+    tuneflow_variants: dict[str, tuple[tuple[str, ...], str]] = {
+        name: (extra, THIS_SRC) for name, extra in TUNEFLOW_VARIANTS.items()
     }
     if args.baseline:
         check_baseline(args.baseline)

@@ -14,7 +14,8 @@ trial is a Hydra job with its MLflow run, on the default SQLite storage):
   tpe (hydra-optuna) TPE without pruning, as Hydra's Optuna sweeper configures it (multivariate=False;
                     that sweeper cannot prune).
   tuneflow          tuneflow's defaults: no sampler or pruner override at all.
-  (more with --strategies: tuneflow's sampler with other pruners, for choosing the default)
+  (more with --strategies: tuneflow's sampler with other pruners, for choosing the default; the whole
+  strategies "strategy: staged" and "strategy: zones", ``+strategy=...``, counted over all their stage studies)
 
 Every run gets ``hydra.sweeper.sampler.seed=SEED`` and ``torch_threads=1`` (the machine is shared; see
 parallel.py), and at most ``--max-trials`` trials. The benchmark watches the study's storage and stops
@@ -127,6 +128,12 @@ STRATEGIES: dict[str, tuple[str, ...]] = {
     "tuneflow + asha(min 1, rf 3)": ("hydra/sweeper/pruner=successive_halving",
                                      "hydra.sweeper.pruner.min_resource=1", "hydra.sweeper.pruner.reduction_factor=3"),
     "tpe, no pruning": NO_PRUNING,
+    # Whole strategies (tuneflow.strategy; README "strategies"), each stage's budget cut so that the Optuna
+    # trials add up to about 60, the default --max-trials (the repeats come on top, after the target is
+    # usually reached). Their trials are counted over all stage studies, in the order they completed.
+    "strategy: staged": ("+strategy=staged", "strategy.stages.0.n_trials=20", "strategy.stages.1.n_trials=10",
+                         "strategy.stages.2.n_trials=15", "strategy.stages.3.n_trials=8"),
+    "strategy: zones": ("+strategy=zones", "strategy.stages.0.n_trials=36", "strategy.stages.1.n_trials=16"),
 }
 DEFAULT_STRATEGIES = ("grid", "random", "tpe (hydra-optuna)", "tuneflow")
 
@@ -232,8 +239,13 @@ def load_reference(arch_name: str) -> dict[str, Any]:
 
 def tuneflow_command(arch: Arch, strategy: str, seed: int, max_trials: int, extra: list[str]) -> list[str]:
     grid = [f"hydra.sweeper.params.{name}={space}" for name, space in arch.grid.items()] if strategy == "grid" else []
-    return [sys.executable, "-m", "tuneflow", *arch.overrides, "-m", *STRATEGIES[strategy], *grid,
+    seeded = [f"strategy.seed={seed}"] if is_strategy(strategy) else []
+    return [sys.executable, "-m", "tuneflow", *arch.overrides, "-m", *STRATEGIES[strategy], *grid, *seeded,
             f"hydra.sweeper.sampler.seed={seed}", f"hydra.sweeper.n_trials={max_trials}", "torch_threads=1", *extra]
+
+
+def is_strategy(strategy: str) -> bool:
+    return strategy.startswith("strategy: ")
 
 
 def storage_url(folder: Path) -> str:
@@ -300,11 +312,27 @@ def stop(process: subprocess.Popen[bytes]) -> None:
 
 
 def measure(folder: Path, study_name: str, arch: Arch, strategy: str, seed: int, target: float) -> RunResult:
+    if is_strategy(strategy):
+        # Every stage study of the strategy (<arch>/<stage>, <arch>/<stage>/zone-<k>), in completion order.
+        storage = storage_url(folder)
+        trials = [t for name in optuna.get_all_study_names(storage)
+                  for t in optuna.load_study(study_name=name, storage=storage).get_trials(deepcopy=False)]
+        finished = [t for t in trials if t.state.is_finished() and t.datetime_complete]
+        finished.sort(key=lambda t: t.datetime_complete)  # type: ignore[arg-type, return-value]
+        hit = next((t for t in finished if t.state == optuna.trial.TrialState.COMPLETE
+                    and arch.reaches(t.value, target)), None)
+        counted = finished[: finished.index(hit) + 1] if hit is not None else finished
+        return counted_result(folder, arch, strategy, seed, finished, hit, counted)
     study = optuna.load_study(study_name=study_name, storage=storage_url(folder))
     finished = [t for t in study.get_trials(deepcopy=False) if t.state.is_finished() and t.datetime_complete]
     finished.sort(key=lambda t: t.number)
     hit = next((t for t in finished if t.state == optuna.trial.TrialState.COMPLETE and arch.reaches(t.value, target)), None)
     counted = [t for t in finished if hit is None or t.number <= hit.number]
+    return counted_result(folder, arch, strategy, seed, finished, hit, counted)
+
+
+def counted_result(folder: Path, arch: Arch, strategy: str, seed: int, finished: list[optuna.trial.FrozenTrial],
+                   hit: optuna.trial.FrozenTrial | None, counted: list[optuna.trial.FrozenTrial]) -> RunResult:
     counted = [t for t in counted if t.state != optuna.trial.TrialState.FAIL]  # the one stopped by Ctrl-C
     first_start = min(t.datetime_start for t in finished if t.datetime_start)
     end = hit.datetime_complete if hit is not None else max(t.datetime_complete for t in counted)

@@ -68,6 +68,10 @@ def test_scale_reports_every_size_and_how_cost_grows(quick_outputs: dict[str, st
     rows = table(quick_outputs["scale"], "trials in study")
     assert [r["trials in study"] for r in rows] == ["30", "100", "growth per step"]
     assert float(rows[1]["ask ms"]) > 0 and float(rows[1]["peak RSS MB"]) > 0
+    # A joining worker's read and first ask, in wall and CPU time; the best run found the way tuneflow does.
+    assert float(rows[1]["cold read+first ask s"]) >= float(rows[1]["cold read s"]) > 0
+    assert float(rows[1]["same, CPU s"]) > 0 and float(rows[1]["best run ms"]) > 0
+    assert 0 < float(rows[1]["CSV share of sweeper time %"]) <= 100 / 21 + 0.05
     assert "Bulk rows checked to read back as written" in quick_outputs["scale"]
 
 

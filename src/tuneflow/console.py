@@ -71,6 +71,21 @@ def one_line_errors() -> Iterator[None]:
         sys.exit(128 + (signal.SIGTERM if terminated else signal.SIGINT))
 
 
+def _yaml_problem(error: BaseException) -> str | None:
+    """A config file that is not YAML (Hydra lets PyYAML's error through): its file, line and problem."""
+    import yaml
+
+    cause: BaseException | None = error
+    while cause is not None and not isinstance(cause, yaml.YAMLError):
+        cause = cause.__cause__ or cause.__context__
+    if cause is None:
+        return None
+    mark = getattr(cause, "problem_mark", None)
+    where = f"{mark.name}, line {mark.line + 1}, column {mark.column + 1}" if mark is not None else "a config file"
+    problem = getattr(cause, "problem", None) or str(cause).splitlines()[0]
+    return f"{where} is not valid YAML: {problem}; fix the file"
+
+
 #: Config-group options of Hydra's Optuna sweeper that Optuna no longer has, with the fix.
 RETIRED_OPTIONS = {
     ("hydra/sweeper/sampler", "motpe"): "MOTPESampler was removed from Optuna; use hydra/sweeper/sampler=tpe "
@@ -87,6 +102,9 @@ def one_line_error(error: BaseException) -> str | None:
 
     if isinstance(error, TuneflowError):
         return str(error)
+    yaml_problem = _yaml_problem(error)
+    if yaml_problem is not None:
+        return yaml_problem
     if isinstance(error, MissingConfigException):
         missing = error.missing_cfg_file or ""
         group, _, option = str(missing).rpartition("/")

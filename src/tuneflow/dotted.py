@@ -13,12 +13,13 @@ def import_function(path: str, what: str) -> Callable[..., Any]:
     """``my_model.train`` -> the function; one line naming ``what`` (``arch.trainer``) and the real
     ImportError when it cannot be imported. The project folder is importable (``tuneflow.cli.app``)."""
     module_name, _, attribute = str(path).rpartition(".")
-    if not module_name:
+    if not isinstance(path, str) or not module_name:
         raise ConfigError(f"{what} is {path!r}; name a function as module.function (my_model.train)")
     try:
         module = importlib.import_module(module_name)
-    except ImportError as error:
-        raise ConfigError(f"{what} {path!r} cannot be imported: {type(error).__name__}: {error}") from None
+    except (Exception, SystemExit) as error:  # noqa: BLE001 - a module may fail to import in any way (syntax, its own raise, sys.exit)
+        detail = f"sys.exit({error.code!r})" if isinstance(error, SystemExit) else f"{type(error).__name__}: {error}"
+        raise ConfigError(f"{what} {path!r} cannot be imported: {detail.splitlines()[0] if detail else ''}") from None
     function = getattr(module, attribute, None)
     if not callable(function):
         raise ConfigError(f"{what} {path!r}: module {module_name} has no function {attribute!r}")

@@ -23,8 +23,8 @@ POSTGRES = {"kind": "postgres", "host": "db", "port": "5433", "user": "ann", "da
         ({"kind": "sqlite", "url": None}, "sqlite:///ROOT/optuna.db"),
         ({"kind": "sqlite", "url": "sqlite:///other.db"}, "sqlite:///other.db"),
         (POSTGRES, "postgresql+psycopg2://ann@db:5433/optuna"),
-        ({**POSTGRES, "url": "postgresql://bob@h/x"}, "postgresql://bob@h/x"),
-        ("postgresql://bob@h/x", "postgresql://bob@h/x"),
+        ({**POSTGRES, "url": "postgresql+psycopg2://bob@h/x"}, "postgresql+psycopg2://bob@h/x"),
+        ("mysql+pymysql://bob@h/x", "mysql+pymysql://bob@h/x"),
     ],
     ids=["default", "sqlite", "sqlite url", "postgres", "url wins", "plain string"],
 )
@@ -111,3 +111,77 @@ def test_without_postgres_ci_fails_where_a_laptop_skips(
     with pytest.raises(outcome, match="initdb not found"):
         with start():
             pass
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "postgresql://u:hunter2@h/db",
+        "postgresql+psycopg2://u@h/db?password=hunter2",
+        "postgresql://u@h/db?sslmode=require&password=hunter2",
+        "postgresql://u@h/db?PASSWORD=hunter2",
+        "postgresql://u@h/db?sslpassword=hunter2",
+        "http://me:hunter2@127.0.0.1:5000",
+    ],
+)
+def test_a_password_in_userinfo_or_query_is_found_and_masked(url: str) -> None:
+    assert backends.has_password(url)
+    assert "hunter2" not in backends.redact(f"cannot connect to {url}: refused")
+    with pytest.raises(ConfigError, match="the URL contains a password") as refused:
+        backends.refuse_password(url, "hydra.sweeper.storage")
+    assert "hunter2" not in str(refused.value)
+
+
+def test_a_url_without_a_password_is_left_alone() -> None:
+    url = "postgresql+psycopg2://tuneflow@127.0.0.1:5432/optuna?sslmode=require"
+    assert not backends.has_password(url)
+    assert backends.redact(url) == url
+
+
+def test_a_user_field_that_carries_a_password_is_refused_without_echoing_it() -> None:
+    with pytest.raises(ConfigError, match="contains ':'") as refused:
+        backends.storage_url({**POSTGRES, "user": "ann:hunter2"}, "mlruns")
+    assert "hunter2" not in str(refused.value)
+
+
+def test_postgresql_without_a_driver_uses_the_installed_psycopg2() -> None:
+    import importlib.util
+
+    mapped = backends.with_installed_driver("postgresql://ann@db/optuna")
+    if importlib.util.find_spec("psycopg") is None and importlib.util.find_spec("psycopg2") is not None:
+        assert mapped == "postgresql+psycopg2://ann@db/optuna"
+    else:
+        assert mapped == "postgresql://ann@db/optuna"
+    assert backends.with_installed_driver("postgresql+psycopg://ann@db/optuna") == "postgresql+psycopg://ann@db/optuna"
+    assert backends.with_installed_driver("sqlite:///x.db") == "sqlite:///x.db"
+
+
+@pytest.mark.parametrize("name", ["..", ".", "a/b", "a\\b", "it's", 'say "hi"', "a`b", "a\nb", " ", "s" * 101])
+def test_a_study_name_is_one_plain_folder_name(name: str) -> None:
+    from tuneflow.storage.study import check_study_name
+
+    with pytest.raises(ConfigError, match="hydra.sweeper.study_name is"):
+        check_study_name(name)
+
+
+@pytest.mark.parametrize("name", ["quadratic", "bakery v2", "mlp-zoom_2", "s" * 100])
+def test_plain_study_names_pass(name: str) -> None:
+    from tuneflow.storage.study import check_study_name
+
+    check_study_name(name)
+
+
+def test_every_value_in_an_mlflow_filter_is_quoted_so_that_a_quote_finds_its_run(tmp_path: Path) -> None:
+    from mlflow import MlflowClient
+
+    from tuneflow.tracking.runs import filter_value
+
+    client = MlflowClient(tracking_uri=f"sqlite:///{tmp_path / 'mlflow.db'}")
+    experiment = client.create_experiment("e", artifact_location=(tmp_path / "artifacts").as_uri())
+    for value in ("it's", 'say "hi"', "plain"):
+        client.create_run(experiment, tags={"tuneflow.study": value})
+    for value in ("it's", 'say "hi"', "plain"):
+        runs = client.search_runs([experiment], filter_string=f"tags.`tuneflow.study` = {filter_value(value)}")
+        assert [r.data.tags["tuneflow.study"] for r in runs] == [value]
+    with pytest.raises(ConfigError, match="both kinds of quote"):
+        filter_value("""it's "x" """)

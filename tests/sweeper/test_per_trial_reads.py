@@ -49,6 +49,18 @@ def test_the_csv_is_rewritten_at_most_every_interval(study: optuna.Study, tmp_pa
     assert len(rows(path)) == 4
 
 
+def test_a_csv_that_takes_long_to_write_is_rewritten_less_often(study: optuna.Study, tmp_path: Path) -> None:
+    path = tmp_path / "trials.csv"
+    throttled = ThrottledCsv(path, every_s=0, cost_factor=1e9)
+    throttled.write_if_due(study.get_trials())
+    study.optimize(lambda t: t.suggest_float("x", 0, 1), n_trials=1)
+    throttled.write_if_due(study.get_trials())
+    assert len(rows(path)) == 3, "not before cost_factor times the last rewrite's duration has passed"
+    throttled.cost_factor = 0
+    throttled.write_if_due(study.get_trials())
+    assert len(rows(path)) == 4
+
+
 def test_progress_lines_count_each_finished_job_of_a_batch(study: optuna.Study) -> None:
     trials = study.get_trials()
     outcomes = [TrialOutcome(number=1, state="COMPLETE", value=0.5), TrialOutcome(number=2, state="FAIL", error="E"),

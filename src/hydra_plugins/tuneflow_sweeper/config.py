@@ -158,6 +158,12 @@ class TuneflowSweeperConf:
     # Seconds between the console's lines on a running trial (step, objective, elapsed) when the output is
     # not a terminal (a terminal gets one status line, redrawn at each report); null or 0 = none.
     progress_interval: Optional[float] = 30.0
+    # Config groups (arch, mode) and config paths (params.epochs, data) whose choice or fixed value is part of
+    # what a study means: a resume that changes one is refused (parameter kinds and the grid always are).
+    study_keys: List[str] = field(default_factory=list)
+    # Resume a study although this run changes what it means (study_keys, the grid): its trials then mix
+    # both. false = refuse, naming the change.
+    allow_changed_study: bool = False
     # Zoom in on an earlier study: hydra.sweeper.zoom.study=NAME (see tuneflow/zoom.py).
     zoom: ZoomConfig = field(default_factory=ZoomConfig)
     # Asynchronous workers on this machine, SLURM or Ray: hydra.sweeper.workers.engine=local|slurm|ray,

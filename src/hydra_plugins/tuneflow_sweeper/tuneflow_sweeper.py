@@ -27,4 +27,8 @@ class TuneflowSweeper(Sweeper):
 
         terminate_like_interrupt()
         with one_line_errors():  # in any app: one line and status 2, as in tuneflow's own
+            from tuneflow.strategy.sweeper_backend import is_strategy, sweep_strategy
+
+            if is_strategy(self._impl.config):  # +strategy=NAME: stages of studies, each swept by the same sweeper
+                return sweep_strategy(self._impl, arguments)
             return self._impl.sweep(arguments)

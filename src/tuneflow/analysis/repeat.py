@@ -33,6 +33,8 @@ from tuneflow.storage.readers import (
     Parser,
     StudyLocation,
     add_store_arguments,
+    check_output_folder,
+    experiment_of_run,
     fail,
     load_study,
     top_trials,
@@ -99,9 +101,11 @@ def record_of(run: Any, objective: str) -> RepeatRecord | None:
 
 
 def finished_repeats(client: Any, experiment_id: str, study_name: str, objective: str) -> list[RepeatRecord]:
+    from tuneflow.tracking.runs import filter_value
+
     runs = client.search_runs(
         [experiment_id],
-        filter_string=f"tags.`tuneflow.role` = '{ROLE}' and tags.`tuneflow.study` = '{study_name}' "
+        filter_string=f"tags.`tuneflow.role` = {filter_value(ROLE)} and tags.`tuneflow.study` = {filter_value(study_name)} "
                       "and attributes.status = 'FINISHED'",
         max_results=50_000,
     )
@@ -331,6 +335,10 @@ def objective_of(study: Any, client: Any) -> str:
     return "value"
 
 
+#: Upper bounds of --seeds and --top.
+MAX_SEEDS, MAX_TOP = 1000, 1000
+
+
 def parse_arguments(argv: Sequence[str]) -> Any:
     parser = Parser(prog="tuneflow repeat", description=__doc__.split("\n\n")[0] if __doc__ else None)
     add_store_arguments(parser)
@@ -343,6 +351,11 @@ def parse_arguments(argv: Sequence[str]) -> Any:
         parser.error(f"--top is {args.top}, but comparing needs at least 2 finalists")
     if args.seeds < 2:
         parser.error(f"--seeds is {args.seeds}, but an interval needs at least 2 repeats")
+    # Each finalist trains once per seed: past these, a repeat runs for days (and its plan alone fills memory).
+    if args.seeds > MAX_SEEDS:
+        parser.error(f"--seeds is {args.seeds}, but must be at most {MAX_SEEDS}")
+    if args.top > MAX_TOP:
+        parser.error(f"--top is {args.top}, but must be at most {MAX_TOP}")
     return args
 
 
@@ -351,8 +364,12 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     quiet_library_warnings()
     args = parse_arguments(sys.argv[1:] if argv is None else argv)
-    location = StudyLocation.from_arguments(args)
     try:
+        location = StudyLocation.from_arguments(args)
+    except ConfigError as error:
+        return fail(error)
+    try:
+        check_output_folder(args.conf_dir, "--conf-dir")
         study = load_study(location)
         from tuneflow.storage.readers import mlflow_client, parent_run_id
 
@@ -360,7 +377,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         parent = parent_run_id(study)
         if parent is None:
             raise ConfigError(f"study {study.study_name!r} has no MLflow parent run; was it run by tuneflow?")
-        experiment_id = client.get_run(parent).info.experiment_id
+        experiment_id = experiment_of_run(client, parent, location)
         experiment = client.get_experiment(experiment_id).name
         plan = plan_repeats(study, client, location, experiment, args.top, args.seeds, args.log_models)
         objective = objective_of(study, client)

@@ -34,6 +34,8 @@ from tuneflow.storage.readers import (
     Parser,
     StudyLocation,
     add_store_arguments,
+    check_output_folder,
+    experiment_of_run,
     fail,
     finished_snapshot,
     load_study,
@@ -421,14 +423,27 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     quiet_library_warnings()
     args = parse_arguments(sys.argv[1:] if argv is None else argv)
-    location = StudyLocation.from_arguments(args)
+    try:
+        location = StudyLocation.from_arguments(args)
+    except ConfigError as error:
+        return fail(error)
     out_dir = Path(args.out) if args.out else location.study_dir / "report"
     try:
-        study = load_study(location)
+        check_output_folder(out_dir, "--out")
+        if not args.no_export:
+            check_output_folder(args.conf_dir, "--conf-dir")
+        try:
+            study = load_study(location)
+        except ConfigError:
+            from tuneflow.strategy import summary
+
+            if not summary.stage_files(location.study_dir):
+                raise
+            return summary.print_report(location.study_dir, out_dir)  # a strategy: its stages and zones
         client = mlflow_client(location)
         parent = parent_run_id(study)
+        experiment_id = experiment_of_run(client, parent, location) if parent else None
         objective = objective_of(study, client)
-        experiment_id = client.get_run(parent).info.experiment_id if parent else None
         records = finished_repeats(client, experiment_id, study.study_name, objective) if experiment_id else []
         repeats = finalists_by_trial(records)
         report, snapshot = build(study, objective, args.top, repeats)

@@ -53,6 +53,8 @@ def run_task(cfg: DictConfig) -> Any:
     run's metrics; on its own it is a plain training run with its own MLflow run.
     """
     from tuneflow.errors import ConfigError, TuneflowError
+    from tuneflow.storage.urls import check_root_dir, check_tracking
+    from tuneflow.tracking.runs import resolve_tracking_uri, tracking_uri_source
     from tuneflow.trial import api, arch_task
 
     if api.current_trial() is not None:
@@ -63,6 +65,10 @@ def run_task(cfg: DictConfig) -> Any:
             raise ConfigError(
                 f"no architecture chosen: add +arch=NAME, one of {', '.join(arch_task.available_archs())}"
             )
+        # What the sweeper checks before a study, checked before the run's MLflow records exist.
+        arch_task.check_job(cfg)
+        check_root_dir(str(cfg.root_dir))
+        check_tracking(resolve_tracking_uri(cfg.tracking.uri, str(cfg.root_dir)), tracking_uri_source(cfg.tracking.uri))
         value, run_id, _ = arch_task.run_single(cfg)
     except TuneflowError as error:
         discard_run_folder()
@@ -163,6 +169,24 @@ def project_on_path() -> None:
         os.environ["PYTHONPATH"] = os.pathsep.join([project, *paths])
 
 
+def check_project_configs(folder: str = "conf") -> None:
+    """The project's own config files are UTF-8 (as YAML is read): Hydra would stop with a bare
+    UnicodeDecodeError that names no file."""
+    from pathlib import Path
+
+    from tuneflow.errors import ConfigError
+
+    for path in sorted(Path(folder).rglob("*.yaml")) if Path(folder).is_dir() else []:
+        try:
+            path.read_bytes().decode("utf-8")
+        except UnicodeDecodeError as error:
+            raise ConfigError(
+                f"{path} is not UTF-8 text (byte {error.start}: {error.reason}); save it as UTF-8"
+            ) from None
+        except OSError:
+            continue  # Hydra says what is wrong with a file it cannot read
+
+
 def main() -> None:
     terminate_like_interrupt()
     project_on_path()
@@ -174,6 +198,7 @@ def main() -> None:
     # Let errors reach us instead of Hydra's multi-line report; we print one line per fixable error.
     os.environ["HYDRA_FULL_ERROR"] = "1"
     try:
+        check_project_configs()
         sys.argv = [sys.argv[0], *flags_first(quote_sweeper_params(backend_arguments(sys.argv[1:])))]
         _hydra_main()
     except SystemExit:

@@ -39,6 +39,7 @@ from typing import Any
 
 from tuneflow.errors import ConfigError
 from tuneflow.search.space import override_value
+from tuneflow.storage.study import check_study_name
 from tuneflow.storage.urls import refuse_passwords_in_arguments
 
 EXIT_USAGE = 2
@@ -83,6 +84,10 @@ def read_spec_file(path: str | Path) -> dict[str, Any]:
         text = path.read_text(encoding="utf-8")
     except OSError as error:
         raise SpecError(f"cannot read experiment spec {str(path)!r}: {error.strerror or error}") from None
+    except UnicodeDecodeError as error:
+        raise SpecError(
+            f"{path} is not UTF-8 text (byte {error.start}: {error.reason}); save it as UTF-8, as JSON requires"
+        ) from None
     try:
         raw = json.loads(text)
     except json.JSONDecodeError as error:
@@ -123,6 +128,7 @@ def parse_spec(raw: Mapping[str, Any], *, default_study_name: str, archs: Sequen
     study_name = entries.get("study_name", default_study_name)
     if not isinstance(study_name, str) or not study_name.strip():
         raise SpecError(f"'study-name' is {study_name!r}, but must be a non-empty string")
+    check_study_name(study_name.strip(), "'study-name'")
 
     overrides = _fixed_overrides(entries.get("overrides", {}))
 
@@ -151,9 +157,12 @@ def _parameter_grid(parameters: Any) -> dict[str, list[Any]]:
         for value in values:
             if not isinstance(value, _SCALARS):
                 raise SpecError(f"parameter {name!r}: {value!r} is not a number, string, boolean or null")
-        duplicates = [v for i, v in enumerate(values) if any(_same(v, w) for w in values[:i])]
-        if duplicates:
-            raise SpecError(f"parameter {name!r} lists {duplicates[0]!r} more than once")
+        # One pass over a set: comparing each value with all earlier ones took minutes on a large grid.
+        seen: set[tuple[type, Any]] = set()
+        for value in values:
+            if (type(value), value) in seen:  # by type too: 1 and True are different values to try
+                raise SpecError(f"parameter {name!r} lists {value!r} more than once")
+            seen.add((type(value), value))
         grid[key] = list(values)
     return grid
 
@@ -167,11 +176,6 @@ def _fixed_overrides(overrides: Any) -> dict[str, Any]:
         if not isinstance(value, _SCALARS):
             raise SpecError(f"override {path!r}: {value!r} must be a number, string, boolean or null")
     return dict(overrides)
-
-
-def _same(a: Any, b: Any) -> bool:
-    # 1 and True are equal in Python, but different values to try.
-    return type(a) is type(b) and a == b
 
 
 def _date_range_list(raw: Any) -> list[list[str]]:
@@ -268,7 +272,28 @@ def build_command(path: str | Path, extra: Sequence[str]) -> list[str]:
     spec = parse_spec(raw, default_study_name=Path(path).stem, archs=available_archs())
     extra = [a for a in extra if a not in ("-m", "--multirun")]
     date_ranges = check_date_ranges(spec, compose_data_config(spec, extra)) if spec.date_ranges else None
-    return [sys.executable, "-m", "tuneflow", *to_overrides(spec, date_ranges), *extra]
+    command = [sys.executable, "-m", "tuneflow", *to_overrides(spec, date_ranges), *extra]
+    check_command_length(command, spec)
+    return command
+
+
+#: Linux takes at most 128 KiB per argument (MAX_ARG_STRLEN) and about ARG_MAX for all of them with the
+#: environment; the spec runs as a child process's arguments.
+MAX_ARGUMENT = 128 * 1024 - 1
+
+
+def check_command_length(command: Sequence[str], spec: Spec) -> None:
+    """A grid too large for one command line is one line here, not ``OSError: Argument list too long``."""
+    import os
+
+    limit = os.sysconf("SC_ARG_MAX") if hasattr(os, "sysconf") else 2**21
+    total = sum(len(a.encode()) + 1 for a in command) + sum(len(k) + len(v) + 2 for k, v in os.environ.items())
+    longest = max(command, key=len)
+    if len(longest.encode()) > MAX_ARGUMENT or total > limit:
+        raise SpecError(
+            f"the spec's grid of {spec.n_combinations} points is too long for one command line "
+            f"({len(longest.encode())} bytes in {longest.split('=', 1)[0]}); split it into several specs"
+        )
 
 
 def run(command: Sequence[str]) -> int:
@@ -306,7 +331,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ConfigError as error:
         print(f"tuneflow: error: {error}", file=sys.stderr)
         return EXIT_USAGE
-    print(f"tuneflow spec: {shlex.join(['python', *command[1:]])}", file=sys.stderr, flush=True)
+    # On stdout: stderr is left to the one error line the study may end with.
+    print(f"tuneflow spec: {shlex.join(['python', *command[1:]])}", flush=True)
     if dry_run:
         return 0
     return run(command)

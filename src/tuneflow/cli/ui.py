@@ -103,11 +103,11 @@ def study_view(study: optuna.Study) -> dict[str, Any]:
     searched params."""
     from optuna.study import StudyDirection
 
-    from tuneflow.tracking.runs import ROLE_TAG, STATE_TAG, STUDY_TAG
+    from tuneflow.tracking.runs import ROLE_TAG, STATE_TAG, STUDY_TAG, filter_value
 
     name = study.study_name.replace("'", "\\'")
     return {
-        "searchFilter": f"tags.`{STUDY_TAG}` = '{name}' AND tags.`{ROLE_TAG}` != 'study'",
+        "searchFilter": f"tags.`{STUDY_TAG}` = {filter_value(name)} AND tags.`{ROLE_TAG}` != 'study'",
         "orderByKey": "metrics.`objective`",
         "orderByAsc": study.directions[0] == StudyDirection.MINIMIZE,
         "selectedColumns": ["metrics.`objective`", f"tags.`{STATE_TAG}`",
@@ -265,7 +265,10 @@ def plan(location: StudyLocation, args: Any, logs: Path) -> tuple[list[Server], 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_arguments(sys.argv[1:] if argv is None else argv)
-    location = StudyLocation.from_arguments(args)
+    try:
+        location = StudyLocation.from_arguments(args)
+    except ConfigError as error:
+        return fail(error)
     logs = Path(tempfile.mkdtemp(prefix="tuneflow-ui-"))
     servers: list[Server] = []
     # Ctrl-C even when started in the background (where a shell ignores SIGINT), and SIGTERM alike.

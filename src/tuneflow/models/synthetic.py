@@ -1,7 +1,8 @@
 """A synthetic architecture that trains in microseconds: for tests, smoke runs and overhead benchmarks.
 
 Its "validation loss" after each epoch follows a learning curve towards a known optimum
-(``(x - 2)^2 + (y + 1)^2``), so pruners and samplers behave as on a real model, and a study's
+(``(x - 2)^2 + (y + 1)^2``;
+``twin_quadratic`` adds a second, shallower bowl), so pruners and samplers behave as on a real model, and a study's
 result can be checked against the known answer. ``fail_above`` makes it raise and ``nan_above``
 makes its metric NaN for large ``x``: the failure paths of a study can be exercised on purpose.
 ``noise`` adds a seed-dependent offset, so that repeats with new seeds vary as on a real model.
@@ -30,7 +31,15 @@ class QuadraticModel:
 
 
 def final_loss(params: Mapping[str, Any]) -> float:
-    return (float(params["x"]) - 2.0) ** 2 + (float(params["y"]) + 1.0) ** 2
+    """The bowl around (2, -1); with ``second_optimum: [x, y, depth]`` the lower of it and a second bowl
+    around (x, y) lifted by ``depth``: two separated zones, the second worse by ``depth`` at its bottom."""
+    x, y = float(params["x"]), float(params["y"])
+    loss = (x - 2.0) ** 2 + (y + 1.0) ** 2
+    second = params.get("second_optimum")
+    if second:
+        x2, y2, depth = (float(v) for v in second)
+        loss = min(loss, (x - x2) ** 2 + (y - y2) ** 2 + depth)
+    return loss
 
 
 def train(params: Mapping[str, Any], data: Any, report: Reporter, *, seed: int, device: str) -> TrainResult:

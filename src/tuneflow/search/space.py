@@ -139,6 +139,8 @@ def to_distribution(override: Override) -> BaseDistribution:
                 + ("; cast the values instead: int(choice(...))" if as_int and not log else "")
             )
         choices = tuple(_plain(element) for element in sweep.list)
+        if any(isinstance(c, float) and math.isnan(c) for c in choices):
+            raise SearchSpaceError(f"search space: {path}: choice() holds nan, which no trial can use; drop it")
         return CategoricalDistribution(choices)
     if isinstance(sweep, RangeSweep):
         return _range_distribution(path, sweep, log, as_int)
@@ -168,6 +170,7 @@ def _range_distribution(path: str, sweep: RangeSweep, log: bool, as_int: bool) -
     shown = f"range({start}, {stop})" if step == 1 else f"range({start}, {stop}, step={step})"
     if step is None or step == 0:
         raise SearchSpaceError(f"search space: {path}: range step must be non-zero")
+    _check_finite(path, shown, start, stop, step)
     empty = SearchSpaceError(
         f"search space: {path}: {shown} is empty; write range(low, high) with low < high "
         "(high is excluded, as in Hydra and Python)"
@@ -202,6 +205,7 @@ def _range_distribution(path: str, sweep: RangeSweep, log: bool, as_int: bool) -
 def _interval_distribution(path: str, sweep: IntervalSweep, log: bool, as_int: bool) -> BaseDistribution:
     low, high = sweep.start, sweep.end
     assert low is not None and high is not None  # the grammar requires both
+    _check_finite(path, f"interval({low}, {high})", low, high)
     if low > high:
         raise SearchSpaceError(
             f"search space: {path}: interval({low}, {high}) has low > high; swap the bounds"
@@ -214,6 +218,15 @@ def _interval_distribution(path: str, sweep: IntervalSweep, log: bool, as_int: b
         return IntDistribution(low, high, log=log)
     _check_log_low(path, low, log)
     return FloatDistribution(float(low), float(high), log=log)
+
+
+def _check_finite(path: str, shown: str, *bounds: float) -> None:
+    """nan and inf bounds, or a width past the largest float, break every sampler at its first draw
+    (after the study was created): say so now."""
+    if not all(math.isfinite(b) for b in bounds) or not math.isfinite(float(bounds[1]) - float(bounds[0])):
+        raise SearchSpaceError(
+            f"search space: {path}: {shown} needs finite bounds less than 1e308 apart (no nan or inf)"
+        )
 
 
 def _check_log_low(path: str, low: float, log: bool) -> None:

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn
 
 from tuneflow.errors import ConfigError
+from tuneflow.storage import creation
 from tuneflow.storage.study import FINISHED_STATES, SURPLUS_ATTR, default_storage_url
 from tuneflow.storage.urls import shown
 from tuneflow.tracking.runs import resolve_tracking_uri
@@ -52,13 +53,33 @@ class StudyLocation:
 
     @classmethod
     def from_arguments(cls, args: argparse.Namespace) -> StudyLocation:
+        """The stores the arguments name, checked as the sweeper checks them (a password, a missing
+        driver, a server that does not answer: one line, before anything is read or written)."""
+        from tuneflow.storage.urls import check_storage, check_tracking, refuse_password, with_installed_driver
+
         root_dir = Path(args.root_dir)
-        return cls(
+        storage_url = with_installed_driver(args.storage) if args.storage else default_storage_url(root_dir)
+        refuse_password(storage_url, "--storage")
+        # An SQLite file is only read here (read_storage says when it is missing); anything else is checked
+        # as the sweeper checks it.
+        if args.storage and not (storage_url.startswith("sqlite:///") and len(storage_url) > len("sqlite:///")):
+            check_storage(storage_url, what="--storage")
+        location = cls(
             name=args.study,
             root_dir=root_dir,
-            storage_url=args.storage or default_storage_url(root_dir),
+            storage_url=storage_url,
             tracking_uri=resolve_tracking_uri(args.tracking_uri, root_dir),
         )
+        tracking_from = "--tracking-uri" if args.tracking_uri else "MLFLOW_TRACKING_URI"
+        sqlite_file = storage_url[len("sqlite:///"):] if storage_url.startswith("sqlite:///") else None
+        if sqlite_file is not None and not Path(sqlite_file).is_file():
+            raise ConfigError(f"no Optuna storage at {storage_url}; run the study first, or give --root-dir/--storage")
+        # Reading must not create an empty MLflow store (MLflow makes the database when it opens it).
+        if location.tracking_uri.startswith("sqlite:///") and not Path(location.tracking_uri[len("sqlite:///"):]).is_file():
+            raise ConfigError(f"no MLflow store at {location.tracking_uri}; give the study's --tracking-uri or --root-dir")
+        if args.tracking_uri is not None or not location.tracking_uri.startswith("sqlite:///"):
+            check_tracking(location.tracking_uri, tracking_from)
+        return location
 
     @property
     def study_dir(self) -> Path:
@@ -72,17 +93,33 @@ def read_storage(location: StudyLocation) -> optuna.storages.RDBStorage:
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     url = location.storage_url
-    if url.startswith("sqlite:///") and not Path(url[len("sqlite:///"):]).is_file():
-        raise ConfigError(f"no Optuna storage at {url}; run the study first, or give --root-dir/--storage")
-    return optuna.storages.RDBStorage(url, engine_kwargs=_engine_kwargs(url), skip_table_creation=True)
+    if url.startswith("sqlite:///"):
+        path = Path(url[len("sqlite:///"):])
+        if not path.is_file():
+            raise ConfigError(f"no Optuna storage at {url}; run the study first, or give --root-dir/--storage")
+        creation.check_readable(path, "optuna")
+    try:
+        return optuna.storages.RDBStorage(url, engine_kwargs=_engine_kwargs(url), skip_table_creation=True)
+    except Exception as error:  # noqa: BLE001 - drivers and SQLite raise many types; all mean "cannot read"
+        from tuneflow.storage.urls import first_line
+
+        raise ConfigError(f"cannot read the Optuna storage {shown(url)}: {first_line(error)}") from None
 
 
 def load_study(location: StudyLocation) -> optuna.Study:
     """The study as stored; a one-line error names the studies there when the name is wrong."""
     import optuna
 
-    storage = read_storage(location)
-    names = optuna.get_all_study_names(storage)
+    from tuneflow.storage.creation import store_failure
+
+    try:
+        storage = read_storage(location)
+        names = optuna.get_all_study_names(storage)
+    except Exception as error:
+        failure = None if isinstance(error, ConfigError) else store_failure(error)
+        if failure is None:
+            raise
+        raise ConfigError(f"cannot read {shown(location.storage_url)}: {failure}") from None
     if location.name not in names:
         known = ", ".join(sorted(names)) or "none"
         raise ConfigError(f"no study {location.name!r} in {shown(location.storage_url)}; studies there: {known}")
@@ -131,8 +168,12 @@ def top_trials(study: optuna.Study, k: int) -> list[optuna.trial.FrozenTrial]:
 
 
 def mlflow_client(location: StudyLocation) -> Any:
+    from tuneflow.storage.sqlite import db_path_of
     from tuneflow.tracking import runs as tracking
 
+    db_path = db_path_of(location.tracking_uri)
+    if db_path is not None and db_path.exists():
+        creation.check_readable(db_path, "mlflow")
     return tracking.client_for(location.tracking_uri)
 
 
@@ -141,6 +182,33 @@ def parent_run_id(study: optuna.Study) -> str | None:
 
     value = study.user_attrs.get(PARENT_RUN_ATTR)
     return str(value) if value else None
+
+
+def check_output_folder(path: str | Path, what: str) -> None:
+    """A folder a subcommand writes into is one, or can be created (checked before anything is written)."""
+    from tuneflow.storage.urls import can_create_in
+
+    folder = Path(path)
+    if folder.exists() and not folder.is_dir():
+        raise ConfigError(f"{what} {folder} is a file, not a folder; give a folder")
+    existing = next((p for p in (folder, *folder.absolute().parents) if p.exists()), Path("/"))
+    if not existing.is_dir():
+        raise ConfigError(f"{what} {folder}: {existing} is a file, so the folder cannot be created")
+    if not can_create_in(existing):
+        raise ConfigError(f"{what} {folder}: {existing} is not writable")
+
+
+def experiment_of_run(client: Any, run_id: str, location: StudyLocation) -> str:
+    """The experiment of the study's parent run; a study tracked in another MLflow store is one line."""
+    from mlflow.exceptions import MlflowException
+
+    try:
+        return str(client.get_run(run_id).info.experiment_id)
+    except MlflowException:
+        raise ConfigError(
+            f"no MLflow run {run_id} (study {location.name!r}'s parent run) in {shown(location.tracking_uri)}: the "
+            "study was tracked in another MLflow store; give its --tracking-uri (or MLFLOW_TRACKING_URI)"
+        ) from None
 
 
 def fail(error: BaseException) -> int:

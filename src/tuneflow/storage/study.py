@@ -190,6 +190,27 @@ class StudySettings:
         return path[len(prefix):] if self.params_node and path.startswith(prefix) else path
 
 
+#: A worker that has not beaten for twice this long is taken for dead; a day is already far past useful.
+MAX_HEARTBEAT_S = 86_400
+#: A study's name names its folder (``ROOT_DIR/studies/NAME``) and lock files: one file-name component.
+MAX_STUDY_NAME = 100
+
+
+def check_study_name(name: str, what: str = "hydra.sweeper.study_name") -> None:
+    """The one check of a study name: it becomes a folder and file names under ``root_dir`` and a value
+    in MLflow searches, so it is plain file-name components (nothing written outside ``root_dir``).
+    ``/`` separates components: a strategy's stage studies are ``<study>/<stage>[/zone-<k>]``, folders
+    inside their strategy's folder; no component may be ``.`` or ``..``."""
+    rule = ("but a study name is a folder name (or folders joined by /): no \\, quotes, control characters, "
+            f"no . or .. or empty part, at most {MAX_STUDY_NAME} characters a part")
+    parts = name.split("/")
+    if any(not part.strip() or part in (".", "..") or len(part) > MAX_STUDY_NAME for part in parts):
+        shown = name if len(name) <= 40 else f"{name[:20]}...{name[-10:]} ({len(name)} characters)"
+        raise ConfigError(f"{what} is {shown!r}, {rule}")
+    if any(c in name for c in "\\'\"`") or any(ord(c) < 32 or ord(c) == 127 for c in name):
+        raise ConfigError(f"{what} is {name!r}, {rule}")
+
+
 def study_settings(sweeper: Mapping[str, Any], job_name: str = "tuneflow") -> StudySettings:
     """Resolve the sweeper's nullable fields; the study is named after the app's job when unnamed."""
     from tuneflow.tracking.runs import resolve_tracking_uri
@@ -202,11 +223,13 @@ def study_settings(sweeper: Mapping[str, Any], job_name: str = "tuneflow") -> St
         raise ConfigError(f"hydra.sweeper.n_trials is {n_trials}, but must be at least 1")
     root_dir = str(sweeper.get("root_dir") or "mlruns")
     heartbeat = sweeper.get("heartbeat_interval")
-    if heartbeat is not None and int(heartbeat) < 0:
+    if heartbeat is not None and not 0 <= int(heartbeat) <= MAX_HEARTBEAT_S:
         raise ConfigError(
-            f"hydra.sweeper.heartbeat_interval is {heartbeat}, but must be a number of seconds >= 1 (null or 0 = off)"
+            f"hydra.sweeper.heartbeat_interval is {heartbeat}, but must be a number of seconds from 1 to "
+            f"{MAX_HEARTBEAT_S} (null or 0 = off)"
         )
     name = str(sweeper.get("study_name") or job_name)
+    check_study_name(name)
     url = storage_url(sweeper.get("storage"), root_dir)
     if url.startswith("grpc://"):
         heartbeat = None  # Optuna's gRPC proxy has no heartbeats (tuneflow.storage.grpc says what follows)
@@ -283,23 +306,44 @@ def forget_job_studies() -> None:
 
 class Heartbeat:
     """Records the trial's heartbeat on the storage while the job runs, so that a killed worker's
-    trial is noticed (``optuna.storages.fail_stale_trials``) and retried by another worker."""
+    trial is noticed (``optuna.storages.fail_stale_trials``) and retried by another worker.
 
-    def __init__(self, storage: Any, trial_id: int, interval: int | None) -> None:
+    One beater per trial and process: the sweeper beats for its batch, and a job it runs in its own
+    process (tuneflow's and Hydra's basic launcher) then adds no second thread, since both die together;
+    a job in another process (joblib, SLURM, Ray) beats for itself. ``beat_now=False`` waits one interval
+    before the first beat, for a trial whose heartbeat was just recorded (at ask, under the study's
+    lock). Each beat is one storage commit, so a short trial keeps to the one heartbeat written at ask.
+    """
+
+    #: Trial ids some Heartbeat of this process beats for now.
+    _beating: set[int] = set()
+    _beating_lock = threading.Lock()
+
+    def __init__(self, storage: Any, trial_id: int, interval: int | None, *, beat_now: bool = True) -> None:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        self._trial_id = trial_id
+        self._beat_now = beat_now
         if interval:
             self._thread = threading.Thread(
                 target=self._beat, args=(storage, trial_id, interval), daemon=True, name="tuneflow-heartbeat"
             )
 
     def _beat(self, storage: Any, trial_id: int, interval: int) -> None:
+        if not self._beat_now and self._stop.wait(interval):
+            return
         while True:
             storage.record_heartbeat(trial_id)
             if self._stop.wait(interval):
                 return
 
     def __enter__(self) -> Heartbeat:
+        if self._thread is not None:
+            with Heartbeat._beating_lock:
+                if self._trial_id in Heartbeat._beating:
+                    self._thread = None  # this process beats for the trial already
+                else:
+                    Heartbeat._beating.add(self._trial_id)
         if self._thread is not None:
             self._thread.start()
         return self
@@ -308,3 +352,5 @@ class Heartbeat:
         self._stop.set()
         if self._thread is not None:
             self._thread.join()
+            with Heartbeat._beating_lock:
+                Heartbeat._beating.discard(self._trial_id)

@@ -3,11 +3,13 @@
 - ``storage_url``: the storage URL a ``hydra/sweeper/storage`` config names (embedded SQLite under
   ``root_dir``, PostgreSQL from host/port/user/database, or a raw URL).
 - ``check_storage`` / ``check_tracking``: refuse a URL that cannot work (wrong scheme, missing driver,
-  a password written into it, a server that does not answer) before anything is created.
+  a password written into it, a server that does not answer or is not MLflow, a folder that cannot be
+  written) before anything is created; ``with_installed_driver`` reads ``postgresql://`` as the installed driver.
 
 Passwords never pass through tuneflow: libpq (psycopg2) reads ``PGPASSWORD`` or ``~/.pgpass`` itself,
-so a URL tuneflow builds, logs or saves has none. A URL given with a password is refused, because
-Hydra would write it into ``.hydra/*.yaml`` and ``multirun.yaml``.
+so a URL tuneflow builds, logs or saves has none. A URL given with a password (``user:secret@``, or a
+``?password=`` query) is refused, because Hydra would write it into ``.hydra/*.yaml`` and
+``multirun.yaml``; this module is the one place that finds and masks them (``has_password``, ``redact``).
 """
 
 from __future__ import annotations
@@ -25,26 +27,48 @@ from tuneflow.errors import ConfigError
 CONNECT_TIMEOUT = 5
 
 _PASSWORD_IN_URL = re.compile(r"(?P<head>[a-zA-Z][\w+.-]*://[^/@:\s]*:)(?P<password>[^@/\s]+)@")
+#: Query parameters libpq, SQLAlchemy's drivers and HTTP clients take a secret from (``?password=...``).
+_PASSWORD_IN_QUERY = re.compile(
+    r"(?P<head>[?&;](?:password|passwd|pwd|sslpassword|secret|token|access_token|api_key)=)(?P<password>[^&;#\s'\"]+)",
+    re.IGNORECASE,
+)
 _SHORTHAND = re.compile(r"^(?P<plus>\+{0,2})hydra\.sweeper\.storage=(?P<value>.*)$")
 _PASSWORD_HINT = "remove it and set PGPASSWORD (or write it in ~/.pgpass); libpq reads it from there"
 
 
 def redact(text: str) -> str:
-    """``postgresql://user:secret@host`` -> ``postgresql://user:***@host``, anywhere in ``text``."""
-    return _PASSWORD_IN_URL.sub(lambda m: f"{m.group('head')}***@", text)
+    """``postgresql://user:secret@host`` -> ``postgresql://user:***@host`` and ``?password=secret`` ->
+    ``?password=***``, anywhere in ``text``."""
+    text = _PASSWORD_IN_URL.sub(lambda m: f"{m.group('head')}***@", text)
+    return _PASSWORD_IN_QUERY.sub(lambda m: f"{m.group('head')}***", text)
 
 
 def has_password(text: str) -> bool:
-    return _PASSWORD_IN_URL.search(text) is not None
+    """Whether ``text`` holds a URL with a password in its userinfo or its query."""
+    return _PASSWORD_IN_URL.search(text) is not None or _PASSWORD_IN_QUERY.search(text) is not None
+
+
+def refuse_password(url: str, what: str) -> None:
+    """The one refusal of a URL that carries a password (``what`` names the setting); never echoes it."""
+    if has_password(url):
+        raise ConfigError(f"{what}: the URL contains a password; {_PASSWORD_HINT}")
+
+
+def check_user_name(user: str, what: str) -> None:
+    """``user:secret`` in a user field (or $PGUSER) would become the URL's password, URL-encoded."""
+    for character in (":", "@", "/"):
+        if character in user:
+            raise ConfigError(
+                f"{what} contains {character!r}; give the user name only ({_PASSWORD_HINT})"
+            )
 
 
 def refuse_passwords_in_arguments(argv: list[str]) -> None:
     """Hydra saves every override (``.hydra/overrides.yaml``, ``multirun.yaml``, the trial's
     ``config.yaml`` in MLflow): an override that carries a password would land in all of them."""
     for argument in argv:
-        if has_password(argument):
-            key = argument.split("=", 1)[0] if "=" in argument else "an argument"
-            raise ConfigError(f"{key}: the URL contains a password; {_PASSWORD_HINT}")
+        key = argument.split("=", 1)[0] if "=" in argument else "an argument"
+        refuse_password(argument, key.lstrip("+~"))
 
 
 def expand_storage_shorthand(argv: list[str]) -> list[str]:
@@ -81,11 +105,11 @@ def storage_url(node: Any, root_dir: str | Path) -> str:
     if node is None or node == "":
         return default_storage_url(root_dir)
     if isinstance(node, str):
-        return node
+        return with_installed_driver(node)
     if not isinstance(node, Mapping):
         raise ConfigError(f"hydra.sweeper.storage is {node!r}, but must be a storage config or a URL")
     if node.get("url"):
-        return str(node["url"])
+        return with_installed_driver(str(node["url"]))
     if node.get("kind") == "postgres":
         return _postgres_url(node)
     return default_storage_url(root_dir)
@@ -100,8 +124,9 @@ def _postgres_url(node: Mapping[str, Any]) -> str:
             f"hydra.sweeper.storage.port is {port!r} (from the config or $PGPORT), but must be a port number"
         )
     for key, variable in (("host", "PGHOST"), ("user", "PGUSER"), ("database", "PGDATABASE")):
-        if not node.get(key):
+        if not str(node.get(key) or "").strip():
             raise ConfigError(f"hydra.sweeper.storage.{key} is empty; set it or ${variable}")
+    check_user_name(str(node["user"]), "hydra.sweeper.storage.user (from the config or $PGUSER)")
     url = URL.create(
         str(node.get("driver") or "postgresql+psycopg2"),
         username=str(node["user"]),
@@ -110,6 +135,25 @@ def _postgres_url(node: Mapping[str, Any]) -> str:
         database=str(node["database"]),
     )
     return url.render_as_string(hide_password=False)
+
+
+def with_installed_driver(url: str) -> str:
+    """``postgresql://...`` names no driver, and SQLAlchemy 2.1 then picks psycopg 3; where only psycopg2 is
+    installed (tuneflow's ``postgres`` extra), the URL is read as ``postgresql+psycopg2://...``. Every URL a
+    user gives goes through here (the sweeper's storage, ``--storage``, the tracking URI)."""
+    import importlib.util
+
+    if url.startswith("postgresql://") and importlib.util.find_spec("psycopg") is None \
+            and importlib.util.find_spec("psycopg2") is not None:
+        return "postgresql+psycopg2://" + url[len("postgresql://"):]
+    return url
+
+
+#: The package to install for each PostgreSQL driver SQLAlchemy may pick.
+_DRIVER_PACKAGES = {
+    "psycopg2": "psycopg2-binary (pip install 'tuneflow[postgres]')",
+    "psycopg": "psycopg 3 (pip install 'psycopg[binary]'), or write postgresql+psycopg2:// to use psycopg2",
+}
 
 
 def is_sqlite(url: str) -> bool:
@@ -127,8 +171,7 @@ def check_storage(url: str, what: str = "hydra.sweeper.storage") -> None:
     from sqlalchemy.engine import make_url
     from sqlalchemy.exc import ArgumentError, NoSuchModuleError
 
-    if has_password(url):
-        raise ConfigError(f"{what}: the URL contains a password; {_PASSWORD_HINT}")
+    refuse_password(url, what)
     from tuneflow.storage import grpc
 
     if grpc.is_grpc(url):  # Optuna's gRPC storage proxy, not a database
@@ -159,7 +202,7 @@ def check_storage(url: str, what: str = "hydra.sweeper.storage") -> None:
             "use sqlite:///path, postgresql://user@host/db, mysql+pymysql://user@host/db or grpc://host:port"
         ) from None
     except ImportError as error:
-        package = "psycopg2-binary (pip install 'tuneflow[postgres]')" if backend == "postgresql" else "its driver"
+        package = _DRIVER_PACKAGES.get(parsed.get_driver_name(), "its driver")
         raise ConfigError(
             f"{what}: the {parsed.drivername} driver is not installed ({error}); install {package}"
         ) from None
@@ -172,8 +215,32 @@ def check_storage(url: str, what: str = "hydra.sweeper.storage") -> None:
 def _check_sqlite_folder(path: Path, what: str) -> None:
     folder = path.resolve().parent
     existing = next((p for p in (folder, *folder.parents) if p.exists()), Path("/"))
-    if not existing.is_dir() or not os.access(existing, os.W_OK | os.X_OK):
+    if not can_create_in(existing):
         raise ConfigError(f"{what}: cannot create {path} ({existing} is not a writable folder)")
+
+
+def check_root_dir(root_dir: str | Path, what: str = "root_dir") -> None:
+    """The embedded stores, artifacts and CSVs go under ``root_dir``: it is a folder, or can be made."""
+    path = Path(root_dir)
+    if path.exists() and not path.is_dir():
+        raise ConfigError(f"{what} is {str(root_dir)!r}, a file; give a folder")
+    existing = next((p for p in (path, *path.absolute().parents) if p.exists()), Path("/"))
+    if not can_create_in(existing):
+        raise ConfigError(f"{what} is {str(root_dir)!r}, but {existing} is not a writable folder")
+
+
+def can_create_in(folder: Path) -> bool:
+    """Whether a folder can be made inside ``folder``. Tried (an empty folder, removed at once) rather
+    than asked of ``os.access``, which says yes to root even where the kernel refuses (``/proc``)."""
+    import tempfile
+
+    if not folder.is_dir() or not os.access(folder, os.W_OK | os.X_OK):
+        return False
+    try:
+        os.rmdir(tempfile.mkdtemp(prefix=".tuneflow-check-", dir=folder))
+    except OSError:
+        return False
+    return True
 
 
 def _check_server(url: str, what: str) -> None:
@@ -210,24 +277,71 @@ def engine_for(url: str) -> Any:
 # --- the tracking server -----------------------------------------------------------------------
 
 
-def check_tracking(uri: str) -> None:
-    """Refuse a tracking URI that cannot work. A server must answer its ``/health`` now: MLflow's
-    client would otherwise retry for minutes, and fail only after the study was created."""
+def check_tracking(uri: str, what: str = "MLFLOW_TRACKING_URI") -> None:
+    """Refuse a tracking URI that cannot work; ``what`` names the setting it came from. A server must
+    answer its ``/health`` now, and be MLflow: MLflow's client would otherwise retry for minutes, and fail
+    only after the study was created."""
+    if not uri.strip():
+        raise ConfigError(f"{what} is blank; unset it for the embedded store, or give a URI such as http://127.0.0.1:5000")
+    if uri != uri.strip():
+        raise ConfigError(f"{what} is {shown(uri)!r}, with spaces around it; remove them")
     if has_password(uri):
         raise ConfigError(
-            "the MLflow tracking URI contains a password; set MLFLOW_TRACKING_USERNAME / "
+            f"{what}: the MLflow tracking URI contains a password; set MLFLOW_TRACKING_USERNAME / "
             "MLFLOW_TRACKING_PASSWORD (a server) or PGPASSWORD (a database) instead"
         )
-    scheme = uri.split("://", 1)[0].lower() if "://" in uri else "file"
+    # "databricks" alone (its default profile) is a scheme too; any other text without one is a path.
+    scheme = (uri.split("://", 1)[0] if "://" in uri else uri.split(":", 1)[0] if ":" in uri else uri).lower()
+    if ":" not in uri and scheme not in _MLFLOW_SCHEMES:
+        scheme = "file"
     if scheme in ("http", "https"):
-        _check_tracking_server(uri)
-    elif scheme.split("+")[0] in ("postgresql", "mysql", "mssql"):
-        check_storage(uri, what="the MLflow tracking URI")
+        _check_tracking_server(uri, what)
+    elif scheme.split("+")[0] in ("postgresql", "postgres", "mysql", "mssql", "sqlite"):
+        check_storage(with_installed_driver(uri), what=what)
+    elif scheme == "file":
+        _check_file_store(uri, what)
+    elif scheme.startswith("databricks"):
+        _check_databricks(uri, what)
     elif scheme not in _MLFLOW_SCHEMES:
         raise ConfigError(
-            f"the MLflow tracking URI {shown(uri)!r} has scheme {scheme!r}; use http(s)://HOST:PORT of a "
+            f"the MLflow tracking URI {shown(uri)!r} ({what}) has scheme {scheme!r}; use http(s)://HOST:PORT of a "
             "tracking server, sqlite:///PATH, postgresql://USER@HOST/DB or file:///PATH"
         )
+
+
+def _check_file_store(uri: str, what: str) -> None:
+    """A file store is a folder MLflow writes into: it must be one, or be creatable."""
+    from urllib.parse import urlparse
+    from urllib.request import url2pathname
+
+    from mlflow.environment_variables import MLFLOW_ALLOW_FILE_STORE
+
+    if not MLFLOW_ALLOW_FILE_STORE.get():  # type: ignore[no-untyped-call]
+        raise ConfigError(
+            f"{what} is {shown(uri)!r}, a file store, which MLflow 3 no longer opens; use sqlite:///PATH/mlflow.db "
+            "(or set MLFLOW_ALLOW_FILE_STORE=true)"
+        )
+    path = Path(url2pathname(urlparse(uri).path) if uri.startswith("file:") else uri)
+    if path.exists() and not path.is_dir():
+        raise ConfigError(f"{what} is {uri!r}, a file; MLflow's file store is a folder (or use sqlite:///PATH/mlflow.db)")
+    existing = next((p for p in (path, *path.resolve().parents) if p.exists()), Path("/"))
+    if not can_create_in(existing):
+        raise ConfigError(f"{what} is {uri!r}, but {existing} is not a writable folder")
+
+
+def _check_databricks(uri: str, what: str) -> None:
+    """Databricks needs credentials (host and token, or a profile in ~/.databrickscfg); without them
+    MLflow fails at the first call, after the study was created."""
+    profile = uri.split("://", 1)[1] if "://" in uri else "DEFAULT"
+    if os.environ.get("DATABRICKS_HOST") and (os.environ.get("DATABRICKS_TOKEN") or os.environ.get("DATABRICKS_CLIENT_ID")):
+        return
+    config = Path(os.environ.get("DATABRICKS_CONFIG_FILE") or Path.home() / ".databrickscfg")
+    if config.is_file() and f"[{profile.split(':')[0] or 'DEFAULT'}]" in config.read_text(errors="replace"):
+        return
+    raise ConfigError(
+        f"{what} is {shown(uri)!r}, but no Databricks credentials are set: set DATABRICKS_HOST and "
+        f"DATABRICKS_TOKEN, or run databricks configure (profile {profile!r} in {config})"
+    )
 
 
 #: Tracking URI schemes MLflow's own stores or its usual plugins handle.
@@ -249,11 +363,40 @@ def http_problem(url: str, timeout: float = CONNECT_TIMEOUT) -> str | None:
         return str(getattr(error, "reason", error))
 
 
-def _check_tracking_server(uri: str) -> None:
+def _check_tracking_server(uri: str, what: str) -> None:
+    from urllib.parse import urlsplit
+
+    try:
+        parts = urlsplit(uri)
+        port = parts.port  # parsed here: a port that is not a number raises
+    except ValueError as error:
+        raise ConfigError(f"{what} is {shown(uri)!r}, which is not a URL ({error}); write http://HOST:PORT") from None
+    if not parts.hostname:
+        raise ConfigError(f"{what} is {shown(uri)!r}, which names no host; write http://HOST:PORT")
     problem = http_problem(uri.rstrip("/") + "/health")
-    if problem is None:
-        return
-    raise ConfigError(
-        f"the MLflow tracking server {shown(uri)} does not answer ({problem}); start it "
-        "(python -m tuneflow.deploy.local_cluster up, or docker compose in docker/) or fix MLFLOW_TRACKING_URI / tracking.uri"
-    )
+    if problem is not None:
+        raise ConfigError(
+            f"the MLflow tracking server {shown(uri)} does not answer ({problem}); start it "
+            f"(python -m tuneflow.deploy.local_cluster up, or docker compose in docker/) or fix {what}"
+        )
+    if not _is_mlflow(uri):
+        raise ConfigError(
+            f"{what}: {shown(uri)} answers /health but is not an MLflow tracking server (its /version is no "
+            f"MLflow version); check the host and port{'' if port else ' (none given)'}"
+        )
+
+
+def _is_mlflow(uri: str, timeout: float = CONNECT_TIMEOUT) -> bool:
+    """An MLflow server answers ``/version`` with its version number (mlflow/server/__init__.py)."""
+    import urllib.error
+    import urllib.request
+
+    try:
+        with urllib.request.urlopen(uri.rstrip("/") + "/version", timeout=timeout) as response:  # noqa: S310 - http(s) only
+            text = response.read(64).decode("utf-8", errors="replace").strip()
+    except urllib.error.HTTPError as error:
+        # MLflow's basic-auth app guards /version (not /health); MLflow's client brings the credentials.
+        return error.code in (401, 403)
+    except (urllib.error.URLError, OSError):
+        return False
+    return re.fullmatch(r"\d+\.\d+(\.\d+)?\S*", text) is not None

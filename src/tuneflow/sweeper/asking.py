@@ -22,7 +22,7 @@ from typing import Any
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
-from tuneflow.errors import TooManyFailures
+from tuneflow.errors import ConfigError, TooManyFailures
 from tuneflow.storage import locks
 from tuneflow.storage.study import (
     OVERRIDES_ATTR,
@@ -57,6 +57,8 @@ class TrialAsker:
         #: Trials running elsewhere that this worker has beaten for once (see ``adopt_running_trials``).
         self.adopted: set[int] = set()
         self._study_id: int | None = None
+        #: The highest trial number this worker has seen (under the lock): trials past it are its own asks.
+        self.last_number = -1
         settings = plan.settings
         self.target = settings.n_trials if plan.grid_size is None else min(settings.n_trials, plan.grid_size)
 
@@ -68,6 +70,7 @@ class TrialAsker:
         with locks.study_lock(settings.storage_url, settings.root_dir, settings.name, "ask"):
             optuna.storages.fail_stale_trials(study)
             now = study.get_trials(deepcopy=False)
+            self.last_number = max((trial.number for trial in now), default=-1)
             counts = count_states(now)
             failed_now = counts["failed"] - failed_before
             if failed_now > plan.max_failures:
@@ -85,30 +88,49 @@ class TrialAsker:
     def ask(self, count: int) -> list[optuna.trial.Trial]:
         """Ask ``count`` trials; one that lost a race with another worker for the last places is
         marked surplus and failed at once, so the study never exceeds ``n_trials``."""
-        study, plan = self.study, self.plan
+        study = self.study
         asked: list[optuna.trial.Trial] = []
         for _ in range(count):
-            trial = study.ask(plan.distributions)
+            trial = None
             try:
+                trial = self.ask_one()
                 if not self.prepare(trial):
                     continue
             except BaseException:
-                # The user's space extender, the storage or Ctrl-C: no trial asked here may stay RUNNING
-                # (a storage without heartbeats, such as Optuna's gRPC proxy, would never retry it).
-                for started in [*asked, trial]:
+                # The storage or Ctrl-C after an ask (``ask_one`` fails its own trial): no trial asked
+                # here may stay RUNNING (a storage without heartbeats, Optuna's gRPC proxy, never retries it).
+                for started in [*asked, *([trial] if trial is not None else [])]:
                     study.tell(started, state=TrialState.FAIL, skip_if_finished=True)
                 raise
             asked.append(trial)
         # In trial-number order, as ``launch`` numbers the jobs.
         return sorted(asked, key=lambda trial: trial.number)
 
+    def ask_one(self) -> optuna.trial.Trial:
+        """One new trial with its parameters. Whatever fails while it is asked (the sampler, a
+        distribution Optuna refuses, the user's ``custom_search_space``) fails the trial at once: a trial
+        left RUNNING would hold up every later run until its heartbeat went stale."""
+        study, plan = self.study, self.plan
+        try:
+            trial = study.ask(plan.distributions)
+            if plan.extend_space is not None:
+                # The user's define-by-run parameters (conditional spaces), through Optuna's public suggest API.
+                plan.extend_space(self.config, trial)
+        except Exception as error:
+            # Asked under the study's lock: a RUNNING trial numbered past those read before is this ask's.
+            for stray in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
+                if stray.number > self.last_number:
+                    study.tell(stray.number, state=TrialState.FAIL, skip_if_finished=True)
+            if isinstance(error, (ValueError, OverflowError)):  # Optuna's word on the space: the user can fix it
+                raise ConfigError(f"study {plan.settings.name!r}: cannot ask Optuna for a trial: {error}") from None
+            raise
+        self.last_number = max(self.last_number, trial.number)
+        return trial
+
     def prepare(self, trial: optuna.trial.Trial) -> bool:
         """A trial just asked, made ready to launch; False when it lost the race for the last places
         (then marked surplus and failed)."""
         study, plan = self.study, self.plan
-        if plan.extend_space is not None:
-            # The user's define-by-run parameters (conditional spaces), through Optuna's public suggest API.
-            plan.extend_space(self.config, trial)
         if is_surplus(study, trial.number, plan.settings.n_trials):
             trial.set_user_attr(SURPLUS_ATTR, True)
             study.tell(trial, state=TrialState.FAIL)
@@ -139,11 +161,12 @@ class TrialAsker:
                 self.storage.record_heartbeat(self.trial_id(trial.number))
 
     def heartbeats(self, trials: Sequence[optuna.trial.Trial]) -> contextlib.ExitStack:
-        """The worker beats for its trials from the moment it asked for them (the job beats too, but only
-        once it has started): a worker killed in between is noticed as well."""
+        """The worker beats for its trials from the moment it asked for them (a job in another process beats
+        too, once it has started): a worker killed in between is noticed as well. The first beat was
+        recorded at ask (``first_heartbeat``), so the thread's first comes one interval later."""
         stack = contextlib.ExitStack()
         interval = self.plan.settings.heartbeat_interval
         if interval:
             for trial in trials:
-                stack.enter_context(Heartbeat(self.storage, self.trial_id(trial.number), interval))
+                stack.enter_context(Heartbeat(self.storage, self.trial_id(trial.number), interval, beat_now=False))
         return stack

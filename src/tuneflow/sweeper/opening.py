@@ -14,7 +14,7 @@ import optuna
 from tuneflow.errors import ConfigError
 from tuneflow.search import zoom
 from tuneflow.search.failure_aware import FailureAwareSampler
-from tuneflow.storage import locks
+from tuneflow.storage import creation, locks, sqlite
 from tuneflow.storage import urls as backends
 from tuneflow.storage.study import (
     AS_OF_ATTR,
@@ -22,6 +22,7 @@ from tuneflow.storage.study import (
     RUN_ID_ATTR,
     open_storage,
 )
+from tuneflow.sweeper import meaning
 from tuneflow.sweeper.plan import SweepPlan
 from tuneflow.tracking import runs as tracking
 
@@ -46,7 +47,13 @@ def open_study(plan: SweepPlan) -> OpenStudy:
     """
     settings = plan.settings
     with locks.study_lock(settings.storage_url, settings.root_dir, settings.name, "open"):
+        # Whole stores or none, whenever a process is killed or the disk fills (storage.creation).
+        creation.prepare_tracking_store(settings.tracking_uri)
         client = tracking.client_for(settings.tracking_uri)
+        optuna_db = sqlite.db_path_of(settings.storage_url)
+        if optuna_db is not None and not optuna_db.exists():
+            refuse_runs_of_a_lost_study(client, settings.name, settings.experiment)  # before creating the store
+        creation.prepare_optuna_store(settings.storage_url)
         on_stale_trial = StaleTrialHandler(client)
         try:
             storage = open_storage(
@@ -59,6 +66,8 @@ def open_study(plan: SweepPlan) -> OpenStudy:
                 f"hydra.sweeper.storage: cannot open {backends.shown(settings.storage_url)}: "
                 f"{backends.first_line(error)}"
             ) from None
+        if settings.name not in optuna.get_all_study_names(storage):
+            refuse_runs_of_a_lost_study(client, settings.name, settings.experiment)
         study = optuna.create_study(
             study_name=settings.name,
             storage=storage,
@@ -67,6 +76,9 @@ def open_study(plan: SweepPlan) -> OpenStudy:
             direction=settings.direction,  # type: ignore[arg-type]
             load_if_exists=True,
         )
+        # Before anything is written: a resume that changes what the study means (another architecture
+        # mostly has another direction too: this names the real difference) is refused here.
+        meaning.check_and_record(study, plan)
         existing = study.direction.name.lower()
         if existing != settings.direction:
             raise ConfigError(
@@ -80,6 +92,7 @@ def open_study(plan: SweepPlan) -> OpenStudy:
             zoom.enqueue_finalists(study, plan.finalists, plan.distributions)
         parent_run_id = open_parent_run(client, study, plan)
         on_stale_trial.experiment_id = client.get_run(parent_run_id).info.experiment_id
+        close_finished_trial_runs(client, on_stale_trial.experiment_id, study)
     return OpenStudy(study, storage, client, parent_run_id)
 
 
@@ -99,6 +112,56 @@ def open_parent_run(client: Any, study: optuna.Study, plan: SweepPlan) -> str:
     study.set_user_attr(PARENT_RUN_ATTR, parent_run_id)
     tracking.log_values(client, parent_run_id, params=study_params(plan))
     return str(parent_run_id)
+
+
+def refuse_runs_of_a_lost_study(client: Any, name: str, experiment: str) -> None:
+    """A study the Optuna storage does not hold, whose trial runs MLflow does (its ``optuna.db`` was emptied,
+    deleted or replaced): a new study of that name would number its trials from 0 again, beside the old
+    runs, under the old parent run. Refused before anything is created."""
+    found = client.get_experiment_by_name(experiment)
+    if found is None:
+        return
+    runs = client.search_runs(
+        [found.experiment_id],
+        filter_string=f"tags.`{tracking.STUDY_TAG}` = {tracking.filter_value(name)} and tags.`{tracking.ROLE_TAG}` = 'trial'",
+        max_results=1,
+    )
+    if runs:
+        raise ConfigError(
+            f"study {name!r}: MLflow experiment {experiment!r} holds trial runs of a study {name!r} that the Optuna "
+            "storage does not hold (was it emptied or replaced?); restore it, or use another hydra.sweeper.study_name"
+        )
+
+
+def close_finished_trial_runs(client: Any, experiment_id: str, study: optuna.Study) -> int:
+    """End the MLflow runs still RUNNING whose Optuna trial has ended (a worker killed between telling
+    Optuna and ending its run, an artifact store that refused a write): with the status Optuna's state
+    maps to. Runs of trials still running belong to live workers and are left alone. Returns how many."""
+    ended = {trial.number: trial.state.name for trial in study.get_trials(deepcopy=False)
+             if trial.state.is_finished()}
+    if not ended:
+        return 0
+    runs = client.search_runs(
+        [experiment_id],
+        filter_string=f"tags.`{tracking.STUDY_TAG}` = {tracking.filter_value(study.study_name)} and "
+        f"tags.`{tracking.ROLE_TAG}` = 'trial' and attributes.status = 'RUNNING'",
+        max_results=10_000,
+    )
+    closed = 0
+    for run in runs:
+        number = run.data.tags.get(tracking.TRIAL_TAG, "")
+        state = ended.get(int(number)) if number.isdigit() else None
+        if state is None:
+            continue
+        tags = {tracking.STATE_TAG: state}
+        if run.data.tags.get(tracking.STATE_TAG) in (None, "RUNNING") and state == "FAIL":
+            tags["tuneflow.error"] = "its worker ended before it closed the run"
+        tracking.log_values(client, run.info.run_id, tags=tags)
+        client.set_terminated(run.info.run_id, status=tracking.RUN_STATUS[state])
+        closed += 1
+    if closed:
+        log.info(f"closed {closed} MLflow run(s) left RUNNING by trials that had ended")
+    return closed
 
 
 class StaleTrialHandler:
@@ -130,8 +193,8 @@ class StaleTrialHandler:
             try:
                 runs = self.client.search_runs(
                     [self.experiment_id],
-                    filter_string=f"tags.`{tracking.STUDY_TAG}` = '{study.study_name}' and "
-                    f"tags.`{tracking.TRIAL_TAG}` = '{trial.number}' and attributes.status = 'RUNNING'",
+                    filter_string=f"tags.`{tracking.STUDY_TAG}` = {tracking.filter_value(study.study_name)} and "
+                    f"tags.`{tracking.TRIAL_TAG}` = {tracking.filter_value(trial.number)} and attributes.status = 'RUNNING'",
                 )
                 run_ids.update(run.info.run_id for run in runs)
             except Exception as error:  # noqa: BLE001 - as above

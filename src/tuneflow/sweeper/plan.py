@@ -22,6 +22,7 @@ from tuneflow.search import zoom
 from tuneflow.search.failure_aware import wrap as failure_aware_wrap
 from tuneflow.storage import urls as backends
 from tuneflow.storage.study import StudySettings, build_pruner, open_storage, study_settings
+from tuneflow.tracking import runs as tracking
 
 #: Composes one job's config from its overrides (the sweeper's Hydra config loader).
 ComposeJob = Callable[[list[str]], DictConfig]
@@ -46,6 +47,12 @@ class SweepPlan:
     finalists: list[optuna.trial.FrozenTrial] = field(default_factory=list)
     #: ``hydra.sweeper.custom_search_space``: called with (config, trial) on every asked trial.
     extend_space: Callable[[DictConfig, optuna.trial.Trial], None] | None = None
+    #: ``hydra.sweeper.allow_changed_study``: resume even if this run changes what the study means.
+    allow_changed_study: bool = False
+    #: ``hydra.sweeper.study_keys``: the config groups and paths whose value is part of what the study means.
+    study_keys: tuple[str, ...] = ()
+    #: The app's config-group choices this run composed (``hydra.runtime.choices``, Hydra's own groups left out).
+    group_choices: dict[str, str] = field(default_factory=dict)
 
 
 def plan_sweep(
@@ -80,8 +87,14 @@ def plan_sweep(
     check_parameters_exist(config, distributions, node)
     finalists: list[optuna.trial.FrozenTrial] = []
     if zoom_cfg.get("study"):
-        finalists = load_finalists(settings, str(zoom_cfg["study"]), int(zoom_cfg.get("top_k", 5)))
-        distributions = zoom.narrow(distributions, finalists, float(zoom_cfg.get("margin", 0.5)))
+        top_k, margin = int(zoom_cfg.get("top_k", 5)), float(zoom_cfg.get("margin", 0.5))
+        if top_k < 1:
+            raise ConfigError(f"hydra.sweeper.zoom.top_k is {top_k}, but must be at least 1")
+        if not 0 <= margin < math.inf:
+            raise ConfigError(f"hydra.sweeper.zoom.margin is {margin:g}, but must be a fraction >= 0 (0.5 = half a range)")
+        finalists = load_finalists(settings, str(zoom_cfg["study"]), top_k)
+        check_same_space(str(zoom_cfg["study"]), finalists, distributions)
+        distributions = zoom.narrow(distributions, finalists, margin)
     # A delete without a value (~name) stays bare; ~name=value deletes only while name has that value.
     fixed_overrides = [path if value is None else f"{path}={value}" for path, value in fixed.items()]
     # The smallest and the largest values of the space: a window longer than a date range, or a
@@ -108,9 +121,12 @@ def plan_sweep(
     rate = float(sweeper_cfg["max_failure_rate"])
     if not 0.0 <= rate <= 1.0:
         raise ConfigError(f"hydra.sweeper.max_failure_rate is {rate}, but must be between 0 and 1")
+    backends.check_root_dir(settings.root_dir)
     # Last: these connect to the database and the tracking server (still creating nothing).
     backends.check_storage(settings.storage_url)
-    backends.check_tracking(settings.tracking_uri)
+    backends.check_tracking(settings.tracking_uri, tracking.tracking_uri_source(sweeper_cfg.get("tracking_uri")))
+    check_parent_run_reachable(settings)
+    tracking.check_artifact_folder(settings.tracking_uri, settings.root_dir)
     return SweepPlan(
         settings=settings,
         distributions=distributions,
@@ -121,7 +137,47 @@ def plan_sweep(
         max_failures=int(rate * settings.n_trials),
         finalists=finalists,
         extend_space=extend_space,
+        allow_changed_study=bool(sweeper_cfg.get("allow_changed_study", False)),
+        study_keys=tuple(sweeper_cfg.get("study_keys") or ()),
+        group_choices=group_choices(config),
     )
+
+
+def check_parent_run_reachable(settings: StudySettings) -> None:
+    """A study resumed with another MLflow store (``tracking.uri`` or $MLFLOW_TRACKING_URI changed) would
+    look for its parent run there and fail after opening it (a new, empty store created on the way)."""
+    from mlflow.exceptions import MlflowException
+
+    from tuneflow.storage.sqlite import db_path_of
+    from tuneflow.storage.study import PARENT_RUN_ATTR
+    from tuneflow.tracking.runs import client_for
+
+    optuna_file = db_path_of(settings.storage_url)
+    if optuna_file is not None and not optuna_file.is_file():
+        return  # a new storage: a new study
+    try:
+        storage = optuna.storages.RDBStorage(settings.storage_url, skip_table_creation=True)
+        study_id = storage.get_study_id_from_name(settings.name)
+        run_id = storage.get_study_user_attrs(study_id).get(PARENT_RUN_ATTR)
+    except Exception:  # noqa: BLE001 - no such study (KeyError), or no tables yet: nothing to resume
+        return
+    if not run_id:
+        return
+    shown = backends.shown(settings.tracking_uri)
+    problem = (f"study {settings.name!r} was tracked in another MLflow store: its parent run {run_id} is not in {shown}; "
+               "set tracking.uri / MLFLOW_TRACKING_URI back to that store, or use another hydra.sweeper.study_name")
+    mlflow_file = db_path_of(settings.tracking_uri)
+    if mlflow_file is not None and not mlflow_file.is_file():
+        raise ConfigError(problem)
+    try:
+        client_for(settings.tracking_uri).get_run(str(run_id))
+    except MlflowException:
+        raise ConfigError(problem) from None
+def group_choices(config: DictConfig) -> dict[str, str]:
+    """The app's config-group choices (``arch: mlp``, ``mode: fast``), as Hydra recorded them."""
+    choices = OmegaConf.select(config, "hydra.runtime.choices", default=None) or {}
+    return {str(group): str(option) for group, option in dict(choices).items()
+            if not str(group).startswith("hydra/") and option is not None}
 
 
 def check_parameters_exist(config: DictConfig, distributions: Mapping[str, BaseDistribution], node: str | None) -> None:
@@ -166,6 +222,19 @@ def load_finalists(settings: StudySettings, name: str, top_k: int) -> list[optun
     if not finalists:
         raise ConfigError(f"hydra.sweeper.zoom.study: study {name!r} has no completed trial to zoom in on")
     return finalists
+
+
+def check_same_space(source: str, finalists: Sequence[optuna.trial.FrozenTrial],
+                     distributions: Mapping[str, BaseDistribution]) -> None:
+    """Zooming in on a study that searched other parameters (another architecture's) would enqueue
+    trials that mean nothing here."""
+    searched = sorted({name for trial in finalists for name in trial.distributions})
+    if not set(searched) & set(distributions) or not set(searched) <= set(distributions):
+        raise ConfigError(
+            f"hydra.sweeper.zoom.study: study {source!r} searched {', '.join(searched) or 'nothing'}, but this "
+            f"study searches {', '.join(sorted(distributions)) or 'nothing'}; zoom in on a study of the same "
+            "architecture and search space"
+        )
 
 
 def check_choice_types(path: str, default: Any, distribution: BaseDistribution) -> None:

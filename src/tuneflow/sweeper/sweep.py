@@ -16,10 +16,11 @@ The sweeper knows Optuna, Hydra's launcher and the trial protocol; nothing of th
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -30,16 +31,18 @@ from hydra.types import HydraContext, TaskFunction
 from omegaconf import DictConfig, OmegaConf
 from optuna.trial import TrialState
 
-from tuneflow.errors import ConfigError
+from tuneflow.errors import ConfigError, TuneflowError
 from tuneflow.search import space as search_space
+from tuneflow.storage.creation import store_failure
 from tuneflow.storage.study import (
     best_of,
     best_trial_or_none,
     count_trials,
     forget_job_studies,
 )
+from tuneflow.storage.urls import first_line, shown
 from tuneflow.sweeper.asking import TrialAsker
-from tuneflow.sweeper.opening import OpenStudy, open_study
+from tuneflow.sweeper.opening import OpenStudy, close_finished_trial_runs, open_study
 from tuneflow.sweeper.outcomes import consecutive_runs, outcome_of, progress_lines, tell
 from tuneflow.sweeper.plan import SweepPlan, plan_sweep
 from tuneflow.sweeper.summary import (
@@ -85,6 +88,8 @@ class StudySweeper:
         mlflow_autolog: bool = False,
         failure_aware: bool = True,
         progress_interval: float | None = 30.0,
+        allow_changed_study: bool = False,
+        study_keys: Any = None,
         workers: Any = None,
     ) -> None:
         self.sweeper_cfg: dict[str, Any] = {
@@ -106,6 +111,8 @@ class StudySweeper:
             "mlflow_autolog": mlflow_autolog,
             "custom_search_space": custom_search_space,
             "failure_aware": failure_aware,
+            "allow_changed_study": allow_changed_study,
+            "study_keys": [str(key) for key in _plain(study_keys) or []],
             "workers": _plain(workers),
         }
         self.progress_interval = progress_interval
@@ -170,7 +177,8 @@ class StudySweeper:
         # Travels with the job to wherever the launcher runs it: with the root folder absolute, as a job
         # Hydra's Ray launcher runs in a folder of its own would otherwise open an empty store there.
         self.job.settings = dataclasses.replace(plan.settings, root_dir=str(Path(plan.settings.root_dir).resolve()))
-        opened = open_study(plan)
+        with store_errors(plan):
+            opened = open_study(plan)
         csv_path = results.results_csv_path(plan.settings.root_dir, plan.settings.name)
         sweep_dir = Path(str(self.config.hydra.sweep.dir))
         sweep_dir.mkdir(parents=True, exist_ok=True)
@@ -178,19 +186,19 @@ class StudySweeper:
         outcomes: list[TrialOutcome] = []
         status = "FAILED"
         try:
-            if workers is None or worker_cfg is None:
-                outcomes = self.loop(opened, plan, csv_path)
-            else:
-                outcomes = self.run_workers(workers, worker_cfg, arguments, sweep_dir)
+            with store_errors(plan):
+                if workers is None or worker_cfg is None:
+                    outcomes = self.loop(opened, plan, csv_path)
+                else:
+                    outcomes = self.run_workers(workers, worker_cfg, arguments, sweep_dir)
             status = "FINISHED"
         except KeyboardInterrupt:
             status = "KILLED"
             raise
         finally:
-            results.write_trials_csv(opened.study, csv_path)
-            opened.client.log_artifact(opened.parent_run_id, str(csv_path))
-            summarise_to_parent(opened.client, opened.parent_run_id, opened.study)
-            opened.client.set_terminated(opened.parent_run_id, status=status)
+            problem = finish_study(opened, csv_path, status)
+        if problem is not None:
+            raise ConfigError(problem)
         for line in summary_lines(opened.study, plan.settings.name, plan.settings.objective, opened.parent_run_id,
                                   csv_path):
             log.info(line)
@@ -231,11 +239,7 @@ class StudySweeper:
                     time.sleep(min(settings.heartbeat_interval, 5))
                     continue
                 if not outcomes:
-                    log.info(
-                        f"study {settings.name!r} already has {counts['finished']} of {asker.target} trials finished"
-                        + (f" ({counts['running']} running elsewhere)" if counts["running"] else "")
-                        + "; raise hydra.sweeper.n_trials to run more"
-                    )
+                    log.info(already_done_line(settings.name, counts, asker.target, plan.grid_size))
                 return outcomes
             announced_wait = False
             trials = read.asked
@@ -305,6 +309,60 @@ def quiet_launcher(launcher: Any) -> None:
     overrides. Hydra's launchers log at INFO on their module's logger; their warnings still show."""
     package = type(launcher).__module__.rpartition(".")[0] or type(launcher).__module__
     logging.getLogger(package).setLevel(logging.WARNING)
+
+
+@contextlib.contextmanager
+def store_errors(plan: SweepPlan) -> Iterator[None]:
+    """A store that cannot be written (a full disk, a read-only folder, a damaged file) as one line naming
+    the stores, instead of the traceback of whichever library met it first."""
+    try:
+        yield
+    except Exception as error:
+        failure = None if isinstance(error, TuneflowError) else store_failure(error)
+        if failure is None:
+            raise
+        stores = f"{shown(plan.settings.storage_url)} or {shown(plan.settings.tracking_uri)}"
+        raise ConfigError(f"study {plan.settings.name!r}: cannot write to {stores}: {failure}") from None
+
+
+def finish_study(opened: OpenStudy, csv_path: Path, status: str) -> str | None:
+    """The CSV, the parent run's summary and status, and no trial run left RUNNING: each step tried even
+    if one before it fails (a full disk, an artifact folder that refuses writes), so the parent run is
+    never left RUNNING. Returns the first failure as a line for the user (also logged: when the sweep
+    itself failed, its error is the one raised)."""
+    steps: list[tuple[str, Any]] = [
+        (f"write {csv_path}", lambda: results.write_trials_csv(opened.study, csv_path)),
+        ("save the CSV as the parent run's artifact",
+         lambda: opened.client.log_artifact(opened.parent_run_id, str(csv_path))),
+        ("write the summary to the parent run",
+         lambda: summarise_to_parent(opened.client, opened.parent_run_id, opened.study)),
+        ("end the parent run", lambda: opened.client.set_terminated(opened.parent_run_id, status=status)),
+        ("end trial runs left RUNNING",
+         lambda: close_finished_trial_runs(
+             opened.client, opened.client.get_run(opened.parent_run_id).info.experiment_id, opened.study)),
+    ]
+    first: str | None = None
+    for what, step in steps:
+        try:
+            step()
+        except Exception as error:  # noqa: BLE001 - the other steps must still run; reported below
+            line = f"cannot {what}: {store_failure(error) or first_line(error)}"
+            log.warning(line)
+            first = first or line
+    return first
+
+
+def already_done_line(name: str, counts: dict[str, int], target: int, grid_size: int | None) -> str:
+    """Why a run ran nothing: the study already holds what this run asks for (say which bound it is)."""
+    finished, running = counts["finished"], counts["running"]
+    elsewhere = f" ({running} running elsewhere)" if running else ""
+    if grid_size is not None and target == grid_size:
+        return (f"study {name!r} already has {finished} trials finished{elsewhere}, and this run's grid has "
+                f"{grid_size} points: nothing left to run; use another hydra.sweeper.study_name for another grid")
+    if finished > target:
+        return (f"study {name!r} already has {finished} trials finished{elsewhere}, more than the {target} this "
+                "run asks for (hydra.sweeper.n_trials); raise it to run more")
+    return f"study {name!r} already has {finished} of {target} trials finished{elsewhere}; raise hydra.sweeper.n_trials to run more"
 
 
 def job_overrides(plan: SweepPlan, trial: optuna.trial.Trial) -> list[str]:

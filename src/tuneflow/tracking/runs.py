@@ -40,12 +40,33 @@ _MAX_PARAM_LENGTH = 6000
 
 def resolve_tracking_uri(configured: str | None, root_dir: str | Path) -> str:
     """``tracking.uri`` if set, else ``$MLFLOW_TRACKING_URI``, else SQLite under ``root_dir``."""
+    from tuneflow.storage.urls import with_installed_driver
+
     if configured:
-        return configured
+        return with_installed_driver(configured)
     from_env = os.environ.get("MLFLOW_TRACKING_URI")
     if from_env:
-        return from_env
+        return with_installed_driver(from_env)
     return f"sqlite:///{Path(root_dir).resolve() / 'mlflow.db'}"
+
+
+def tracking_uri_source(configured: str | None) -> str:
+    """Which setting a resolved tracking URI came from, for error messages."""
+    return "tracking.uri" if configured else "MLFLOW_TRACKING_URI"
+
+
+def filter_value(value: object) -> str:
+    """``value`` as a string literal of an MLflow search filter: every value tuneflow puts into a
+    ``filter_string`` goes through here. MLflow's grammar has no escape inside quotes; a value with a
+    single quote is written in double quotes, and one with both cannot be searched for."""
+    from tuneflow.errors import ConfigError
+
+    text = str(value)
+    if "'" not in text:
+        return f"'{text}'"
+    if '"' not in text:
+        return f'"{text}"'
+    raise ConfigError(f"{text!r} holds both kinds of quote; MLflow cannot search for it")
 
 
 def default_artifact_location(tracking_uri: str, root_dir: str | Path) -> str | None:
@@ -53,6 +74,20 @@ def default_artifact_location(tracking_uri: str, root_dir: str | Path) -> str | 
     if tracking_uri.startswith("sqlite:"):
         return (Path(root_dir).resolve() / "artifacts").as_uri()
     return None
+
+
+def check_artifact_folder(tracking_uri: str, root_dir: str | Path) -> None:
+    """The local artifact folder tuneflow gives its experiments must be a folder it can write (or create):
+    otherwise every trial fails on its first artifact and leaves its run behind. One line now instead."""
+    from tuneflow.errors import ConfigError
+
+    location = default_artifact_location(tracking_uri, root_dir)
+    if location is None:
+        return
+    folder = Path(root_dir).resolve() / "artifacts"
+    existing = next((p for p in (folder, *folder.parents) if p.exists()), Path("/"))
+    if not existing.is_dir() or not os.access(existing, os.W_OK | os.X_OK):
+        raise ConfigError(f"cannot write MLflow artifacts to {folder}: {existing} is not a writable folder")
 
 
 @lru_cache(maxsize=8)
@@ -105,7 +140,7 @@ def find_study_run(client: MlflowClient, experiment_id: str, study_name: str) ->
     """The parent run of ``study_name`` (the earliest, should two workers have raced to create it)."""
     runs = client.search_runs(
         [experiment_id],
-        filter_string=f"tags.`{ROLE_TAG}` = 'study' and tags.`{STUDY_TAG}` = '{study_name}'",
+        filter_string=f"tags.`{ROLE_TAG}` = 'study' and tags.`{STUDY_TAG}` = {filter_value(study_name)}",
         order_by=["attributes.start_time ASC"],
         max_results=1,
     )

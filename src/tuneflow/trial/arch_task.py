@@ -208,6 +208,9 @@ def check_job(cfg: DictConfig) -> None:
     can be built (date ranges inside the data, window within them), the device and threads exist."""
     if "arch" not in cfg:
         raise ConfigError(f"no architecture chosen: add +arch=NAME, one of {', '.join(available_archs())}")
+    check_arch(cfg)
+    check_added_keys(cfg)
+    check_seed(cfg.get("seed"))
     load_trainer(str(cfg.arch.trainer))
     params = OmegaConf.to_container(cfg.params, resolve=True) if "params" in cfg else {}
     datasets.check_folds(cfg.get("data") or {}, params)  # type: ignore[arg-type]
@@ -215,6 +218,62 @@ def check_job(cfg: DictConfig) -> None:
     device = str(cfg.get("device", "auto"))
     if device not in ("auto", "cpu"):  # only then is torch worth importing here
         resolve_device(device)
+
+
+#: What an architecture config must say (conf/arch/NAME.yaml).
+ARCH_KEYS = ("name", "trainer", "objective")
+#: Seeds numpy, PyTorch and LightGBM all take.
+MAX_SEED = 2**32 - 1
+
+
+def check_arch(cfg: DictConfig) -> None:
+    """The architecture config names itself, its trainer (module.function) and its objective."""
+    arch = cfg.arch
+    if not isinstance(arch, DictConfig):
+        raise ConfigError(f"arch is {arch!r}; conf/arch/NAME.yaml must hold an arch: mapping (name, trainer, objective)")
+    for key in ARCH_KEYS:
+        value = OmegaConf.select(arch, key, throw_on_missing=False)
+        if value is None or value == "":
+            raise ConfigError(f"arch.{key} is missing in the architecture's config (conf/arch/*.yaml); "
+                              f"an architecture names its {', '.join(ARCH_KEYS)}")
+        if not isinstance(value, str):
+            raise ConfigError(f"arch.{key} is {value!r}, but must be text")
+
+
+def check_added_keys(cfg: DictConfig) -> None:
+    """``+name=value`` adds a key the config does not have (Hydra refuses ``+`` on an existing one): a
+    config group that does not exist (``+optimizer=adam``) or a parameter the architecture lacks
+    (``+params.z=1``). tuneflow's app reads no such key, so it would be silently ignored."""
+    hydra_node = cfg.get("hydra") if "hydra" in cfg else _running_hydra_config()
+    if hydra_node is None:
+        return  # composed outside Hydra (tests, tuneflow repeat): no command line to check
+    overrides = OmegaConf.select(hydra_node, "overrides.task", default=None) or []
+    choices = OmegaConf.select(hydra_node, "runtime.choices", default=None) or {}
+    for override in overrides:
+        text = str(override)
+        if not text.startswith("+") or text.startswith("++") or "=" not in text:
+            continue
+        key = text[1:].split("=", 1)[0]
+        if key in choices or key.startswith("hydra"):
+            continue
+        parent = key.rpartition(".")[0]
+        siblings = OmegaConf.select(cfg, parent, default=None) if parent else None
+        known = sorted(str(k) for k in siblings if k != key.rpartition(".")[2]) if isinstance(siblings, DictConfig) else []
+        where = f"; known names under {parent}: {', '.join(known)}" if known else (
+            f"; there is no config group {key}/ either" if not parent else "")
+        raise ConfigError(f"{text}: tuneflow's config has no {key}, and nothing would read it{where}")
+
+
+def _running_hydra_config() -> Any:
+    """A plain run's task config has no ``hydra`` node; Hydra keeps it aside."""
+    from hydra.core.hydra_config import HydraConfig
+
+    return HydraConfig.get() if HydraConfig.initialized() else None
+
+
+def check_seed(seed: Any) -> None:
+    if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed <= MAX_SEED:
+        raise ConfigError(f"seed is {seed!r}, but must be a whole number from 0 to {MAX_SEED}")
 
 
 def available_archs(where: str | None = None) -> list[str]:

@@ -1,0 +1,179 @@
+"""The stage kinds: each a function ``(context, stage config, inputs) -> outputs`` (``Handoff`` in and out),
+so a strategy is a list of them and any stage can run from a file of inputs alone.
+
+- ``search``: one study over some parameters (all, the rest, or a named group such as the learning-rate
+  group), the others at the architecture's defaults or at the best input's values; the inputs' values of
+  the searched parameters are tried first.
+- ``zones``: the inputs grouped into zones (``tuneflow.strategy.zones``); one study per zone, over the
+  zone's own narrowed space, with its share of the budget; each zone's best are handed on.
+- ``decay``: every input trained with every learning-rate decay scheme, once each (enqueued trials).
+- ``repeat``: the best inputs re-trained with new seeds; the significance verdict; the winner exported.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from optuna.distributions import BaseDistribution, CategoricalDistribution
+
+from tuneflow.strategy import spaces
+from tuneflow.strategy import zones as zoning
+from tuneflow.strategy.backend import Backend, StudyRequest
+from tuneflow.strategy.config import StageConfig
+from tuneflow.strategy.handoff import Handoff
+
+log = logging.getLogger("tuneflow")
+
+
+@dataclass
+class Context:
+    backend: Backend
+    #: Sampler seed of every stage unless the stage sets its own.
+    seed: int | None = 0
+
+
+StageFunction = Callable[[Context, StageConfig, Handoff], Handoff]
+
+
+def request_for(context: Context, stage: StageConfig, name: str, distributions: dict[str, BaseDistribution],
+                **extra: Any) -> StudyRequest:
+    args = dict(stage.sampler_args)
+    if context.seed is not None and "seed" not in args and stage.sampler not in ("grid",):
+        args["seed"] = context.seed
+    return StudyRequest(name=name, distributions=distributions, n_trials=stage.n_trials, sampler=stage.sampler,
+                        sampler_args=args, pruner=stage.pruner, overrides=list(stage.overrides), **extra)
+
+
+def searched_names(stage: StageConfig, inputs: Handoff) -> list[str]:
+    if stage.params == "all":
+        return list(inputs.space)
+    if stage.params == "rest":
+        return [name for name in inputs.space if name not in inputs.groups]
+    return [str(name) for name in stage.params if str(name) in inputs.space]
+
+
+def points_inside(points: Sequence[Mapping[str, Any]], distributions: Mapping[str, BaseDistribution]) -> list[dict[str, Any]]:
+    """The inputs' values of the searched parameters, where they are points of the space, once each."""
+    inside: list[dict[str, Any]] = []
+    for params in points:
+        point = {name: params[name] for name in distributions if name in params}
+        if (len(point) == len(distributions) and all(spaces.contains(distributions[n], v) for n, v in point.items())
+                and point not in inside):
+            inside.append(point)
+    return inside
+
+
+def passed_on(stage: StageConfig, inputs: Handoff, why: str) -> Handoff:
+    log.info(f"stage {stage.name}: skipped, {why}; its inputs are handed on")
+    return Handoff(stage.name, list(inputs.finalists), list(inputs.searched), dict(inputs.space),
+                   groups=list(inputs.groups), note=f"skipped: {why}")
+
+
+def search(context: Context, stage: StageConfig, inputs: Handoff) -> Handoff:
+    names = searched_names(stage, inputs)
+    if not names:
+        return passed_on(stage, inputs, f"none of its parameters ({stage.params}) is in the search space")
+    distributions = spaces.parse({name: inputs.space[name] for name in names})
+    if stage.grid_steps:
+        distributions = zoning.gridded(distributions, stage.grid_steps)
+    best = inputs.best
+    fixed = ({k: v for k, v in best["params"].items() if k not in distributions}
+             if stage.others == "best" and best else {})
+    enqueue = points_inside([f["params"] for f in inputs.finalists], distributions)
+    candidates = context.backend.run_study(request_for(context, stage, stage.name, distributions,
+                                                       fixed=fixed, enqueue=enqueue))
+    searched = list(dict.fromkeys([*inputs.searched, *names]))
+    groups = list(dict.fromkeys([*inputs.groups, *(names if stage.params not in ("all", "rest") else [])]))
+    return Handoff(stage.name, candidates[: stage.top_k], searched, dict(inputs.space), groups=groups)
+
+
+def zones(context: Context, stage: StageConfig, inputs: Handoff) -> Handoff:
+    if not inputs.finalists:
+        return passed_on(stage, inputs, "it has no inputs to group")
+    names = [name for name in inputs.searched if name in inputs.space] or list(inputs.space)
+    space = spaces.parse({name: inputs.space[name] for name in names})
+    found = zoning.zones_of(inputs.finalists, space, stage.threshold, stage.margin, stage.max_zones)
+    shares = zoning.budget_shares(stage.n_trials, len(found))
+    log.info(f"stage {stage.name}: {len(inputs.finalists)} inputs form {len(found)} zone(s); "
+             f"{', '.join(str(s) for s in shares)} trials each")
+    finalists: list[dict[str, Any]] = []
+    records: list[dict[str, Any]] = []
+    for zone, share in zip(found, shares):
+        if stage.around_best:
+            zone.space = zoning.box_around(zone.best["params"], space, stage.around_best)
+        distributions = zoning.gridded(zone.space, stage.grid_steps) if stage.grid_steps else zone.space
+        fixed = {k: v for k, v in zone.best["params"].items() if k not in distributions}
+        request = request_for(context, stage, f"{stage.name}/zone-{zone.number}", distributions, fixed=fixed,
+                              enqueue=points_inside([m["params"] for m in zone.members], distributions))
+        request.n_trials = share
+        candidates = context.backend.run_study(request)
+        kept = [{**c, "zone": zone.number} for c in candidates[: stage.top_k]]
+        finalists.extend(kept)
+        records.append({
+            "zone": zone.number,
+            "study": kept[0]["study"] if kept else request.name,
+            "inputs": [{"study": m.get("study"), "trial": m.get("trial"), "value": m.get("value")} for m in zone.members],
+            "bounds": spaces.to_syntax(zone.space),
+            "best": kept[0] if kept else None,
+        })
+    reverse = context.backend.direction == "maximize"
+    finalists.sort(key=lambda c: c["value"], reverse=reverse)
+    return Handoff(stage.name, finalists, list(inputs.searched), dict(inputs.space), zones=records,
+                   groups=list(inputs.groups), note=f"{len(found)} zone(s)")
+
+
+def decay(context: Context, stage: StageConfig, inputs: Handoff) -> Handoff:
+    keys = sorted({key for scheme in stage.schemes.values() for key in scheme})
+    if not inputs.finalists:
+        return passed_on(stage, inputs, "it has no inputs")
+    if not context.backend.has_params(keys):
+        return passed_on(stage, inputs, f"the architecture has no {', '.join(keys)}")
+    points = []
+    for candidate in inputs.finalists:
+        for scheme in stage.schemes.values():
+            # A key another scheme sets takes the candidate's value, else the architecture's default
+            # (halving every 7 epochs leaves lr_plateau_patience as it was).
+            unset = {key: candidate["params"].get(key, context.backend.default_value(key))
+                     for key in keys if key not in scheme}
+            points.append({**candidate["params"], **unset, **scheme})
+    # One study: every (input, scheme) pair is one enqueued trial of a space made of exactly the values
+    # they use, so nothing else is sampled.
+    distributions: dict[str, BaseDistribution] = {}
+    for name in dict.fromkeys(key for point in points for key in point):
+        values = list(dict.fromkeys(point.get(name) for point in points))
+        distributions[name] = CategoricalDistribution(tuple(values))
+    request = request_for(context, stage, stage.name, distributions, enqueue=points)
+    request.n_trials, request.sampler, request.sampler_args = len(points), "random", {}
+    candidates = context.backend.run_study(request)
+    finalists = []
+    for candidate in inputs.finalists:
+        # Each input's best scheme (its zone kept): the decay stage refines, it does not drop a zone.
+        own = [c for c in candidates if all(c["params"].get(k) == v for k, v in candidate["params"].items()
+                                            if k not in keys)]
+        if own:
+            used = next((name for name, values in stage.schemes.items()
+                         if all(own[0]["params"].get(k) == v for k, v in values.items())), None)
+            finalists.append({**own[0], "scheme": used, **({"zone": candidate["zone"]} if "zone" in candidate else {})})
+    finalists.sort(key=lambda c: c["value"], reverse=context.backend.direction == "maximize")
+    return Handoff(stage.name, finalists, list(inputs.searched), dict(inputs.space), groups=list(inputs.groups))
+
+
+def repeat(context: Context, stage: StageConfig, inputs: Handoff) -> Handoff:
+    if not inputs.finalists:
+        return passed_on(stage, inputs, "it has no inputs")
+    candidates = inputs.finalists[: stage.top]
+    names = list(dict.fromkeys(k for c in candidates for k in c["params"]))
+    distributions: dict[str, BaseDistribution] = {
+        name: CategoricalDistribution(tuple(dict.fromkeys(c["params"].get(name) for c in candidates))) for name in names}
+    request = request_for(context, stage, stage.name, distributions, enqueue=[dict(c["params"]) for c in candidates])
+    request.n_trials, request.sampler, request.sampler_args = len(candidates), "random", {}
+    result = context.backend.repeat(request, candidates, stage.seeds)
+    log.info(f"stage {stage.name}: {result.verdict}")
+    return Handoff(stage.name, result.ranked, list(inputs.searched), dict(inputs.space), groups=list(inputs.groups),
+                   note=result.verdict)
+
+
+KINDS: dict[str, StageFunction] = {"search": search, "zones": zones, "decay": decay, "repeat": repeat}
