@@ -17,6 +17,19 @@ Each configuration runs on a fresh study (and, for the embedded default, a fresh
 
 Usage: python benchmarks/workers.py [--trials 40] [--workers 1,2,4] [--workloads instant,long] [--storages embedded,postgres] [--quick]
 (defaults: ~20 minutes on 2 busy cores; PostgreSQL needs `apt-get install -y postgresql`)
+
+Engines (``--engines``, instead of the table above): one study (``+arch=quadratic``, 2 s trials of 20 epochs
+of 0.1 s, the default median pruner, so trials end at different times) run by one command per row, with
+tuneflow's asynchronous workers (``hydra.sweeper.workers.engine=local|ray``: N workers submitted once, each
+asking for its next trial as soon as its last one ends) beside Hydra's batch launchers (joblib,
+submitit_local, ray: ``hydra.sweeper.n_jobs=2`` trials per batch, a new batch when both ended). Times are the
+trials' MLflow runs (started in the job once its process is up): "in-study s" = first run start to last run
+end, "idle slot s" = slots x in-study s - the runs' summed durations: the time a slot ran no trial (waiting
+for a batch-mate, or a fresh process starting).
+
+  python benchmarks/workers.py --engines all [--trials 12]
+  (needs pip install 'tuneflow[slurm,ray]' hydra-submitit-launcher hydra-ray-launcher; rows whose launcher
+  is missing say so)
 """
 
 from __future__ import annotations
@@ -149,6 +162,104 @@ def table(rows: list[Row]) -> str:
     return "\n".join(lines)
 
 
+#: name -> (slots, the command's extra arguments). Hydra's launchers get the same study in batches of 2.
+ENGINES: dict[str, tuple[int, list[str]]] = {
+    "tuneflow in-process, 1 slot": (1, []),
+    "tuneflow workers, local (submitit), 1": (1, ["hydra.sweeper.workers.engine=local", "hydra.sweeper.workers.n=1"]),
+    "tuneflow workers, local (submitit), 2": (2, ["hydra.sweeper.workers.engine=local", "hydra.sweeper.workers.n=2"]),
+    "tuneflow workers, Ray (local), 1": (1, ["hydra.sweeper.workers.engine=ray", "hydra.sweeper.workers.n=1"]),
+    "tuneflow workers, Ray (local), 2": (2, ["hydra.sweeper.workers.engine=ray", "hydra.sweeper.workers.n=2"]),
+    "Hydra joblib launcher, batches of 2": (2, ["hydra/launcher=joblib", "hydra.sweeper.n_jobs=2",
+                                               "hydra.launcher.n_jobs=2"]),
+    "Hydra submitit_local launcher, batches of 2": (2, ["hydra/launcher=submitit_local", "hydra.sweeper.n_jobs=2"]),
+    "Hydra Ray launcher, batches of 2": (2, ["hydra/launcher=ray", "hydra.sweeper.n_jobs=2"]),
+}
+
+
+@dataclass
+class EngineRow:
+    engine: str
+    slots: int
+    trials: int
+    in_study_s: float
+    idle_s: float
+    wall_s: float
+    error: str = ""
+
+    @property
+    def per_minute(self) -> float:
+        return 60.0 * self.trials / self.in_study_s if self.in_study_s else 0.0
+
+
+def engine_row(engine: str, trials: int) -> EngineRow:
+    """One command, one fresh project folder, one study; its span, idle slot time and wall time."""
+    slots, extra = ENGINES[engine]
+    with tempfile.TemporaryDirectory(prefix="tuneflow-bench-engine-") as tmp:
+        folder = Path(tmp)
+        root = folder / "mlruns"
+        # An absolute root folder: Hydra's Ray launcher runs jobs in folders of their own.
+        args = ["+arch=quadratic", "-m", f"hydra.sweeper.n_trials={trials}", "params.seconds_per_epoch=0.1",
+                "hydra.sweeper.study_name=engines", f"hydra.sweeper.root_dir={root}", *extra]
+        began = time.perf_counter()
+        done = subprocess.run([sys.executable, "-m", "tuneflow", *args], cwd=folder,
+                              env={**worker_env(), "HOME": str(folder)}, capture_output=True, text=True, timeout=1800)
+        wall = time.perf_counter() - began
+        if done.returncode != 0:
+            last = (done.stderr.strip().splitlines() or ["?"])[-1][:120]
+            return EngineRow(engine, slots, 0, 0.0, 0.0, wall, error=f"exit {done.returncode}: {last}")
+        study = optuna.load_study(study_name="engines", storage=f"sqlite:///{root / 'optuna.db'}")
+        ended = [t for t in study.trials if t.state.name in ("COMPLETE", "PRUNED")]
+        if len(ended) != trials:
+            return EngineRow(engine, slots, len(ended), 0.0, 0.0, wall, error=f"{len(ended)} of {trials} trials")
+        span, busy = task_times(root, "engines")
+        return EngineRow(engine, slots, trials, span, max(0.0, slots * span - busy), wall)
+
+
+def task_times(root: Path, study: str) -> tuple[float, float]:
+    """The span from the first trial's MLflow run start to the last one's end, and the runs' summed time.
+    A run starts in the job, once its process is up: a process started per trial is idle slot time."""
+    from mlflow import MlflowClient
+
+    client = MlflowClient(f"sqlite:///{root / 'mlflow.db'}")
+    experiment = client.get_experiment_by_name(study)
+    assert experiment is not None
+    runs = client.search_runs([experiment.experiment_id], filter_string="tags.`tuneflow.role` = 'trial'",
+                              max_results=10_000)
+    starts = [run.info.start_time / 1000 for run in runs]
+    ends = [run.info.end_time / 1000 for run in runs]
+    return max(ends) - min(starts), sum(end - start for start, end in zip(starts, ends))
+
+
+def engines_table(rows: list[EngineRow]) -> str:
+    base = next((r for r in rows if r.engine == "tuneflow in-process, 1 slot" and not r.error), None)
+    lines = ["| engine | slots | trials | in-study s | trials/min | vs 1 slot | idle slot s | wall s |",
+             "|---|---:|---:|---:|---:|---:|---:|---:|"]
+    for row in rows:
+        if row.error:
+            lines.append(f"| {row.engine} | {row.slots} | - | - | - | - | - | {row.wall_s:.1f} ({row.error}) |")
+            continue
+        family = row.engine.rsplit(",", 1)[0]
+        one = next((r for r in rows if r.engine == f"{family}, 1" and not r.error), base)
+        ratio = f"{row.per_minute / one.per_minute:.2f}x" if one is not None and one.per_minute else "-"
+        lines.append(f"| {row.engine} | {row.slots} | {row.trials} | {row.in_study_s:.1f} | {row.per_minute:.1f} | "
+                     f"{ratio} | {row.idle_s:.1f} | {row.wall_s:.1f} |")
+    return "\n".join(lines)
+
+
+def run_engines(names: list[str], trials: int) -> None:
+    started = time.perf_counter()
+    rows = []
+    for name in names:
+        print(f"{name}...", file=sys.stderr, flush=True)
+        rows.append(engine_row(name, trials))
+        print(f"  {rows[-1].per_minute:.1f} trials/min, idle {rows[-1].idle_s:.1f} s {rows[-1].error}",
+              file=sys.stderr, flush=True)
+    print(f"{datetime.date.today()}; {os.cpu_count()} cores ({platform.machine()}); Python {platform.python_version()}, "
+          f"optuna {version('optuna')}; {trials} trials of 2 s (median pruner) per row; "
+          f"run took {time.perf_counter() - started:.0f} s\n")
+    print(engines_table(rows))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--trials", type=int, default=40)
@@ -157,7 +268,12 @@ def main() -> None:
     parser.add_argument("--storages", default="embedded,postgres")
     parser.add_argument("--quick", action="store_true",
                         help="smoke run: 4 trials, 1 and 2 workers, instant, embedded only (no PostgreSQL)")
+    parser.add_argument("--engines", default="", help="'all' or names from ENGINES, separated by ;: the engines table instead")
     options = parser.parse_args()
+    if options.engines:
+        names = list(ENGINES) if options.engines == "all" else options.engines.split(";")
+        run_engines(names, 12 if options.trials == 40 else options.trials)
+        return
     if options.quick:
         options.trials, options.workers, options.workloads, options.storages = 4, "1,2", "instant", "embedded"
     optuna.logging.set_verbosity(optuna.logging.WARNING)

@@ -108,3 +108,21 @@ def test_the_failure_cap_counts_this_runs_failures_only(tmp_path: Path) -> None:
     assert len(asker.read_and_ask(failed_before=2).asked) == 1
     with pytest.raises(TooManyFailures, match="2 trials failed, more than max_failure_rate x n_trials = 1"):
         asker.read_and_ask(failed_before=1)
+
+
+def test_an_error_while_asking_leaves_no_trial_running(tmp_path: Path) -> None:
+    """The user's space extender (or the storage, or Ctrl-C) raising on the second trial of a batch: both
+    trials asked so far end FAIL, none stays RUNNING (a storage without heartbeats would never retry it)."""
+    calls = []
+
+    def extend(config: object, trial: optuna.trial.Trial) -> None:
+        calls.append(trial.number)
+        if len(calls) == 2:
+            raise RuntimeError("the extender broke")
+
+    plan = plan_for(tmp_path, n_trials=5, n_jobs=3)
+    plan.extend_space = extend
+    asker = worker(plan)
+    with pytest.raises(RuntimeError, match="the extender broke"):
+        asker.read_and_ask(0)
+    assert [t.state for t in asker.study.get_trials(deepcopy=False)] == [TrialState.FAIL, TrialState.FAIL]

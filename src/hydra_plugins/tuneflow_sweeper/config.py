@@ -66,6 +66,36 @@ class ZoomConfig:
     margin: float = 0.5
 
 
+# --- asynchronous workers (tuneflow.sweeper.workers) ---------------------------------------------
+
+
+@dataclass
+class RayWorkersConfig:
+    """Ray: a local Ray bound to 127.0.0.1 (address null) or a running cluster (ray://HOST:10001, auto)."""
+
+    address: Optional[str] = None
+    # Each worker's Ray task resources (a GPU per worker: num_gpus=1).
+    num_cpus: float = 1
+    num_gpus: float = 0
+
+
+@dataclass
+class WorkersConfig:
+    """N workers, each running tuneflow's ask-train-tell loop one trial at a time on the shared storage,
+    submitted once (no batches, no slot waits): engine=local (submitit's local executor), slurm (submitit,
+    one sbatch array) or ray. null = the Hydra launcher runs the trials batch by batch."""
+
+    engine: Optional[str] = None
+    n: int = 2
+    # Folder of submitit's job files and logs; null = <sweep dir>/.workers.
+    folder: Optional[str] = None
+    # submitit's parameters per engine (timeout_min, and for slurm slurm_partition, gpus_per_node,
+    # cpus_per_task, mem_gb, slurm_additional_parameters, ...), as submitit's AutoExecutor names them.
+    local: Dict[str, Any] = field(default_factory=dict)
+    slurm: Dict[str, Any] = field(default_factory=dict)
+    ray: RayWorkersConfig = field(default_factory=RayWorkersConfig)
+
+
 # --- the sweeper ----------------------------------------------------------------------------
 
 
@@ -136,6 +166,9 @@ class TuneflowSweeperConf:
     allow_changed_study: bool = False
     # Zoom in on an earlier study: hydra.sweeper.zoom.study=NAME (see tuneflow/zoom.py).
     zoom: ZoomConfig = field(default_factory=ZoomConfig)
+    # Asynchronous workers on this machine, SLURM or Ray: hydra.sweeper.workers.engine=local|slurm|ray,
+    # hydra.sweeper.workers.n=4 (see tuneflow/sweeper/workers.py).
+    workers: WorkersConfig = field(default_factory=WorkersConfig)
 
 
 # --- the launcher (hydra/launcher=tuneflow) -------------------------------------------------

@@ -53,10 +53,15 @@ def open_storage(
 ) -> optuna.storages.RDBStorage:
     """An RDB storage (SQLite or a server database) with heartbeats when asked for.
 
+    ``grpc://HOST:PORT`` is Optuna's gRPC storage proxy (``tuneflow.storage.grpc``: no heartbeats).
     SQLite gets WAL mode, ``synchronous=NORMAL`` (see ``tuneflow.storage.sqlite`` for what that trades) and a
     generous lock timeout: several workers on one machine then wait for each other instead of failing
     with "database is locked".
     """
+    from tuneflow.storage import grpc
+
+    if grpc.is_grpc(url):
+        return grpc.open_proxy(url)  # type: ignore[no-any-return]
     engine_kwargs: dict[str, Any] = {}
     db_path = sqlite.db_path_of(url)
     if db_path is not None:
@@ -225,9 +230,12 @@ def study_settings(sweeper: Mapping[str, Any], job_name: str = "tuneflow") -> St
         )
     name = str(sweeper.get("study_name") or job_name)
     check_study_name(name)
+    url = storage_url(sweeper.get("storage"), root_dir)
+    if url.startswith("grpc://"):
+        heartbeat = None  # Optuna's gRPC proxy has no heartbeats (tuneflow.storage.grpc says what follows)
     return StudySettings(
         name=name,
-        storage_url=storage_url(sweeper.get("storage"), root_dir),
+        storage_url=url,
         direction=str(direction),
         objective=None if sweeper.get("objective") is None else str(sweeper["objective"]),
         n_trials=n_trials,

@@ -172,6 +172,11 @@ def check_storage(url: str, what: str = "hydra.sweeper.storage") -> None:
     from sqlalchemy.exc import ArgumentError, NoSuchModuleError
 
     refuse_password(url, what)
+    from tuneflow.storage import grpc
+
+    if grpc.is_grpc(url):  # Optuna's gRPC storage proxy, not a database
+        grpc.check(url, what)
+        return
     try:
         parsed = make_url(url)
     except (ArgumentError, ValueError) as error:
@@ -194,7 +199,7 @@ def check_storage(url: str, what: str = "hydra.sweeper.storage") -> None:
     except NoSuchModuleError:
         raise ConfigError(
             f"{what}: {backend!r} is not a database SQLAlchemy knows; "
-            "use sqlite:///path, postgresql://user@host/db or mysql+pymysql://user@host/db"
+            "use sqlite:///path, postgresql://user@host/db, mysql+pymysql://user@host/db or grpc://host:port"
         ) from None
     except ImportError as error:
         package = _DRIVER_PACKAGES.get(parsed.get_driver_name(), "its driver")

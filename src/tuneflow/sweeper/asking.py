@@ -88,17 +88,20 @@ class TrialAsker:
     def ask(self, count: int) -> list[optuna.trial.Trial]:
         """Ask ``count`` trials; one that lost a race with another worker for the last places is
         marked surplus and failed at once, so the study never exceeds ``n_trials``."""
-        study, plan = self.study, self.plan
-        asked = []
+        study = self.study
+        asked: list[optuna.trial.Trial] = []
         for _ in range(count):
-            trial = self.ask_one()
-            if is_surplus(study, trial.number, plan.settings.n_trials):
-                trial.set_user_attr(SURPLUS_ATTR, True)
-                study.tell(trial, state=TrialState.FAIL)
-                continue
-            trial.set_user_attr(OVERRIDES_ATTR, plan.fixed_overrides)
-            if plan.settings.heartbeat_interval:
-                self.first_heartbeat(trial.number)
+            trial = None
+            try:
+                trial = self.ask_one()
+                if not self.prepare(trial):
+                    continue
+            except BaseException:
+                # The storage or Ctrl-C after an ask (``ask_one`` fails its own trial): no trial asked
+                # here may stay RUNNING (a storage without heartbeats, Optuna's gRPC proxy, never retries it).
+                for started in [*asked, *([trial] if trial is not None else [])]:
+                    study.tell(started, state=TrialState.FAIL, skip_if_finished=True)
+                raise
             asked.append(trial)
         # In trial-number order, as ``launch`` numbers the jobs.
         return sorted(asked, key=lambda trial: trial.number)
@@ -123,6 +126,19 @@ class TrialAsker:
             raise
         self.last_number = max(self.last_number, trial.number)
         return trial
+
+    def prepare(self, trial: optuna.trial.Trial) -> bool:
+        """A trial just asked, made ready to launch; False when it lost the race for the last places
+        (then marked surplus and failed)."""
+        study, plan = self.study, self.plan
+        if is_surplus(study, trial.number, plan.settings.n_trials):
+            trial.set_user_attr(SURPLUS_ATTR, True)
+            study.tell(trial, state=TrialState.FAIL)
+            return False
+        trial.set_user_attr(OVERRIDES_ATTR, plan.fixed_overrides)
+        if plan.settings.heartbeat_interval:
+            self.first_heartbeat(trial.number)
+        return True
 
     def trial_id(self, number: int) -> int:
         if self._study_id is None:

@@ -17,6 +17,7 @@ The sweeper knows Optuna, Hydra's launcher and the trial protocol; nothing of th
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import logging
 import time
 from collections.abc import Iterator, Sequence
@@ -48,6 +49,14 @@ from tuneflow.sweeper.summary import (
     save_optimization_results,
     summarise_to_parent,
     summary_lines,
+)
+from tuneflow.sweeper.workers import (
+    WorkerJob,
+    WorkersSettings,
+    absolute_stores,
+    absolute_sweep_dir,
+    run_workers,
+    workers_settings,
 )
 from tuneflow.tracking import trials_csv as results
 from tuneflow.trial.job import TrialJob, TrialOutcome
@@ -81,6 +90,7 @@ class StudySweeper:
         progress_interval: float | None = 30.0,
         allow_changed_study: bool = False,
         study_keys: Any = None,
+        workers: Any = None,
     ) -> None:
         self.sweeper_cfg: dict[str, Any] = {
             "sampler": _plain(sampler),
@@ -103,6 +113,7 @@ class StudySweeper:
             "failure_aware": failure_aware,
             "allow_changed_study": allow_changed_study,
             "study_keys": [str(key) for key in _plain(study_keys) or []],
+            "workers": _plain(workers),
         }
         self.progress_interval = progress_interval
         self.space: dict[str, Any] = _plain(params) or {}
@@ -111,20 +122,30 @@ class StudySweeper:
         self.hydra_context: HydraContext | None = None
         self.launcher: Any = None
         self.job: TrialJob | None = None
+        self.task_function: TaskFunction | None = None
         #: The app's plan-time check of a job config (the task function's ``tuneflow_check``), if any.
         self.check_job: Any = None
 
-    def setup(self, *, hydra_context: HydraContext, task_function: TaskFunction, config: DictConfig) -> None:
+    def setup(self, *, hydra_context: HydraContext, task_function: TaskFunction, config: DictConfig,
+              launcher: Any = None) -> None:
+        """``launcher``: one to use instead of the configured ``hydra.launcher`` (an asynchronous worker's
+        in-process one)."""
         self.config = config
         self.hydra_context = hydra_context
+        self.task_function = task_function
         self.check_job = getattr(task_function, "tuneflow_check", None)
         # The launcher runs every job through TrialJob: the app's task becomes an Optuna trial with its
         # MLflow run, whatever launcher (in-process, joblib, submitit, Ray) runs it.
         self.job = TrialJob(task_function, progress_interval=self.progress_interval)
-        self.launcher = Plugins.instance().instantiate_launcher(
-            hydra_context=hydra_context, task_function=self.job, config=config
-        )
-        quiet_launcher(self.launcher)
+        if launcher is not None:
+            # An asynchronous worker's: its log file is no console, the launcher's per-job lines stay.
+            launcher.setup(hydra_context=hydra_context, task_function=self.job, config=config)
+            self.launcher = launcher
+        else:
+            self.launcher = Plugins.instance().instantiate_launcher(
+                hydra_context=hydra_context, task_function=self.job, config=config
+            )
+            quiet_launcher(self.launcher)
 
     def plan(self, arguments: Sequence[str]) -> SweepPlan:
         assert self.config is not None
@@ -151,7 +172,11 @@ class StudySweeper:
         forget_job_studies()
         plan = self.plan(arguments)
         assert self.job is not None and self.config is not None
-        self.job.settings = plan.settings  # travels with the job to wherever the launcher runs it
+        workers = workers_settings(self.sweeper_cfg.get("workers"), plan.n_jobs)
+        worker_cfg = None if workers is None else absolute_stores(self.sweeper_cfg, plan.settings, workers)
+        # Travels with the job to wherever the launcher runs it: with the root folder absolute, as a job
+        # Hydra's Ray launcher runs in a folder of its own would otherwise open an empty store there.
+        self.job.settings = dataclasses.replace(plan.settings, root_dir=str(Path(plan.settings.root_dir).resolve()))
         with store_errors(plan):
             opened = open_study(plan)
         csv_path = results.results_csv_path(plan.settings.root_dir, plan.settings.name)
@@ -162,7 +187,10 @@ class StudySweeper:
         status = "FAILED"
         try:
             with store_errors(plan):
-                outcomes = self.loop(opened, plan, csv_path)
+                if workers is None or worker_cfg is None:
+                    outcomes = self.loop(opened, plan, csv_path)
+                else:
+                    outcomes = self.run_workers(workers, worker_cfg, arguments, sweep_dir)
             status = "FINISHED"
         except KeyboardInterrupt:
             status = "KILLED"
@@ -233,6 +261,23 @@ class StudySweeper:
             if usage is not None:
                 # Every trial would fail the same way: stop now, with the fix, instead of at the cap.
                 raise ConfigError(f"trial {usage.number}: {usage.usage_error}")
+
+    def run_workers(self, workers: WorkersSettings, worker_cfg: dict[str, Any], arguments: list[str],
+                    sweep_dir: Path) -> list[TrialOutcome]:
+        """The loop above, in ``workers.n`` asynchronous workers submitted through ``workers.engine``
+        (``tuneflow.sweeper.workers``); this process waits for them."""
+        from hydra.core.singleton import Singleton
+
+        assert self.config is not None
+        config = self.config.copy()
+        absolute_sweep_dir(config)
+        jobs = [
+            WorkerJob({**worker_cfg, "progress_interval": self.progress_interval}, self.space, self.zoom,
+                      list(arguments), config, self.hydra_context,
+                      self.task_function, Singleton.get_state(), index)
+            for index in range(workers.n)
+        ]
+        return run_workers(workers, jobs, sweep_dir.resolve())
 
     def launch(self, plan: SweepPlan, trials: Sequence[optuna.trial.Trial]) -> list[JobReturn]:
         """Launch the trials as Hydra jobs whose job number is the trial number (the job learns its
