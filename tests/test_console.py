@@ -71,7 +71,7 @@ def test_help_lists_the_commands_multirun_the_architectures_and_the_common_overr
         assert f"\n  {command} " in text, f"command {command} listed"
     assert "-m (--multirun)" in text
     lines = {line.split(":", 1)[0].strip(): line.split(":", 1)[1] for line in text.splitlines() if ":" in line}
-    assert lines["of tuneflow"].strip().split(", ") == ["cnn", "lightgbm", "lstm_attention", "mlp", "quadratic"]
+    assert lines["of tuneflow"].strip().split(", ") == ["cnn", "lightgbm", "lstm_attention", "mlp", "quadratic", "twin_quadratic"]
     assert lines["of this project"].strip() == "my_net"
     for override in ("hydra.sweeper.n_trials=", "hydra/sweeper/sampler=", "hydra/sweeper/pruner=",
                      "hydra.sweeper.params.", "hydra.sweeper.study_name=", "mode=fast", "hydra/launcher=joblib"):
