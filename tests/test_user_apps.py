@@ -176,7 +176,10 @@ def test_a_failing_or_exiting_task_is_a_failed_trial_and_the_study_goes_on(app: 
 
     exiting = run_app(app, "curves.py", "--multirun", "hydra.sweeper.n_trials=2", "exit_code=3",
                       "hydra.sweeper.study_name=exits", "hydra.sweeper.max_failure_rate=1.0")
-    assert exiting.returncode == 2, exiting.output  # the failure cap, not the task's own exit status
+    # max_failure_rate=1: failures never stop the study with an error (as in Hydra's Optuna sweeper, whose
+    # test_failure_rate asserts it); n_trials failed trials end it. The task's own exit status is not the process's.
+    assert exiting.returncode == 0, exiting.output
+    assert "study 'exits': 0 finished, 2 failed" in exiting.output
     errors = {t.user_attrs.get("error") for t in load_study(app, "exits").get_trials()}
     assert errors == {"SystemExit: the task called sys.exit(3)"}
 

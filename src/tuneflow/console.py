@@ -29,6 +29,8 @@ def quiet_library_warnings() -> None:
     from optuna.exceptions import ExperimentalWarning
 
     warnings.filterwarnings("ignore", category=ExperimentalWarning)
+    # MLflow's tracking store uses a SQLAlchemy loader that SQLAlchemy 2.1 deprecates: MLflow's to change.
+    warnings.filterwarnings("ignore", message=".*``noload`` loader strategy is deprecated.*", category=Warning)
     # MLflow announces creating and migrating its tables on a new store, at INFO.
     logging.getLogger("mlflow.store.db.utils").setLevel(logging.WARNING)
     logging.getLogger("alembic").setLevel(logging.WARNING)
@@ -86,13 +88,6 @@ def _yaml_problem(error: BaseException) -> str | None:
     return f"{where} is not valid YAML: {problem}; fix the file"
 
 
-#: Config-group options of Hydra's Optuna sweeper that Optuna no longer has, with the fix.
-RETIRED_OPTIONS = {
-    ("hydra/sweeper/sampler", "motpe"): "MOTPESampler was removed from Optuna; use hydra/sweeper/sampler=tpe "
-    "(TPE samples several objectives too)",
-}
-
-
 def one_line_error(error: BaseException) -> str | None:
     """The one line that tells the user what to fix, or None for a bug (the traceback is shown)."""
     from hydra.errors import HydraException, MissingConfigException
@@ -109,8 +104,6 @@ def one_line_error(error: BaseException) -> str | None:
         missing = error.missing_cfg_file or ""
         group, _, option = str(missing).rpartition("/")
         options = ", ".join(error.options or [])
-        if (group, option) in RETIRED_OPTIONS:
-            return f"unknown {group} {option!r}: {RETIRED_OPTIONS[group, option]}"
         if group and options:
             return f"unknown {group} {option!r}: choose one of {options}"
         return str(error).strip().splitlines()[0]

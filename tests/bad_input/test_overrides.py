@@ -23,7 +23,7 @@ CASES: dict[str, Case] = {
     "unknown architecture": Case(["+arch=transformer", "-m"], "unknown arch 'transformer': choose one of"),
     "unknown sampler": Case(["+arch=mlp", "-m", "hydra/sweeper/sampler=tpee"], "unknown hydra/sweeper/sampler 'tpee'"),
     "sampler Optuna removed": Case(["+arch=mlp", "-m", "hydra/sweeper/sampler=motpe"],
-                                   "unknown hydra/sweeper/sampler 'motpe': MOTPESampler was removed from Optuna; use hydra/sweeper/sampler=tpe"),
+                                   "hydra.sweeper.sampler (tuneflow.search.configs.raise_motpe_removed): The 'motpe' sampler was removed in Optuna 4.0."),
     "threshold pruner without a bound": Case([*Q, "hydra/sweeper/pruner=threshold"],
                                              "hydra.sweeper.pruner: cannot build ThresholdPruner: Either lower or upper must be specified"),
     "unknown pruner": Case(["+arch=mlp", "-m", "hydra/sweeper/pruner=medain"], "unknown hydra/sweeper/pruner 'medain'"),

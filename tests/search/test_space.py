@@ -135,13 +135,15 @@ GRAMMAR = [
     ("str(int(choice(1.5, 2.5)))", CategoricalDistribution(("1", "2"))),
     ("float(int(interval(1.5, 5.5)))", FloatDistribution(1.0, 5.0)),
     ("int(float(range(1, 4)))", IntDistribution(1, 3)),
-    # order is irrelevant to Optuna: shuffled or sorted, the same distribution
-    ("shuffle(range(1, 3))", IntDistribution(1, 2)),
+    # order is irrelevant to Optuna: shuffled or sorted, the same distribution; but a shuffled range is
+    # the choice of its values, as Hydra's Optuna sweeper makes it (its test suite asserts it)
+    ("shuffle(range(1, 3))", CategoricalDistribution((1, 2))),
     ("shuffle(choice(a, b))", CategoricalDistribution(("a", "b"))),
     ("shuffle(1, 2, 3)", CategoricalDistribution((1, 2, 3))),
     ("int(shuffle(range(1, 3)))", IntDistribution(1, 2)),
     ("sort(choice(3, 1, 2))", CategoricalDistribution((1, 2, 3))),
     ("sort(range(1, 5), reverse=true)", IntDistribution(1, 4)),
+    # a tag asks for a distribution over the range: honoured (Hydra's Optuna sweeper drops it)
     ("tag(log, shuffle(range(1, 9)))", IntDistribution(1, 8, log=True)),
 ]
 

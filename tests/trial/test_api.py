@@ -15,7 +15,7 @@ import tuneflow
 from tuneflow.errors import MetricIsNaN
 from tuneflow.trial import api
 from tuneflow.trial.arch_task import train_folds
-from tuneflow.trial.job import ObjectiveMissing, result_of
+from tuneflow.trial.job import ObjectiveMissing, result_of, results_of
 
 
 def test_outside_a_sweep_report_only_checks_values_and_there_is_no_trial() -> None:
@@ -79,6 +79,46 @@ def test_a_result_without_the_objective_names_the_fix(objective: str | None, ret
     trial = api.Trial(number=0, params={}, run_id=None, study_name="s", objective=objective)
     with pytest.raises(ObjectiveMissing, match=message):
         result_of(returned, trial)
+
+
+def test_with_several_objectives_report_records_and_never_prunes() -> None:
+    # Optuna's Trial.report refuses a multi-objective study: tuneflow.report must not call it.
+    study = optuna.create_study(directions=["minimize", "minimize"], pruner=optuna.pruners.ThresholdPruner(upper=1.0))
+    handle = api.Trial(number=0, params={}, run_id=None, study_name=study.study_name, objective=None,
+                       optuna_trial=study.ask(), objectives=("val_loss", "train_seconds"))
+    with api.running(handle):
+        tuneflow.report(1, {"val_loss": 3.0, "train_seconds": 0.1})
+        tuneflow.report(2, {"val_loss": 5.0, "train_seconds": 0.2})
+    assert study.trials[0].intermediate_values == {}
+    assert handle.last_step == 2
+
+
+@pytest.mark.parametrize(
+    ("returned", "values", "metrics"),
+    [
+        ((0.5, 3), [0.5, 3.0], {"loss": 0.5, "seconds": 3.0}),
+        ([0.5, 3.0], [0.5, 3.0], {"loss": 0.5, "seconds": 3.0}),
+        ({"seconds": 3, "loss": 0.5, "epochs": 2}, [0.5, 3.0], {"seconds": 3.0, "loss": 0.5, "epochs": 2.0}),
+    ],
+)
+def test_several_objectives_come_as_a_sequence_or_a_dict_naming_them(
+    returned: Any, values: list[float], metrics: dict[str, float]
+) -> None:
+    assert results_of(returned, ("loss", "seconds")) == (values, metrics)
+
+
+@pytest.mark.parametrize(
+    ("returned", "error", "message"),
+    [
+        (0.5, ObjectiveMissing, "returned float, but the study has 2 objectives"),
+        ((0.5,), ObjectiveMissing, r"returned \(0.5,\), but the study has 2 objectives"),
+        ({"loss": 0.5}, ObjectiveMissing, "without seconds; set hydra.sweeper.objective"),
+        ((0.5, math.nan), MetricIsNaN, "seconds is NaN"),
+    ],
+)
+def test_several_objectives_missing_or_diverged_name_the_fix(returned: Any, error: type, message: str) -> None:
+    with pytest.raises(error, match=message):
+        results_of(returned, ("loss", "seconds"))
 
 
 def test_a_task_returning_nothing_gives_its_last_reported_objective() -> None:

@@ -17,6 +17,7 @@ from tuneflow.search.configs import (  # the samplers and pruners live in tunefl
     PRUNERS,
     SAMPLERS,
     WRAPPED_PRUNERS,
+    MOTPESamplerConfig,
 )
 
 # --- storages (hydra/sweeper/storage) -------------------------------------------------------
@@ -114,14 +115,20 @@ class TuneflowSweeperConf:
     # Optuna pruner (hydra/sweeper/pruner=median|percentile|hyperband|successive_halving|threshold|patient|
     # wilcoxon|none).
     pruner: Any = None
-    # minimize | maximize (null = minimize; tuneflow's app: its architecture's arch.direction).
-    direction: Optional[str] = None
+    # minimize | maximize (null = minimize; tuneflow's app: its architecture's arch.direction), or a list
+    # of them, one per objective, for a multi-objective study ([maximize, minimize]) as with Hydra's
+    # Optuna sweeper.
+    direction: Any = None
+    # The same list under Optuna's name (create_study(directions=...)); null = direction.
+    directions: Optional[List[str]] = None
     # Name of the study; running the same command again resumes it. null = the app's job name
     # (tuneflow's app: the architecture's name).
     study_name: Optional[str] = None
     # The metric the study optimises, when the task reports or returns several (tuneflow.report, a
-    # dict); null = the task's single value (logged in MLflow as `objective`).
-    objective: Optional[str] = None
+    # dict); null = the task's single value (logged in MLflow as `objective`). With several directions:
+    # a list naming each objective ([val_accuracy, train_seconds]), read from the task's dict; null =
+    # the task returns a sequence of values, logged as objective_0, objective_1, ...
+    objective: Any = None
     # Optuna storage (hydra/sweeper/storage=sqlite|postgres, or hydra.sweeper.storage.url=URL).
     storage: Any = None
     # Finished (complete or pruned) trials the study should hold in total, across runs and workers.
@@ -188,6 +195,8 @@ def register_configs() -> None:
     store.store(group="hydra/sweeper", name="tuneflow", node=TuneflowSweeperConf, provider="tuneflow")
     for name, node in SAMPLERS.items():
         store.store(group="hydra/sweeper/sampler", name=name, node=node, provider="tuneflow")
+    # Kept to say what replaced it, as Hydra's Optuna sweeper does: building it raises that message.
+    store.store(group="hydra/sweeper/sampler", name="motpe", node=MOTPESamplerConfig, provider="tuneflow")
     for name, node in PRUNERS.items():
         store.store(group="hydra/sweeper/pruner", name=name, node=node, provider="tuneflow")
     for name, node in WRAPPED_PRUNERS.items():

@@ -22,7 +22,9 @@ class TuneflowSweeper(Sweeper):
     def setup(self, *, hydra_context: HydraContext, task_function: TaskFunction, config: DictConfig) -> None:
         self._impl.setup(hydra_context=hydra_context, task_function=task_function, config=config)
 
-    def sweep(self, arguments: list[str]) -> Any:
+    def sweep(self, arguments: list[str]) -> None:
+        """Runs the study. Returns nothing, as Hydra's Optuna sweeper: the results are the study, the
+        MLflow runs, the CSV and optimization_results.yaml."""
         from tuneflow.console import one_line_errors, terminate_like_interrupt
 
         terminate_like_interrupt()
@@ -30,5 +32,6 @@ class TuneflowSweeper(Sweeper):
             from tuneflow.strategy.sweeper_backend import is_strategy, sweep_strategy
 
             if is_strategy(self._impl.config):  # +strategy=NAME: stages of studies, each swept by the same sweeper
-                return sweep_strategy(self._impl, arguments)
-            return self._impl.sweep(arguments)
+                sweep_strategy(self._impl, arguments)
+                return
+            self._impl.sweep(arguments)

@@ -371,6 +371,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         check_output_folder(args.conf_dir, "--conf-dir")
         study = load_study(location)
+        if len(study.directions) > 1:  # its finalists have no single ranking to repeat and compare
+            raise ConfigError(f"study {study.study_name!r} has {len(study.directions)} objectives; tuneflow repeat "
+                              "compares the finalists of a single-objective study (tuneflow report lists its Pareto set)")
         from tuneflow.storage.readers import mlflow_client, parent_run_id
 
         client = mlflow_client(location)

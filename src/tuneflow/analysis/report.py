@@ -404,6 +404,8 @@ def parse_arguments(argv: Sequence[str]) -> Any:
     parser.add_argument("--conf-dir", default="conf", help="where conf/best/<study>.yaml goes (default: ./conf)")
     parser.add_argument("--no-export", action="store_true", help="do not write conf/best/<study>.yaml")
     parser.add_argument("--no-mlflow", action="store_true", help="write files only; log nothing to MLflow")
+    parser.add_argument("--trial", type=int, default=None,
+                        help="multi-objective study: the Pareto trial to export (default: the knee)")
     args = parser.parse_args(list(argv))
     if args.top < 1:
         parser.error(f"--top is {args.top}, but must be at least 1")
@@ -442,6 +444,24 @@ def main(argv: Sequence[str] | None = None) -> int:
             return summary.print_report(location.study_dir, out_dir)  # a strategy: its stages and zones
         client = mlflow_client(location)
         parent = parent_run_id(study)
+        if len(study.directions) > 1:  # a Pareto set instead of a best trial
+            from tuneflow.analysis import pareto_report
+
+            pareto_lines, pareto_files = pareto_report.write(study, out_dir, args.conf_dir, args.trial, not args.no_export,
+                                                 client, location)
+        elif args.trial is not None:
+            raise ConfigError(f"--trial picks a Pareto trial of a multi-objective study; study {study.study_name!r} "
+                              "has one objective (its best trial is exported)")
+    except Exception as error:  # noqa: BLE001 - fixable errors become one line, bugs keep their traceback
+        return fail(error)
+    if len(study.directions) > 1:
+        print("\n".join(pareto_lines))
+        print(f"report: {out_dir}/ ({', '.join(p.name for p in pareto_files)})")
+        if parent and not args.no_mlflow:
+            client.log_artifacts(parent, str(out_dir), artifact_path="report")
+            print(f"logged to MLflow parent run {parent} (artifacts report/)")
+        return 0
+    try:
         experiment_id = experiment_of_run(client, parent, location) if parent else None
         objective = objective_of(study, client)
         records = finished_repeats(client, experiment_id, study.study_name, objective) if experiment_id else []

@@ -7,7 +7,7 @@ builds the default from the same definition.
 
 # No `from __future__ import annotations`: OmegaConf reads these annotations at run time.
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NoReturn
 
 # --- samplers (hydra/sweeper/sampler) -------------------------------------------------------
 # Every argument of the Optuna constructor a config can carry; callables (gamma, weights,
@@ -286,6 +286,23 @@ class NopPrunerConfig:
     """Never prune: every trial trains to its end."""
 
     _target_: str = "optuna.pruners.NopPruner"
+
+
+def raise_motpe_removed(*args: Any, **kwargs: Any) -> NoReturn:
+    """What ``hydra/sweeper/sampler=motpe`` builds: the message of Hydra's Optuna sweeper, whose users
+    arrive with configs that name it."""
+    raise ValueError(
+        "The 'motpe' sampler was removed in Optuna 4.0. Use 'hydra/sweeper/sampler=tpe' instead. "
+        "TPESampler now handles multi-objective optimization."
+    )
+
+
+@dataclass
+class MOTPESamplerConfig:
+    """hydra/sweeper/sampler=motpe, removed from Optuna 4.0 (TPE samples several objectives): building
+    it says so, in the words of Hydra's Optuna sweeper, before anything is created."""
+
+    _target_: str = "tuneflow.search.configs.raise_motpe_removed"
 
 
 # --- the groups and their defaults ---------------------------------------------------------

@@ -104,9 +104,10 @@ def to_distribution(override: Override) -> BaseDistribution:
     Hydra's parser has already applied the casts: ``int(interval(1, 5))`` arrives as an interval with
     int bounds, ``float(range(1, 4))`` as a range of floats, ``str(choice(1, 2))`` as a choice of
     strings, so the types of the bounds decide int or float, as Hydra's own ``RangeSweep.range()`` does.
-    ``shuffle(...)`` and ``sort(...)`` only change the order in which Hydra's basic sweeper would visit
-    the values; Optuna samples, it does not visit in order, so a shuffled or sorted choice or range is
-    the same distribution as the plain one.
+    ``sort(...)`` and ``shuffle(choice(...))`` only change the order in which Hydra's basic sweeper would
+    visit the values; Optuna samples, it does not visit in order, so they are the plain distribution.
+    ``shuffle(range(...))`` is the choice of the range's values, as Hydra's Optuna sweeper makes it
+    (Hydra's parser turns a shuffled range into a list of its values); tagged, it is the tagged range.
     """
     path = override.get_key_element()
     sweep = override.value()
@@ -142,6 +143,9 @@ def to_distribution(override: Override) -> BaseDistribution:
         if any(isinstance(c, float) and math.isnan(c) for c in choices):
             raise SearchSpaceError(f"search space: {path}: choice() holds nan, which no trial can use; drop it")
         return CategoricalDistribution(choices)
+    if isinstance(sweep, RangeSweep) and sweep.shuffle and not (log or as_int):
+        # (With tag(log) or tag(int) the tag asks for a distribution over the range, and gets it.)
+        return CategoricalDistribution(tuple(_plain(element) for element in sweep.range()))
     if isinstance(sweep, RangeSweep):
         return _range_distribution(path, sweep, log, as_int)
     if isinstance(sweep, IntervalSweep):

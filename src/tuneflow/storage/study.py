@@ -145,6 +145,10 @@ def trial_handle(
 
 
 def best_trial_or_none(study: optuna.Study) -> FrozenTrial | None:
+    """The best trial of a single-objective study; None before one completes, and for a
+    multi-objective study (it has a Pareto set instead: ``study.best_trials``)."""
+    if len(study.directions) > 1:
+        return None
     try:
         return study.best_trial
     except ValueError:
@@ -166,6 +170,7 @@ class StudySettings:
 
     name: str
     storage_url: str
+    #: The direction of the (first) objective.
     direction: str
     #: The metric the study optimises, by name (None: the task's single value, logged as ``objective``).
     objective: str | None
@@ -183,6 +188,19 @@ class StudySettings:
     log_params: tuple[str, ...] = ()
     #: Run each task with the trial's MLflow run active and ``mlflow.autolog()`` on.
     autolog: bool = False
+    #: Every objective's direction: one for a single-objective study, several for a multi-objective one.
+    directions: tuple[str, ...] = ()
+    #: A multi-objective study's objectives by name, in the order of ``directions`` (their MLflow metrics
+    #: and CSV columns); empty for a single-objective study, whose name is ``objective``.
+    objectives: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        if not self.directions:  # built with one direction only
+            object.__setattr__(self, "directions", (self.direction,))
+
+    @property
+    def multi_objective(self) -> bool:
+        return len(self.directions) > 1
 
     def param_name(self, path: str) -> str:
         """A config path as the search space names it (``params.lr`` -> ``lr`` under node ``params``)."""
@@ -215,9 +233,15 @@ def study_settings(sweeper: Mapping[str, Any], job_name: str = "tuneflow") -> St
     """Resolve the sweeper's nullable fields; the study is named after the app's job when unnamed."""
     from tuneflow.tracking.runs import resolve_tracking_uri
 
-    direction = sweeper.get("direction") or "minimize"
-    if direction not in ("minimize", "maximize"):
-        raise ConfigError(f"hydra.sweeper.direction is {direction!r}, but must be minimize or maximize")
+    directions = study_directions(sweeper.get("directions") or sweeper.get("direction"))
+    objectives = objective_names(sweeper.get("objective"), directions)
+    pruner = dict(sweeper.get("pruner") or {"_target_": "optuna.pruners.NopPruner"})
+    if len(directions) > 1 and not str(pruner.get("_target_", "")).endswith(".NopPruner"):
+        # Optuna's pruners compare one intermediate value per step; a multi-objective trial has several.
+        raise ConfigError(
+            f"hydra.sweeper.pruner: Optuna cannot prune a study with {len(directions)} objectives; "
+            "add hydra/sweeper/pruner=none"
+        )
     n_trials = int(sweeper.get("n_trials", 20))
     if n_trials < 1:
         raise ConfigError(f"hydra.sweeper.n_trials is {n_trials}, but must be at least 1")
@@ -236,18 +260,52 @@ def study_settings(sweeper: Mapping[str, Any], job_name: str = "tuneflow") -> St
     return StudySettings(
         name=name,
         storage_url=url,
-        direction=str(direction),
-        objective=None if sweeper.get("objective") is None else str(sweeper["objective"]),
+        direction=directions[0],
+        objective=None if len(directions) > 1 or sweeper.get("objective") is None else str(sweeper["objective"]),
         n_trials=n_trials,
         root_dir=root_dir,
         heartbeat_interval=None if heartbeat in (None, 0) else int(heartbeat),
-        pruner=dict(sweeper.get("pruner") or {"_target_": "optuna.pruners.NopPruner"}),
+        pruner=pruner,
         tracking_uri=resolve_tracking_uri(sweeper.get("tracking_uri"), root_dir),
         experiment=str(sweeper.get("experiment") or name),
         params_node=sweeper.get("params_node") or None,
         log_params=tuple(str(node) for node in sweeper.get("log_params") or ()),
         autolog=bool(sweeper.get("mlflow_autolog", False)),
+        directions=directions,
+        objectives=objectives if len(directions) > 1 else (),
     )
+
+
+def study_directions(value: Any) -> tuple[str, ...]:
+    """``hydra.sweeper.direction`` (or ``directions``): one direction or a list of them, as Hydra's
+    Optuna sweeper takes it; null = minimize."""
+    given = list(value) if isinstance(value, (list, tuple)) else [value]
+    directions = tuple(str("minimize" if d is None else d).lower() for d in given)
+    if not directions or any(d not in ("minimize", "maximize") for d in directions):
+        raise ConfigError(
+            f"hydra.sweeper.direction is {value!r}, but must be minimize, maximize or a list of them "
+            "(one per objective)"
+        )
+    return directions
+
+
+def objective_names(value: Any, directions: Sequence[str]) -> tuple[str, ...]:
+    """The objectives' names: ``hydra.sweeper.objective`` as a list (one per direction), else
+    ``objective_0``, ``objective_1``, ... for a task that returns a sequence of values."""
+    if value is None or isinstance(value, str):
+        if len(directions) > 1 and isinstance(value, str):
+            raise ConfigError(
+                f"hydra.sweeper.objective is {value!r}, but the study has {len(directions)} directions; "
+                f"name one objective per direction: hydra.sweeper.objective=[{value},...]"
+            )
+        return tuple(f"objective_{i}" for i in range(len(directions)))
+    names = tuple(str(name) for name in value)
+    if len(names) != len(directions):
+        raise ConfigError(
+            f"hydra.sweeper.objective names {len(names)} objectives ({', '.join(names)}) but "
+            f"hydra.sweeper.direction has {len(directions)}; give one direction per objective"
+        )
+    return names
 
 
 def build_pruner(pruner_cfg: Mapping[str, Any]) -> optuna.pruners.BasePruner:

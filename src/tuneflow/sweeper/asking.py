@@ -73,6 +73,10 @@ class TrialAsker:
             self.last_number = max((trial.number for trial in now), default=-1)
             counts = count_states(now)
             failed_now = counts["failed"] - failed_before
+            if plan.failures_never_stop and failed_now >= plan.max_failures > 0:
+                # max_failure_rate=1: failures are no error (as in Hydra's Optuna sweeper), but failed
+                # trials are replaced, so n_trials of them end the study instead of an endless run.
+                return BatchRead(now, counts, 0, [])
             if failed_now > plan.max_failures:
                 raise TooManyFailures(
                     f"study {settings.name!r}: {failed_now} trials failed, more than "

@@ -73,21 +73,22 @@ def open_study(plan: SweepPlan) -> OpenStudy:
             storage=storage,
             sampler=plan.sampler,
             pruner=optuna.pruners.NopPruner(),  # pruning happens in the jobs, with the configured pruner
-            direction=settings.direction,  # type: ignore[arg-type]
+            directions=list(settings.directions),  # type: ignore[arg-type]
             load_if_exists=True,
         )
         # Before anything is written: a resume that changes what the study means (another architecture
         # mostly has another direction too: this names the real difference) is refused here.
         meaning.check_and_record(study, plan)
-        existing = study.direction.name.lower()
-        if existing != settings.direction:
+        existing = [d.name.lower() for d in study.directions]
+        if existing != list(settings.directions):
+            shown = existing[0] if len(existing) == 1 else f"[{','.join(existing)}]"
             raise ConfigError(
-                f"study {settings.name!r} already exists with direction {existing}; "
-                f"use another hydra.sweeper.study_name or direction={existing}"
+                f"study {settings.name!r} already exists with direction {shown}; "
+                f"use another hydra.sweeper.study_name or direction={shown}"
             )
         if study.metric_names is None:
             # optuna-dashboard then labels the objective val_accuracy, not "Objective 0".
-            study.set_metric_names([settings.objective or "objective"])
+            study.set_metric_names(list(settings.objectives) or [settings.objective or "objective"])
         if plan.finalists and not study.get_trials(deepcopy=False):
             zoom.enqueue_finalists(study, plan.finalists, plan.distributions)
         parent_run_id = open_parent_run(client, study, plan)
@@ -205,7 +206,7 @@ class StaleTrialHandler:
 def study_params(plan: SweepPlan) -> dict[str, Any]:
     settings = plan.settings
     params: dict[str, Any] = {
-        "direction": settings.direction,
+        "direction": ",".join(settings.directions),
         "objective": settings.objective or "objective",
         "n_trials": settings.n_trials,
         "sampler": type(getattr(plan.sampler, "base", plan.sampler)).__name__,

@@ -26,7 +26,7 @@ def tell(study: optuna.Study, trial: optuna.trial.Trial, outcome: TrialOutcome) 
     if outcome.error:
         trial.set_user_attr(ERROR_ATTR, outcome.error[:4000])
     if outcome.state == "COMPLETE":
-        study.tell(trial, outcome.value, skip_if_finished=True)
+        study.tell(trial, outcome.values or outcome.value, skip_if_finished=True)
     else:
         study.tell(trial, state=_STATES[outcome.state], skip_if_finished=True)
 
@@ -45,6 +45,8 @@ def progress_lines(
 
 def progress_line(outcome: TrialOutcome, finished: int, best: FrozenTrial | None, target: int) -> str:
     value = "" if outcome.value is None else f" value={outcome.value:.6g}"
+    if outcome.values is not None and len(outcome.values) > 1:
+        value = " values=[" + ", ".join(f"{v:.6g}" for v in outcome.values) + "]"
     detail = ""
     if outcome.state == "PRUNED":
         detail = f" at step {outcome.pruned_at_step}"

@@ -43,6 +43,8 @@ class SweepPlan:
     grid_size: int | None = None
     n_jobs: int = 1
     max_failures: int = 0
+    #: ``max_failure_rate`` is 1: failures never stop the study with an error; ``max_failures`` of them end it.
+    failures_never_stop: bool = False
     #: Trials of an earlier study to run first (``hydra.sweeper.zoom``); the space is narrowed around them.
     finalists: list[optuna.trial.FrozenTrial] = field(default_factory=list)
     #: ``hydra.sweeper.custom_search_space``: called with (config, trial) on every asked trial.
@@ -65,6 +67,7 @@ def plan_sweep(
     check_job: CheckJob | None,
 ) -> SweepPlan:
     """Everything a sweep needs, checked; nothing created."""
+    sweeper_cfg = without_default_pruner(sweeper_cfg, config)
     settings = study_settings(sweeper_cfg, str(config.hydra.job.name))
     node = settings.params_node
     distributions, space_fixed = search_space.parse_search_space(space, node)
@@ -135,12 +138,31 @@ def plan_sweep(
         grid_size=grid_size,
         n_jobs=n_jobs,
         max_failures=int(rate * settings.n_trials),
+        failures_never_stop=rate >= 1.0,
         finalists=finalists,
         extend_space=extend_space,
         allow_changed_study=bool(sweeper_cfg.get("allow_changed_study", False)),
         study_keys=tuple(sweeper_cfg.get("study_keys") or ()),
         group_choices=group_choices(config),
     )
+
+
+def without_default_pruner(sweeper_cfg: Mapping[str, Any], config: DictConfig) -> Mapping[str, Any]:
+    """Optuna cannot prune a multi-objective study. The default pruner (median), which the user did not
+    choose, is left out of one, so configs written for Hydra's Optuna sweeper (which has no pruner) run
+    as they are; a pruner the user chose (on the command line, or any other pruner or setting) is
+    refused with one line by ``study_settings``."""
+    from tuneflow.search.configs import DEFAULT_PRUNER, PRUNERS
+
+    directions = sweeper_cfg.get("directions") or sweeper_cfg.get("direction")
+    if not isinstance(directions, (list, tuple)) or len(directions) < 2:
+        return sweeper_cfg
+    overrides = [str(o).lstrip("+~") for o in OmegaConf.select(config, "hydra.overrides.hydra", default=[]) or []]
+    chosen = any(o.startswith(("hydra/sweeper/pruner", "hydra.sweeper.pruner")) for o in overrides)
+    default = OmegaConf.to_container(OmegaConf.structured(PRUNERS[DEFAULT_PRUNER]))
+    if chosen or dict(sweeper_cfg.get("pruner") or {}) != default:
+        return sweeper_cfg
+    return {**sweeper_cfg, "pruner": {"_target_": "optuna.pruners.NopPruner"}}
 
 
 def check_parent_run_reachable(settings: StudySettings) -> None:
@@ -173,6 +195,8 @@ def check_parent_run_reachable(settings: StudySettings) -> None:
         client_for(settings.tracking_uri).get_run(str(run_id))
     except MlflowException:
         raise ConfigError(problem) from None
+
+
 def group_choices(config: DictConfig) -> dict[str, str]:
     """The app's config-group choices (``arch: mlp``, ``mode: fast``), as Hydra recorded them."""
     choices = OmegaConf.select(config, "hydra.runtime.choices", default=None) or {}
@@ -218,6 +242,9 @@ def load_finalists(settings: StudySettings, name: str, top_k: int) -> list[optun
     except KeyError:
         known = ", ".join(optuna.get_all_study_names(storage)) or "none"
         raise ConfigError(f"hydra.sweeper.zoom.study: no study {name!r} in {url}; studies there: {known}") from None
+    if len(source.directions) > 1:  # no single ranking to take the top_k of
+        raise ConfigError(f"hydra.sweeper.zoom.study: study {name!r} has {len(source.directions)} objectives; "
+                          "zoom in on a single-objective study")
     finalists = zoom.top_trials(source.get_trials(deepcopy=False), source.direction.name.lower(), top_k)
     if not finalists:
         raise ConfigError(f"hydra.sweeper.zoom.study: study {name!r} has no completed trial to zoom in on")
@@ -268,17 +295,31 @@ def split_arguments(
 ) -> tuple[dict[str, BaseDistribution], dict[str, str | None]]:
     """Command-line arguments of a multirun: sweeps join the search space, the rest stay fixed. A delete
     (``~name``, ``~name=value``) goes to every job as a delete: key ``~name``, value None when bare."""
+    distributions, fixed, deletes = params_from_overrides(arguments, node)
+    fixed_or_deleted: dict[str, str | None] = dict(fixed)
+    for delete in deletes:
+        key, _, value = delete.partition("=")
+        fixed_or_deleted[key] = value if "=" in delete else None
+    return distributions, fixed_or_deleted
+
+
+def params_from_overrides(
+    arguments: Sequence[str], node: str | None = None
+) -> tuple[dict[str, BaseDistribution], dict[str, str], list[str]]:
+    """The sweeps (as distributions), the fixed values and the deletes among overrides: the split
+    Hydra's Optuna sweeper makes (its ``create_params_from_overrides``), with the same three results."""
     distributions: dict[str, BaseDistribution] = {}
-    fixed: dict[str, str | None] = {}
+    fixed: dict[str, str] = {}
+    deletes: list[str] = []
     for override in OverridesParser.create().parse_overrides(list(arguments)):
         key = override.get_key_element()  # with its prefix: ~name, +name, ++name
         if override.is_delete():
-            fixed[key] = None if override.value() is None else override.get_value_element_as_str()
+            deletes.append(key if override.value() is None else f"{key}={override.get_value_element_as_str()}")
         elif override.is_sweep_override():
             distributions[search_space.short_name(key, node)] = search_space.to_distribution(override)
         else:
             fixed[key] = override.get_value_element_as_str()
-    return distributions, fixed
+    return distributions, fixed, deletes
 
 
 def corner_points(distributions: Mapping[str, BaseDistribution]) -> list[dict[str, Any]]:
@@ -302,7 +343,12 @@ def build_sampler(sampler_cfg: Mapping[str, Any], failure_aware: bool = True) ->
     """The configured sampler; failure-aware (``tuneflow.search.failure_aware.wrap``: all but the grid) unless turned off."""
     from hydra.utils import instantiate
 
-    sampler = instantiate(dict(sampler_cfg), _convert_="all")
+    try:
+        sampler = instantiate(dict(sampler_cfg), _convert_="all")
+    except Exception as error:  # noqa: BLE001 - Hydra wraps whatever the sampler's constructor raised
+        cause = error.__cause__ or error
+        first = str(cause).strip().splitlines()[0] if str(cause).strip() else type(cause).__name__
+        raise ConfigError(f"hydra.sweeper.sampler ({sampler_cfg.get('_target_')}): {first}") from None
     if not isinstance(sampler, optuna.samplers.BaseSampler):
         raise ConfigError(f"hydra.sweeper.sampler builds {type(sampler).__name__}, not an Optuna sampler")
     return failure_aware_wrap(sampler) if failure_aware else sampler

@@ -7,8 +7,8 @@ from typing import Any
 
 import optuna
 from omegaconf import OmegaConf
-from optuna.trial import FrozenTrial
 
+from tuneflow.search import pareto
 from tuneflow.search.failure_aware import describe_failures
 from tuneflow.storage.study import RUN_ID_ATTR, best_trial_or_none, count_trials
 from tuneflow.tracking import runs as tracking
@@ -25,15 +25,30 @@ def summary_lines(study: optuna.Study, name: str, objective: str | None, parent_
     if best is not None:
         params = ", ".join(f"{k}={v}" for k, v in best.params.items())
         lines.append(f"best trial #{best.number}: {objective or 'objective'}={best.value:.6g} ({params})")
+    if len(study.directions) > 1:
+        lines.extend(pareto.describe(study))
     lines.append(f"MLflow parent run: {parent_run_id}")
     lines.append(f"results CSV: {csv_path}")
     return lines
 
 
-def save_optimization_results(best: FrozenTrial, sweep_dir: Path) -> Path:
+def save_optimization_results(study: optuna.Study, sweep_dir: Path) -> Path | None:
     """``optimization_results.yaml`` in the sweep folder, as Hydra's Optuna sweeper writes it (scripts
-    written for it read ``best_params`` and ``best_value`` there)."""
-    results = {"name": "optuna", "best_params": dict(best.params), "best_value": best.value, "best_trial": best.number}
+    written for it read ``best_params`` and ``best_value`` there; for several objectives ``solutions``,
+    the Pareto set's ``params`` and ``values``). Nothing before a trial completes."""
+    if len(study.directions) > 1:
+        front = pareto.pareto_set(study)
+        if not front:
+            return None
+        knee = pareto.knee(front, study.directions)
+        results: dict[str, Any] = {"name": "optuna", "solutions": pareto.solutions(front),
+                                   "knee_trial": None if knee is None else knee.number}
+    else:
+        best = best_trial_or_none(study)
+        if best is None:
+            return None
+        results = {"name": "optuna", "best_params": dict(best.params), "best_value": best.value,
+                   "best_trial": best.number}
     path = sweep_dir / "optimization_results.yaml"
     OmegaConf.save(OmegaConf.create(results), path)
     return path
@@ -48,4 +63,9 @@ def summarise_to_parent(client: Any, parent_run_id: str, study: optuna.Study) ->
     if best is not None and best.value is not None:
         metrics.append(("best_value", float(best.value), 0))
         tags = {"tuneflow.best_trial": best.number, "tuneflow.best_run_id": best.user_attrs.get(RUN_ID_ATTR, "")}
+    elif len(study.directions) > 1:
+        front = pareto.pareto_set(study)
+        metrics.append(("n_pareto", float(len(front)), 0))
+        if front:
+            tags = {"tuneflow.pareto_trials": ",".join(str(t.number) for t in front)}
     tracking.log_values(client, parent_run_id, metrics=metrics, tags=tags)

@@ -28,7 +28,7 @@ import optuna
 from hydra.core.plugins import Plugins
 from hydra.core.utils import JobReturn
 from hydra.types import HydraContext, TaskFunction
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig, ListConfig, OmegaConf
 from optuna.trial import TrialState
 
 from tuneflow.errors import ConfigError, TuneflowError
@@ -36,7 +36,6 @@ from tuneflow.search import space as search_space
 from tuneflow.storage.creation import store_failure
 from tuneflow.storage.study import (
     best_of,
-    best_trial_or_none,
     count_trials,
     forget_job_studies,
 )
@@ -69,7 +68,8 @@ class StudySweeper:
         self,
         sampler: Any = None,
         pruner: Any = None,
-        direction: str | None = None,
+        direction: Any = None,
+        directions: Any = None,
         study_name: str | None = None,
         storage: str | None = None,
         n_trials: int = 20,
@@ -79,7 +79,7 @@ class StudySweeper:
         params: Any = None,
         zoom: Any = None,
         custom_search_space: str | None = None,
-        objective: str | None = None,
+        objective: Any = None,
         root_dir: str = "mlruns",
         tracking_uri: str | None = None,
         experiment: str | None = None,
@@ -95,14 +95,15 @@ class StudySweeper:
         self.sweeper_cfg: dict[str, Any] = {
             "sampler": _plain(sampler),
             "pruner": _plain(pruner),
-            "direction": direction,
+            "direction": _plain(direction),
+            "directions": _plain(directions),
             "study_name": study_name,
             "storage": storage,
             "n_trials": n_trials,
             "n_jobs": n_jobs,
             "max_failure_rate": max_failure_rate,
             "heartbeat_interval": heartbeat_interval,
-            "objective": objective,
+            "objective": _plain(objective),
             "root_dir": root_dir,
             "tracking_uri": tracking_uri,
             "experiment": experiment,
@@ -202,9 +203,7 @@ class StudySweeper:
         for line in summary_lines(opened.study, plan.settings.name, plan.settings.objective, opened.parent_run_id,
                                   csv_path):
             log.info(line)
-        best = best_trial_or_none(opened.study)
-        if best is not None:
-            save_optimization_results(best, sweep_dir)
+        save_optimization_results(opened.study, sweep_dir)
         return outcomes
 
     def loop(self, opened: OpenStudy, plan: SweepPlan, csv_path: Path) -> list[TrialOutcome]:
@@ -220,7 +219,8 @@ class StudySweeper:
         while True:
             read = asker.read_and_ask(failed_before)
             counts = read.counts
-            for line in progress_lines(told, counts, best_of(read.trials, study.direction), asker.target):
+            best = None if settings.multi_objective else best_of(read.trials, study.direction)
+            for line in progress_lines(told, counts, best, asker.target):
                 log.info(line)
             if told:
                 csv_file.write_if_due(read.trials)
@@ -371,6 +371,6 @@ def job_overrides(plan: SweepPlan, trial: optuna.trial.Trial) -> list[str]:
 
 
 def _plain(node: Any) -> Any:
-    if isinstance(node, DictConfig):
+    if isinstance(node, (DictConfig, ListConfig)):
         return OmegaConf.to_container(node, resolve=True)
     return node

@@ -48,6 +48,8 @@ class ThrottledCsv:
 
 def write_trials_csv(study: optuna.Study, path: Path) -> Path:
     """One row per trial: number, state, value, duration, params, final metrics, MLflow run id, error.
+    A multi-objective study's trials leave ``value`` empty: each objective has its column, the metric
+    the job recorded under the objective's name (``objective_0``, ... for a task returning a sequence).
 
     Written to a temporary file and renamed, so a reader never sees half a file, even while several
     workers rewrite it.
@@ -67,7 +69,7 @@ def write_rows(all_trials: Sequence[optuna.trial.FrozenTrial], path: Path) -> Pa
         {
             "number": t.number,
             "state": t.state.name,
-            "value": t.value,
+            "value": t.values[0] if t.values is not None and len(t.values) == 1 else None,
             "duration_s": t.duration.total_seconds() if t.duration is not None else None,
             "datetime_start": t.datetime_start.isoformat(timespec="seconds") if t.datetime_start else None,
             **{name: t.params.get(name) for name in param_names},

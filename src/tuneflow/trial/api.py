@@ -58,6 +58,8 @@ class Trial:
     #: The running trial on the console and in its log file (set by the job; see ``tuneflow.trial.progress``).
     progress: LiveProgress | None = field(default=None, repr=False)
     log: logging.Logger | None = field(default=None, repr=False)
+    #: A multi-objective study's objectives by name (empty for one objective): nothing is pruned then.
+    objectives: tuple[str, ...] = ()
 
     @property
     def study(self) -> optuna.Study | None:
@@ -104,6 +106,11 @@ def report(step: int, metrics: Mapping[str, float], *, value: float | None = Non
     objective = value if value is not None else (trial.objective_of(metrics) if trial else None)
     if trial is not None:
         _show(trial, step, metrics, objective, named=value is not None)
+    if trial is not None and trial.objectives:
+        # Several objectives: Optuna cannot prune (Trial.report refuses multi-objective studies), and
+        # the last values are what the task returns. The metrics are recorded, nothing more.
+        trial.last_step = step
+        return
     if objective is None:
         return
     objective = float(objective)

@@ -155,7 +155,7 @@ def compare_with_best(study: Any, results: FoldResults, objective: str, directio
     wins only on average may be noise; one that wins on every range can be trusted more. Empty when
     there is one range, no best yet, or the best was scored on other ranges.
     """
-    if study is None or len(results.names) < 2:
+    if study is None or len(results.names) < 2 or len(study.directions) > 1:  # no single best to compare with
         return {}
     try:
         best = study.best_trial
@@ -188,6 +188,10 @@ def run(cfg: DictConfig) -> dict[str, float]:
     versus_best = compare_with_best(study, results, str(cfg.arch.objective), direction)
     metrics = {**results.metrics, "objective": results.objective, "epochs_run": float(results.epochs), **versus_best}
     metrics["train_seconds"] = time.perf_counter() - started
+    if trial is not None and trial.objectives:
+        # A multi-objective study names its objectives (hydra.sweeper.objective=[val_accuracy,
+        # train_seconds]): the architecture's metric is the combined objective under its own name.
+        metrics.setdefault(str(cfg.arch.objective), results.objective)
     if versus_best and trial is not None and trial.run_id is not None:
         _tag(trial, "tuneflow.beats_best_on_every_range", str(bool(versus_best["beats_best_on_every_range"])).lower())
     if cfg.get("tracking", {}).get("log_model", True) and results.last is not None:

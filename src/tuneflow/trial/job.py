@@ -43,6 +43,8 @@ class TrialOutcome:
     number: int | None
     state: str  # COMPLETE | PRUNED | FAIL
     value: float | None = None
+    #: Every objective's value, in the study's order (one for a single-objective study).
+    values: list[float] | None = None
     run_id: str | None = None
     error: str | None = None
     pruned_at_step: int | None = None
@@ -151,6 +153,7 @@ def _run_tracked(
         objective=settings.objective, optuna_trial=trial, metrics_buffer=buffer,
         tracking_uri=settings.tracking_uri, artifact_uri=run.info.artifact_uri, progress=live,
         log=log if log.handlers else None,  # no log file: no line to format per report
+        objectives=settings.objectives,
     )
     outcome = TrialOutcome(number=number, state="FAIL", run_id=run_id)
     # MLflow requests per trial: create_run (with its tags), params, config.yaml, then one batch at the
@@ -160,7 +163,11 @@ def _run_tracked(
             # In the trial already: the config may read the study (``${tuneflow.study_day:}``).
             start_run_record(client, run_id, store, cfg, run_params(cfg, trial.params, settings))
             returned = call_task(task, cfg, autolog=settings.autolog)
-        outcome.value, outcome.metrics = result_of(returned, handle)
+        if settings.multi_objective:
+            outcome.values, outcome.metrics = results_of(returned, settings.objectives)
+        else:
+            outcome.value, outcome.metrics = result_of(returned, handle)
+            outcome.values = [outcome.value]
         outcome.state = "COMPLETE"
         step = handle.last_step or 0
         buffer.flush(metrics=[(key, value, step) for key, value in outcome.metrics.items()],
@@ -251,6 +258,40 @@ def result_of(returned: Any, trial: api.Trial) -> tuple[float, dict[str, float]]
     return value, metrics
 
 
+def results_of(returned: Any, names: Sequence[str]) -> tuple[list[float], dict[str, float]]:
+    """A multi-objective trial's values and final metrics, from what the task returned: a sequence of
+    numbers (in the order of ``hydra.sweeper.direction``, as Hydra's Optuna sweeper takes it) or a
+    mapping holding every objective by name (``hydra.sweeper.objective``). Each objective is logged as
+    a metric under its name."""
+    metrics: dict[str, float] = {}
+    if isinstance(returned, Mapping):
+        metrics = {str(k): float(v) for k, v in returned.items() if _is_number(v)}
+        missing = [name for name in names if name not in metrics]
+        if missing:
+            raise ObjectiveMissing(
+                f"the task returned metrics {', '.join(sorted(metrics)) or '(none numeric)'} without "
+                f"{', '.join(missing)}; set hydra.sweeper.objective to a list of {len(names)} of them"
+            )
+        values = [metrics[name] for name in names]
+    elif isinstance(returned, Sequence) and not isinstance(returned, (str, bytes)):
+        if len(returned) != len(names) or not all(_is_number(v) for v in returned):
+            raise ObjectiveMissing(
+                f"the task returned {returned!r}, but the study has {len(names)} objectives; return "
+                f"{len(names)} numbers, one per hydra.sweeper.direction, or a dict naming them"
+            )
+        values = [float(v) for v in returned]
+    else:
+        raise ObjectiveMissing(
+            f"the task returned {type(returned).__name__ if returned is not None else 'nothing'}, but the "
+            f"study has {len(names)} objectives; return {len(names)} numbers or a dict naming them"
+        )
+    for name, value in zip(names, values):
+        if not math.isfinite(value):
+            raise MetricIsNaN(f"{name} is {api.non_finite(value)}: training diverged")
+        metrics[name] = value
+    return values, metrics
+
+
 def _objective_in(metrics: Mapping[str, float], trial: api.Trial) -> float:
     for key in (trial.objective, "objective"):
         if key is not None and key in metrics:
@@ -281,7 +322,9 @@ def describe_failure(error: BaseException) -> str:
 def run_params(cfg: DictConfig, sampled: Mapping[str, Any], settings: StudySettings) -> dict[str, Any]:
     """MLflow params of a trial's run: the sampled values, then the config nodes ``log_params`` names
     (flattened, named as the search space names them)."""
-    params: dict[str, Any] = dict(sampled)
+    # A define-by-run parameter new to the config is suggested as `+w` (an append override, as with
+    # Hydra's Optuna sweeper); MLflow keys cannot hold `+`, and the run's param is the config's `w`.
+    params: dict[str, Any] = {name.lstrip("+"): value for name, value in sampled.items()}
     for node in settings.log_params:
         value = OmegaConf.select(cfg, node)
         if isinstance(value, DictConfig):
