@@ -1,7 +1,7 @@
 """A user's own Hydra app, tuned with `override hydra/sweeper: tuneflow` and nothing else of tuneflow.
 
-The apps live in tests/apps/: Hydra's Optuna sweeper's own examples (sphere, custom search space) with
-only the sweeper's name changed, and apps whose training loops call tuneflow's public API
+The apps live in tests/apps/: plain Hydra apps as users of Hydra's Optuna sweeper write them (sphere,
+custom search space; only their configs name tuneflow's sweeper), and apps whose training loops call tuneflow's public API
 (`tuneflow.report`, `tuneflow.current_trial`, `tuneflow.log_model`). Each runs as a user runs it: a
 subprocess in a project folder of its own.
 """

@@ -1,18 +1,16 @@
-# Modelled on the example app of Hydra's Optuna sweeper (plugins/hydra_optuna_sweeper/example/sphere.py,
-# Copyright (c) Facebook, Inc. and its affiliates. All Rights Reserved. MIT License), with only the
-# sweeper's name changed in its config: a plain Hydra app that knows nothing of tuneflow.
+"""A plain Hydra app that knows nothing of tuneflow, as a user of Hydra's Optuna sweeper has it: the squared
+distance of (x, y) from the origin. Only its config names tuneflow's sweeper. ``error=true`` makes the job
+raise, for the failure paths."""
 import hydra
 from omegaconf import DictConfig
 
 
 @hydra.main(version_base=None, config_path="conf", config_name="sphere")
-def sphere(cfg: DictConfig) -> float:
-    x: float = cfg.x
-    y: float = cfg.y
+def squared_distance(cfg: DictConfig) -> float:
     if cfg.get("error", False):
-        raise RuntimeError("cfg.error is True")
-    return x**2 + y**2
+        raise RuntimeError("the job was asked to fail (error=true)")
+    return float(cfg.x) ** 2 + float(cfg.y) ** 2
 
 
 if __name__ == "__main__":
-    sphere()
+    squared_distance()
