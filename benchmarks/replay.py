@@ -528,6 +528,27 @@ def summary_table(summaries: Mapping[str, Mapping[str, tuple[float, float, float
     return markdown_table(["table", *names], rows)
 
 
+def to_tpe_table(all_runs: Mapping[str, Mapping[str, list[Run]]], tables: Mapping[str, Table], budget: int) -> str:
+    """Each row's ratios to plain TPE (issue 13 asks for them beside those to random): epochs to the target
+    and the mean regret after the whole budget, with the same bootstrap as the ratios to random."""
+    rng = random.Random(0)
+    last = max(b for b in REGRET_AT if b <= budget) if any(b <= budget for b in REGRET_AT) else None
+    rows = []
+    for name, runs in all_runs.items():
+        base = runs["tpe (no pruning)"]
+        cap = budget * tables[name].full_training
+        for strategy, found in runs.items():
+            if strategy in ("random (no pruning)", "tpe (no pruning)"):
+                continue
+            epochs = fmt_ratio(ratio_interval([r.epochs_to_target for r in base], [r.epochs_to_target for r in found],
+                                              rng, cap))
+            regret = "-" if last is None else fmt_ratio(ratio_interval(
+                [r.regrets[last] for r in base], [r.regrets[last] for r in found], rng, math.inf, statistics.fmean))
+            rows.append([name, strategy, epochs, regret])
+    return markdown_table(["table", "strategy", "x fewer epochs to the target than plain TPE [95%]",
+                           f"mean regret@{last} x lower than plain TPE [95%]"], rows)
+
+
 # --- does the table tell the truth? --------------------------------------------------------------
 
 
@@ -595,6 +616,7 @@ def main() -> int:
             record["regrets"] = {int(b): v for b, v in record["regrets"].items()}
             saved[key] = Run(**record)
     summaries = {}
+    all_runs: dict[str, dict[str, list[Run]]] = {}
     print(f"Replay of {', '.join(strategies)} against {len(tables)} recorded tables, {seeds} seeds each.\n")
     for name, table in tables.items():
         started = time.perf_counter()
@@ -612,11 +634,15 @@ def main() -> int:
                             f.write(json.dumps({"key": key, **dataclasses.asdict(saved[key])}) + "\n")
                 runs[strategy].append(saved[key])
             progress(f"{name} {strategy}: {time.perf_counter() - started:.0f} s")
+        all_runs[name] = runs
         text, summaries[name] = report_table(table, runs, time.perf_counter() - started, budget)
         print(text, flush=True)
     print("**Epochs to the target, x fewer than random without pruning** (median ratio, 95% bootstrap interval "
           "over seeds; the goal is >= 5x):\n")
     print(summary_table(summaries))
+    if "tpe (no pruning)" in strategies:
+        print("\n**Ratios to plain TPE (no pruning)** (> 1: better than TPE):\n")
+        print(to_tpe_table(all_runs, tables, budget))
     return 0
 
 
