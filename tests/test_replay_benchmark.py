@@ -86,3 +86,50 @@ def test_ratios_to_random_are_flagged_as_bounds_when_random_never_got_there(repl
     assert (point, low, high, flag) == (10.0, 10.0, 10.0, ">=")
     point, _, _, flag = replay.ratio_interval([40.0, 60.0, 50.0], [10.0, 10.0, 10.0], random.Random(0), cap=100)
     assert (point, flag) == (5.0, "")
+
+
+@pytest.mark.parametrize("name", ["staged", "zones"])
+def test_a_packaged_strategy_is_a_row_charged_for_every_stage_study_within_the_budget(replay: Any, name: str) -> None:
+    table = replay.load_table("quadratic/full", limit=40)  # 40 recorded configurations, 20 epochs each
+    budget_epochs = 8 * table.full_training
+    plan = replay.scaled_to_budget(replay._packaged(name), replay.ReplayTask(table, budget_epochs))
+    repeat = next(stage for stage in plan["stages"] if stage["kind"] == "repeat")
+    assert (repeat["top"], repeat["seeds"]) == (3, 2)
+    searching = [s for s in plan["stages"] if s["kind"] in ("search", "zones") and s["name"] != "lr"]
+    # quadratic has neither the lr group nor the decay schemes' parameters: the search stages share the
+    # 8 trainings left after the repeat's 6 (rounding: at least 2 trials each).
+    assert sum(s["n_trials"] for s in searching) <= 8 - 6 + 2 * len(searching)
+
+    calls: list[int] = []
+    score = replay.ReplayTask.score
+
+    def counted(task: Any, params: Any, overrides: Any, seed: int) -> float:
+        before = task.epochs
+        try:
+            return float(score(task, params, overrides, seed))
+        finally:
+            calls.append(task.epochs - before)
+
+    replay.ReplayTask.score = counted
+    try:
+        task = replay.replay(table, replay.STRATEGIES[f"strategy: {name}"], seed=0, budget_epochs=budget_epochs,
+                             tables={table.name: table})
+    finally:
+        replay.ReplayTask.score = score
+    # Every stage study's trials went through task.score and were charged to the one clock, up to the budget.
+    assert len(calls) == task.trials > len(plan["stages"])
+    assert sum(calls) == task.epochs <= budget_epochs
+    assert task.epochs > budget_epochs - table.full_training
+    assert task.completed and all(c.epochs <= budget_epochs for c in task.completed)
+    run = replay.measure(task, table.target)
+    assert run.regrets[5] >= run.regrets[20] >= 0
+
+
+def test_a_point_scored_again_is_the_same_recorded_curve_charged_again(replay: Any) -> None:
+    table = small_table(replay)
+    task = replay.ReplayTask(table, budget_epochs=100)
+    point = {"lr": 2e-3, "schedule": "constant"}
+    first = task.score(point, [], 0)
+    assert task.score(point, [], 1) == first == 0.3  # a repeat with a new seed: the one recorded seed again
+    assert task.epochs == 6
+    assert task.score({"lr": 2.1e-3, "schedule": "constant"}, [], 0) == 0.6  # a new point: the next neighbour

@@ -67,6 +67,9 @@ def test_a_stage_list_from_the_project_runs_nested_and_the_deeper_zone_wins(proj
         assert f"zone {zone['zone']} ({zone['study']}): inputs twin_quadratic/coarse#" in shown
     rows = (folder / "report" / "zones.csv").read_text().splitlines()
     assert len(rows) == 3 and rows[0].startswith("stage,zone,study,input_trials,bounds,best_value,best_params")
+    # The zones' parallel-coordinates plot.
+    assert "parallel coordinates coloured by zone: mlruns/studies/twin_quadratic/report/zones_apart.html" in shown
+    assert "parcoords" in (folder / "report" / "zones_apart.html").read_text()
 
 
 def test_a_strategy_killed_in_its_middle_stage_goes_on_there(project: Path) -> None:

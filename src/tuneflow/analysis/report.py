@@ -412,6 +412,16 @@ def parse_arguments(argv: Sequence[str]) -> Any:
     return args
 
 
+def zone_study(location: StudyLocation, name: str) -> Any:
+    """A strategy's zone study, or None where it is not in the storage (the plot then shows the files')."""
+    import dataclasses
+
+    try:
+        return load_study(dataclasses.replace(location, name=name))
+    except ConfigError:
+        return None
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     from tuneflow.analysis.repeat import (
         conclude,
@@ -441,7 +451,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
             if not summary.stage_files(location.study_dir):
                 raise
-            return summary.print_report(location.study_dir, out_dir)  # a strategy: its stages and zones
+            # A strategy: its stages and zones (a zone's study read from the same storage, for the plot).
+            return summary.print_report(location.study_dir, out_dir, lambda name: zone_study(location, name))
         client = mlflow_client(location)
         parent = parent_run_id(study)
         if len(study.directions) > 1:  # a Pareto set instead of a best trial

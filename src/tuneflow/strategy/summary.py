@@ -1,6 +1,6 @@
 """``tuneflow report STUDY`` for a strategy (its stages' finalists files under ``<root_dir>/studies/<study>/``):
 each stage's best and note, and each zones stage's zones (which input trials, their bounds, their best),
-also as ``report/zones.csv``."""
+also as ``report/zones.csv``, and its parallel-coordinates plot coloured by zone (``report/zones_<stage>.html``)."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from typing import Any
 
 from tuneflow.strategy import handoff as files
 from tuneflow.strategy.handoff import Handoff
+from tuneflow.strategy.zone_plot import StudyLoader, write_zone_plots
 
 
 def stage_files(folder: Path) -> list[Path]:
@@ -61,14 +62,18 @@ def report_lines(paths: list[Path]) -> list[str]:
     return lines
 
 
-def print_report(folder: Path, out_dir: Path) -> int:
-    """The strategy's stages and zones, printed; zones.csv written to ``out_dir``."""
+def print_report(folder: Path, out_dir: Path, load: StudyLoader | None = None) -> int:
+    """The strategy's stages and zones, printed; zones.csv and each zones stage's parallel-coordinates plot
+    (``zones_<stage>.html``, coloured by zone; ``load`` reads a zone's study for its trials) written to
+    ``out_dir``."""
     paths = stage_files(folder)
     print(f"strategy in {folder}: {len(paths)} stage(s) finished or handed on")
     print("\n".join(report_lines(paths)))
     written = write_zones_csv(paths, out_dir)
     if written is not None:
         print(f"zones: {written}")
+    for plot in write_zone_plots(paths, out_dir, load):
+        print(f"zones, parallel coordinates coloured by zone: {plot}")
     print("each stage's study: tuneflow report <study>/<stage> (a zone: <study>/<stage>/zone-<k>)")
     return 0
 
