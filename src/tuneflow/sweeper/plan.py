@@ -191,6 +191,10 @@ def check_parent_run_reachable(settings: StudySettings) -> None:
     mlflow_file = db_path_of(settings.tracking_uri)
     if mlflow_file is not None and not mlflow_file.is_file():
         raise ConfigError(problem)
+    if mlflow_file is not None:
+        from tuneflow.storage import creation
+
+        creation.check_readable(mlflow_file, "mlflow")  # a damaged store: one line naming it, left as it is
     try:
         client_for(settings.tracking_uri).get_run(str(run_id))
     except MlflowException:
