@@ -60,17 +60,18 @@ from typing import Any
 import optuna
 from _common import markdown_table, progress
 from optuna.distributions import BaseDistribution
+from optuna.storages.journal import BaseJournalBackend as JournalBackendBase
 from optuna.trial import FrozenTrial, TrialState
 
 from tuneflow.search.samplers import default_sampler
 from tuneflow.storage.study import (
-    best_of,
+    StudySettings,
     best_trial_or_none,
-    count_states,
     default_storage_url,
-    is_surplus,
     open_storage,
 )
+from tuneflow.sweeper.asking import TrialAsker
+from tuneflow.sweeper.plan import SweepPlan
 from tuneflow.tracking import trials_csv as tuneflow_results
 
 STUDY = "scale"
@@ -246,7 +247,102 @@ def same_run(client: Any, original_id: str, copy_id: str) -> bool:
             == {k: v for k, v in copy.tags.items() if k not in skip})
 
 
+# --- the same trials in Optuna's journal file -------------------------------------------------
+
+
+class _ListBackend(JournalBackendBase):  # type: ignore[misc,valid-type]
+    """Optuna's journal operations kept in a list (written to the file in one go: a file append with its
+    lock and fsync per operation would take hours for 350,000 operations)."""
+
+    def __init__(self) -> None:
+        self.logs: list[dict[str, Any]] = []
+
+    def read_logs(self, log_number_from: int) -> list[dict[str, Any]]:
+        return self.logs[log_number_from:]
+
+    def append_logs(self, logs: list[dict[str, Any]]) -> None:
+        self.logs.extend(logs)
+
+
+class JournalCopy:
+    """The study's trials as Optuna's ``JournalStorage`` logs them when the sweeper writes them one call at a
+    time (ask, the constant liar's relative params, 8 params, overrides, run id, 20 intermediate values, final
+    metrics, tell): 35 operations per trial, the journal file ``JournalFileBackend`` writes (one JSON line each,
+    as its ``append_logs`` serialises them)."""
+
+    def __init__(self, path: Path) -> None:
+        from optuna.storages.journal import JournalStorage
+
+        self.path = path
+        self.backend = _ListBackend()
+        self.storage = JournalStorage(self.backend)
+        self.study_id = self.storage.create_new_study([optuna.study.StudyDirection.MINIMIZE], STUDY)
+        self.written = 0
+
+    def add(self, trials: list[FrozenTrial]) -> None:
+        storage = self.storage
+        for trial in trials:
+            trial_id = storage.create_new_trial(self.study_id)
+            storage.set_trial_system_attr(trial_id, "tpe:relative_params:0", json.dumps(trial.params))
+            for name, value in trial.params.items():
+                distribution = trial.distributions[name]
+                storage.set_trial_param(trial_id, name, distribution.to_internal_repr(value), distribution)
+            storage.set_trial_user_attr(trial_id, "tuneflow_overrides", ["+arch=mlp"])
+            for key, value in trial.user_attrs.items():
+                storage.set_trial_user_attr(trial_id, key, value)
+            for step, value in trial.intermediate_values.items():
+                storage.set_trial_intermediate_value(trial_id, step, value)
+            storage.set_trial_state_values(trial_id, trial.state, [trial.value] if trial.value is not None else None)
+        with self.path.open("ab") as handle:
+            for log in self.backend.logs[self.written:]:
+                handle.write((json.dumps(log, separators=(",", ":")) + "\n").encode("utf-8"))
+        self.written = len(self.backend.logs)
+
+
 # --- measuring --------------------------------------------------------------------------------
+
+
+class TimedAsker(TrialAsker):
+    """tuneflow's sweeper side of an ask (``TrialAsker.read_and_ask``), with the time spent in Optuna's
+    ``study.ask`` (the sampler and its storage reads and writes) kept apart from the rest (tuneflow's
+    bookkeeping: the stale-trial check, the study lock, counts, best so far, first heartbeat)."""
+
+    ask_wall = 0.0
+    ask_cpu = 0.0
+
+    def ask_one(self) -> optuna.trial.Trial:
+        wall, cpu = time.perf_counter(), time.process_time()
+        try:
+            return super().ask_one()
+        finally:
+            self.ask_wall += time.perf_counter() - wall
+            self.ask_cpu += time.process_time() - cpu
+
+
+def sweeper_plan(url: str, root: Path, space: dict[str, BaseDistribution], sampler: optuna.samplers.BaseSampler,
+                 heartbeat: int | None) -> SweepPlan:
+    """A sweep of ``space`` whose n_trials lies far ahead (no trial is surplus), as the sweeper builds it."""
+    settings = StudySettings(name=STUDY, storage_url=url, direction="minimize", objective=None, n_trials=10**9,
+                             root_dir=str(root), heartbeat_interval=heartbeat)
+    return SweepPlan(settings=settings, distributions=space, fixed_overrides=["+arch=mlp"], sampler=sampler)
+
+
+def join_study(open_store: Callable[[], Any], plan: SweepPlan) -> tuple[dict[str, float], optuna.Study]:
+    """A worker joining the study: its storage (a journal is replayed here), ``load_study`` and the first
+    ``read_and_ask`` (its first suggestion); the trial it got is told at once. Wall and CPU seconds, the read
+    of every trial apart."""
+    row: dict[str, float] = {}
+    wall, cpu = time.perf_counter(), time.process_time()
+    storage = open_store()
+    study = optuna.load_study(study_name=STUDY, storage=storage, sampler=plan.sampler)
+    study.get_trials(deepcopy=False)
+    row["read_s"], row["read_cpu_s"] = time.perf_counter() - wall, time.process_time() - cpu
+    asker = TrialAsker(study, storage, plan)
+    for trial in asker.read_and_ask(0).asked:
+        study.tell(trial, 1.0)
+    row["first_s"], row["first_cpu_s"] = time.perf_counter() - wall, time.process_time() - cpu
+    return row, study
+
 
 
 class Scale:
@@ -269,6 +365,7 @@ class Scale:
         self.fill_seconds = {"optuna public": 0.0, "optuna bulk": 0.0, "mlflow public": 0.0, "mlflow bulk": 0.0}
         self.fill_counts = {key: 0 for key in self.fill_seconds}
         self.checked = {"trials": False, "runs": False}
+        self.journal = JournalCopy(folder / "journal.log")
 
     # filling
 
@@ -280,12 +377,14 @@ class Scale:
             first = [next(trials) for _ in range(min(PUBLIC_API_FILL, missing))]
             self.fill_seconds["optuna public"] += seconds_of(lambda: [self.study.add_trial(t) for t in first])
             self.fill_counts["optuna public"] += len(first)
+            self.journal.add(first)
             have += len(first)
         while have < size:
             batch = [next(trials) for _ in range(min(BATCH, size - have))]
             self.fill_seconds["optuna bulk"] += seconds_of(
                 lambda: bulk_add_trials(self.storage, self.study_id, have, batch))
             self.fill_counts["optuna bulk"] += len(batch)
+            self.journal.add(batch)
             if not self.checked["trials"]:
                 read = optuna.load_study(study_name=STUDY, storage=self.url).trials
                 if not (same_trial(read[have], batch[0]) and same_trial(read[0], read[0])):
@@ -320,34 +419,32 @@ class Scale:
 
     def measure(self, size: int, suggestions: int) -> dict[str, float]:
         row: dict[str, float] = {"trials": size}
-        cold_storage = open_storage(self.url, heartbeat_interval=60)
-
-        cold_study: list[optuna.Study] = []
-
-        def cold_read() -> None:
-            cold_study.append(optuna.load_study(study_name=STUDY, storage=cold_storage, sampler=default_sampler(seed=1)))
-            cold_study[0].get_trials(deepcopy=False)
-
-        def cold_ask() -> None:
-            cold_study[0].tell(cold_study[0].ask(self.space), 1.0)
-
-        cpu_before = time.process_time()
-        row["cold_read_s"] = seconds_of(cold_read)
-        row["cold_s"] = row["cold_read_s"] + seconds_of(cold_ask)
-        # CPU seconds of the same: what the wall time would be on an idle core (the machine is shared).
-        row["cold_cpu_s"] = time.process_time() - cpu_before
-        asks, tells, bookkeeping = [], [], []
+        # A worker joining the study on the default storage (SQLite, heartbeats), as the sweeper opens it.
+        joined, _ = join_study(lambda: open_storage(self.url, heartbeat_interval=60),
+                               sweeper_plan(self.url, self.root, self.space, default_sampler(seed=1), 60))
+        row.update({f"cold_{key}": value for key, value in joined.items()})
+        row.update(self.measure_journal())
+        # The live sweeper: each batch of one trial is a read_and_ask (Optuna's ask inside), then a tell.
+        asker = TimedAsker(self.study, self.storage,
+                           sweeper_plan(self.url, self.root, self.space, self.study.sampler, 60))
+        if hasattr(asker, "tally"):  # the sweeper has been running (a checkout from before the tally has none)
+            asker.tally.update(self.study.get_trials(deepcopy=False))
+        asks, ask_cpus, tells, bookkeeping, bookkeeping_cpus = [], [], [], [], []
         for _ in range(suggestions):
-            started = time.perf_counter()
-            trial = self.study.ask(self.space)
-            asks.append(time.perf_counter() - started)
-            started = time.perf_counter()
-            self.study.tell(trial, 1.0)
-            tells.append(time.perf_counter() - started)
-            bookkeeping.append(seconds_of(lambda: self.sweeper_bookkeeping(trial.number)))
-        row["ask_ms"] = 1000 * statistics.median(asks)
+            asker.ask_wall = asker.ask_cpu = 0.0
+            wall, cpu = time.perf_counter(), time.process_time()
+            read = asker.read_and_ask(0)
+            total_wall, total_cpu = time.perf_counter() - wall, time.process_time() - cpu
+            asks.append(asker.ask_wall)
+            ask_cpus.append(asker.ask_cpu)
+            bookkeeping.append(total_wall - asker.ask_wall)
+            bookkeeping_cpus.append(total_cpu - asker.ask_cpu)
+            for trial in read.asked:
+                tells.append(seconds_of(lambda: self.study.tell(trial, 1.0)))  # noqa: B023 - called at once
+        row["ask_ms"], row["ask_cpu_ms"] = 1000 * statistics.median(asks), 1000 * statistics.median(ask_cpus)
         row["tell_ms"] = 1000 * statistics.median(tells)
         row["bookkeeping_ms"] = 1000 * statistics.median(bookkeeping)
+        row["bookkeeping_cpu_ms"] = 1000 * statistics.median(bookkeeping_cpus)
         csv_path = tuneflow_results.results_csv_path(self.root, STUDY)
         row["csv_s"] = seconds_of(lambda: tuneflow_results.write_trials_csv(self.study, csv_path))
         row["csv_rows"] = sum(1 for _ in csv_path.open()) - 1
@@ -359,15 +456,20 @@ class Scale:
         row["rss_mb"], row["peak_rss_mb"] = rss_mb(), peak_rss_mb()
         return row
 
-    def sweeper_bookkeeping(self, number: int) -> None:
-        """What the sweeper does per batch besides ask and tell (``TrialAsker.read_and_ask`` and the progress
-        line in ``StudySweeper.loop``): one read of the study serves the stale-trial check, the counts and the
-        best so far; ``is_surplus`` reads nothing while the study is short of n_trials."""
-        optuna.storages.fail_stale_trials(self.study)
-        trials = self.study.get_trials(deepcopy=False)
-        count_states(trials)
-        is_surplus(self.study, number, 10**9)
-        best_of(trials, self.study.direction)
+    def measure_journal(self) -> dict[str, float]:
+        """The same trials in Optuna's journal file: a worker joining replays the whole file (on a copy, so
+        its own trial does not end up in the journal the next size appends to). No heartbeats."""
+        import shutil
+
+        from optuna.storages.journal import JournalFileBackend, JournalStorage
+
+        copy = self.journal.path.with_name("joining.log")
+        shutil.copyfile(self.journal.path, copy)
+        joined, _ = join_study(lambda: JournalStorage(JournalFileBackend(str(copy))),
+                               sweeper_plan(f"journal:{copy}", self.root, self.space, default_sampler(seed=1), None))
+        copy.unlink()
+        return {"journal_first_s": joined["first_s"], "journal_first_cpu_s": joined["first_cpu_s"],
+                "journal_read_cpu_s": joined["read_cpu_s"], "journal_mb": self.journal.path.stat().st_size / 2**20}
 
     def best_run(self) -> list[Any]:
         """The best trial's MLflow run the way tuneflow finds it (the parent run's summary, ``tuneflow report``):
@@ -414,9 +516,14 @@ def growth(rows: list[dict[str, float]], key: str) -> str:
 
 def results_table(rows: list[dict[str, float]]) -> str:
     columns = [
-        ("ask ms", "ask_ms", "{:.1f}"), ("tell ms", "tell_ms", "{:.1f}"), ("cold read s", "cold_read_s", "{:.2f}"),
-        ("cold read+first ask s", "cold_s", "{:.2f}"), ("same, CPU s", "cold_cpu_s", "{:.2f}"),
-        ("sweeper bookkeeping ms/trial", "bookkeeping_ms", "{:.1f}"), ("CSV export s", "csv_s", "{:.2f}"),
+        ("ask ms", "ask_ms", "{:.1f}"), ("ask CPU ms", "ask_cpu_ms", "{:.1f}"), ("tell ms", "tell_ms", "{:.1f}"),
+        ("sweeper bookkeeping ms/trial", "bookkeeping_ms", "{:.1f}"),
+        ("bookkeeping CPU ms", "bookkeeping_cpu_ms", "{:.1f}"),
+        ("cold read s", "cold_read_s", "{:.2f}"), ("cold read CPU s", "cold_read_cpu_s", "{:.2f}"),
+        ("cold read+first ask s", "cold_first_s", "{:.2f}"), ("same, CPU s", "cold_first_cpu_s", "{:.2f}"),
+        ("journal: first ask s", "journal_first_s", "{:.2f}"), ("journal CPU s", "journal_first_cpu_s", "{:.2f}"),
+        ("journal replay CPU s", "journal_read_cpu_s", "{:.2f}"), ("journal MB", "journal_mb", "{:.1f}"),
+        ("CSV export s", "csv_s", "{:.2f}"),
         ("CSV share of sweeper time %", "csv_share_pct", "{:.1f}"),
         ("MLflow search, paged s", "search_paged_s", "{:.2f}"),
         ("best run ms", "best_run_ms", "{:.0f}"), ("log one run ms", "log_run_ms", "{:.0f}"),

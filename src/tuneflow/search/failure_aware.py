@@ -41,7 +41,6 @@ from __future__ import annotations
 import copy
 import math
 import threading
-import warnings
 from collections import Counter
 from collections.abc import Callable, Collection, Container, Sequence
 from typing import Any
@@ -55,8 +54,9 @@ from optuna.study import StudyDirection
 from optuna.trial import FrozenTrial, TrialState
 
 from tuneflow.storage.study import ERROR_ATTR, OVERRIDES_ATTR, SURPLUS_ATTR
+from tuneflow.storage.tally import FinishedTrialFold, retried_numbers
 
-__all__ = ["FAILED_CONSTRAINT", "FailureAwareSampler", "describe_failures", "region_failures", "wrap"]
+__all__ = ["FAILED_CONSTRAINT", "FailureAwareSampler", "FailureTally", "describe_failures", "region_failures", "wrap"]
 
 #: The constraint failed trials violate in the sampler's view (``FrozenTrial.constraints``).
 FAILED_CONSTRAINT = "tuneflow_failed"
@@ -78,19 +78,61 @@ def region_failures(trials: Sequence[FrozenTrial]) -> list[FrozenTrial]:
     plain Optuna study (no tuneflow attributes) counts: ``study.optimize`` fails a trial only when its
     objective raised or returned NaN.
     """
-    with warnings.catch_warnings():  # retry_history is marked experimental; stable since Optuna 3.0
-        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-        retried = {
-            number for trial in trials
-            for number in optuna.storages.RetryHeartbeatStaleTrialCallback.retry_history(trial)
-        }
-    return [
-        trial for trial in trials
-        if trial.state == TrialState.FAIL
+    retried = {number for trial in trials for number in retried_numbers(trial)}
+    return [trial for trial in trials if _says_region_fails(trial) and trial.number not in retried]
+
+
+def _says_region_fails(trial: FrozenTrial) -> bool:
+    """``region_failures``' test of one trial, all but the retries (which other trials record)."""
+    return (
+        trial.state == TrialState.FAIL
         and not trial.user_attrs.get(SURPLUS_ATTR)
-        and trial.number not in retried
         and (OVERRIDES_ATTR not in trial.user_attrs or bool(trial.user_attrs.get(ERROR_ATTR)))
-    ]
+    )
+
+
+class FailureTally(FinishedTrialFold):
+    """``region_failures`` and ``worst_values`` of a study, each finished trial folded in once
+    (``tuneflow.storage.tally``): the sampler reads them on every suggestion, and going over every trial
+    took ~15 ms of CPU per suggestion at 10,000 trials."""
+
+    def __init__(self, directions: Sequence[StudyDirection] = (StudyDirection.MINIMIZE,)) -> None:
+        super().__init__()
+        self.directions = list(directions)
+        self.reset()
+
+    def reset(self) -> None:
+        self._failed: dict[int, FrozenTrial] = {}
+        self._retried: set[int] = set()
+        self._unfinished_retry: set[int] = set()
+        self._worst: list[float] | None = None
+
+    def fold(self, trial: FrozenTrial) -> None:
+        self._retried.update(retried_numbers(trial))
+        if _says_region_fails(trial):
+            self._failed[trial.number] = trial
+        if trial.state == TrialState.COMPLETE and trial.values is not None and all(math.isfinite(v) for v in trial.values):
+            if self._worst is None:
+                self._worst = list(trial.values)
+            else:
+                self._worst = [
+                    (max if direction == StudyDirection.MINIMIZE else min)(worst, value)
+                    for worst, value, direction in zip(self._worst, trial.values, self.directions)
+                ]
+
+    def look(self, unfinished: Sequence[FrozenTrial]) -> None:
+        self._unfinished_retry = {number for trial in unfinished for number in retried_numbers(trial)}
+
+    def failures(self) -> list[FrozenTrial]:
+        """As ``region_failures`` of the trials last given to ``update``."""
+        return [
+            trial for number, trial in sorted(self._failed.items())
+            if number not in self._retried and number not in self._unfinished_retry
+        ]
+
+    def worst(self) -> list[float] | None:
+        """As ``worst_values`` of the trials last given to ``update``."""
+        return None if self._worst is None else list(self._worst)
 
 
 # --- the sampler ------------------------------------------------------------------------------------
@@ -137,6 +179,8 @@ class FailureAwareSampler(BaseSampler):
         self._select_failures = select_failures
         self._local = threading.local()  # the view of the trial being sampled (n_jobs > 1: one per thread)
         self._copies = ViewCopies()
+        self._tally: FailureTally | None = None
+        self._tally_lock = threading.Lock()
 
     @property
     def base(self) -> BaseSampler:
@@ -146,13 +190,15 @@ class FailureAwareSampler(BaseSampler):
     def __getstate__(self) -> dict[str, Any]:
         # Pickled with its study (Optuna pickles samplers): per-thread reads and copies are not worth keeping.
         state = self.__dict__.copy()
-        del state["_local"], state["_copies"]
+        del state["_local"], state["_copies"], state["_tally"], state["_tally_lock"]
         return state
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         self.__dict__.update(state)
         self._local = threading.local()
         self._copies = ViewCopies()
+        self._tally = None
+        self._tally_lock = threading.Lock()
 
     def __str__(self) -> str:
         return f"FailureAwareSampler({self._base})"
@@ -168,7 +214,7 @@ class FailureAwareSampler(BaseSampler):
         params = self._base.sample_relative(view, trial, search_space)
         if view is study or not params or not self._redraws:
             return params
-        _, trials, failures = self._local.read
+        _, trials, failures, _ = self._local.read
         neighbours: dict[frozenset[str], Neighbours] = {}
         for _ in range(self._redraws):
             # A genetic sampler (NSGA-II/III) returns part of the space (the rest is drawn independently):
@@ -207,13 +253,25 @@ class FailureAwareSampler(BaseSampler):
         if read is None or read[0] != trial.number:
             # Once per trial, like Optuna's own cache of the trials during one ``ask``.
             trials = study.get_trials(deepcopy=False)
-            read = self._local.read = (trial.number, trials, self._select_failures(trials))
-        _, trials, failures = read
+            read = self._local.read = (trial.number, trials, *self._failures_and_worst(study, trials))
+        _, trials, failures, penalty = read
         failures = [t for t in failures if all(name in t.params for name in names)]
-        penalty = worst_values(trials, study.directions)
         if not failures or penalty is None:
             return study
         return _study_view(study, infeasible_view(trials, failures, penalty, self._copies))
+
+
+    def _failures_and_worst(
+        self, study: optuna.Study, trials: list[FrozenTrial]
+    ) -> tuple[list[FrozenTrial], list[float] | None]:
+        """The failures to show and the penalty (the worst values so far) of ``trials``, the study as just read."""
+        if self._select_failures is not region_failures:  # the user's choice: asked of every trial
+            return self._select_failures(trials), worst_values(trials, study.directions)
+        with self._tally_lock:
+            if self._tally is None or self._tally.directions != list(study.directions):
+                self._tally = FailureTally(study.directions)
+            self._tally.update(trials)
+            return self._tally.failures(), self._tally.worst()
 
 
 class Neighbours:

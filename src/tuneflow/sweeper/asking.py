@@ -28,9 +28,9 @@ from tuneflow.storage.study import (
     OVERRIDES_ATTR,
     SURPLUS_ATTR,
     Heartbeat,
-    count_states,
     is_surplus,
 )
+from tuneflow.storage.tally import StudyTally
 from tuneflow.sweeper.outcomes import last_error
 from tuneflow.sweeper.plan import SweepPlan
 
@@ -41,6 +41,8 @@ class BatchRead:
 
     trials: list[FrozenTrial]
     counts: dict[str, int]
+    #: The best complete trial so far (None before one, and in a multi-objective study).
+    best: FrozenTrial | None
     #: Trials still to start (n_trials, or the grid's size, minus finished and running ones).
     remaining: int
     asked: list[optuna.trial.Trial]
@@ -61,6 +63,9 @@ class TrialAsker:
         self.last_number = -1
         settings = plan.settings
         self.target = settings.n_trials if plan.grid_size is None else min(settings.n_trials, plan.grid_size)
+        #: Counts and best trial, each finished trial folded in once (a 10,000-trial study is not gone
+        #: over again on every ask: ``tuneflow.storage.tally``).
+        self.tally = StudyTally(None if len(study.directions) > 1 else study.direction)
 
     def read_and_ask(self, failed_before: int) -> BatchRead:
         """Count and ask under the study's lock: workers racing for the last places would ask for more
@@ -70,13 +75,15 @@ class TrialAsker:
         with locks.study_lock(settings.storage_url, settings.root_dir, settings.name, "ask"):
             optuna.storages.fail_stale_trials(study)
             now = study.get_trials(deepcopy=False)
-            self.last_number = max((trial.number for trial in now), default=-1)
-            counts = count_states(now)
+            # Optuna returns the trials in number order (its samplers rely on it).
+            self.last_number = now[-1].number if now else -1
+            self.tally.update(now)
+            counts, best = self.tally.counts(), self.tally.best()
             failed_now = counts["failed"] - failed_before
             if plan.failures_never_stop and failed_now >= plan.max_failures > 0:
                 # max_failure_rate=1: failures are no error (as in Hydra's Optuna sweeper), but failed
                 # trials are replaced, so n_trials of them end the study instead of an endless run.
-                return BatchRead(now, counts, 0, [])
+                return BatchRead(now, counts, best, 0, [])
             if failed_now > plan.max_failures:
                 raise TooManyFailures(
                     f"study {settings.name!r}: {failed_now} trials failed, more than "
@@ -87,7 +94,7 @@ class TrialAsker:
             # Waiting trials are not subtracted: this worker's next ask takes them first.
             remaining = self.target - done - counts["running"]
             asked = self.ask(min(plan.n_jobs, remaining)) if remaining > 0 else []
-        return BatchRead(now, counts, remaining, asked)
+        return BatchRead(now, counts, best, remaining, asked)
 
     def ask(self, count: int) -> list[optuna.trial.Trial]:
         """Ask ``count`` trials; one that lost a race with another worker for the last places is

@@ -34,11 +34,7 @@ from optuna.trial import TrialState
 from tuneflow.errors import ConfigError, TuneflowError
 from tuneflow.search import space as search_space
 from tuneflow.storage.creation import store_failure
-from tuneflow.storage.study import (
-    best_of,
-    count_trials,
-    forget_job_studies,
-)
+from tuneflow.storage.study import count_trials, forget_job_studies
 from tuneflow.storage.urls import first_line, shown
 from tuneflow.sweeper.asking import TrialAsker
 from tuneflow.sweeper.opening import OpenStudy, close_finished_trial_runs, open_study
@@ -219,8 +215,7 @@ class StudySweeper:
         while True:
             read = asker.read_and_ask(failed_before)
             counts = read.counts
-            best = None if settings.multi_objective else best_of(read.trials, study.direction)
-            for line in progress_lines(told, counts, best, asker.target):
+            for line in progress_lines(told, counts, read.best, asker.target):
                 log.info(line)
             if told:
                 csv_file.write_if_due(read.trials)
