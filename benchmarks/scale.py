@@ -327,7 +327,7 @@ def sweeper_plan(url: str, root: Path, space: dict[str, BaseDistribution], sampl
     return SweepPlan(settings=settings, distributions=space, fixed_overrides=["+arch=mlp"], sampler=sampler)
 
 
-def join_study(open_store: Callable[[], Any], plan: SweepPlan) -> tuple[dict[str, float], optuna.Study]:
+def join_study(open_store: Callable[[], Any], plan: SweepPlan, run_job: bool = True) -> tuple[dict[str, float], optuna.Study]:
     """A worker joining the study: its storage (a journal is replayed here), ``load_study`` and the first
     ``read_and_ask`` (its first suggestion); the trial it got is told at once. Wall and CPU seconds, the read
     of every trial apart."""
@@ -338,10 +338,42 @@ def join_study(open_store: Callable[[], Any], plan: SweepPlan) -> tuple[dict[str
     study.get_trials(deepcopy=False)
     row["read_s"], row["read_cpu_s"] = time.perf_counter() - wall, time.process_time() - cpu
     asker = TrialAsker(study, storage, plan)
-    for trial in asker.read_and_ask(0).asked:
-        study.tell(trial, 1.0)
+    asked = asker.read_and_ask(0).asked
     row["first_s"], row["first_cpu_s"] = time.perf_counter() - wall, time.process_time() - cpu
+    for trial in asked:
+        if run_job:
+            row.update(job_reports(study, plan.settings, trial.number))
+        study.tell(trial, 1.0)
     return row, study
+
+
+def job_reports(study: optuna.Study, settings: StudySettings, number: int) -> dict[str, float]:
+    """The joining worker's first trial run as its job (tuneflow's launcher runs it in the worker's process,
+    as ``tuneflow.trial.job.run_trial``): the job's study (``load_study_for_job``, with tuneflow's default
+    pruner) and STEPS reports, each followed by the pruner's ``should_prune``, as ``tuneflow.report`` does.
+    The first report's time includes loading the job's study; "report ms" is the median of the others."""
+    import dataclasses
+
+    from tuneflow.search.configs import DEFAULT_PRUNER, PRUNERS
+    from tuneflow.storage import study as study_module
+
+    settings = dataclasses.replace(settings, pruner=dataclasses.asdict(PRUNERS[DEFAULT_PRUNER]()))
+    study_module.forget_job_studies()
+    if hasattr(study_module, "share_with_jobs"):  # the sweeper's loop does this (a checkout from before: no)
+        study_module.share_with_jobs(settings.storage_url, study)
+    times: list[tuple[float, float]] = []
+    wall, cpu = time.perf_counter(), time.process_time()
+    job_study, storage = study_module.load_study_for_job(settings)
+    trial, _ = study_module.trial_handle(job_study, storage, number)
+    for step in range(1, STEPS + 1):
+        trial.report(1.0 + 1.0 / step, step)
+        trial.should_prune()
+        times.append((time.perf_counter() - wall, time.process_time() - cpu))
+        wall, cpu = time.perf_counter(), time.process_time()
+    study_module.forget_job_studies()
+    return {"first_report_s": times[0][0], "first_report_cpu_s": times[0][1],
+            "report_ms": 1000 * statistics.median(t[0] for t in times[1:]),
+            "report_cpu_ms": 1000 * statistics.median(t[1] for t in times[1:])}
 
 
 
@@ -422,7 +454,8 @@ class Scale:
         # A worker joining the study on the default storage (SQLite, heartbeats), as the sweeper opens it.
         joined, _ = join_study(lambda: open_storage(self.url, heartbeat_interval=60),
                                sweeper_plan(self.url, self.root, self.space, default_sampler(seed=1), 60))
-        row.update({f"cold_{key}": value for key, value in joined.items()})
+        row.update({f"cold_{key}": value for key, value in joined.items() if "report" not in key})
+        row.update({key: value for key, value in joined.items() if "report" in key})
         row.update(self.measure_journal())
         # The live sweeper: each batch of one trial is a read_and_ask (Optuna's ask inside), then a tell.
         asker = TimedAsker(self.study, self.storage,
@@ -466,7 +499,8 @@ class Scale:
         copy = self.journal.path.with_name("joining.log")
         shutil.copyfile(self.journal.path, copy)
         joined, _ = join_study(lambda: JournalStorage(JournalFileBackend(str(copy))),
-                               sweeper_plan(f"journal:{copy}", self.root, self.space, default_sampler(seed=1), None))
+                               sweeper_plan(f"journal:{copy}", self.root, self.space, default_sampler(seed=1), None),
+                               run_job=False)
         copy.unlink()
         return {"journal_first_s": joined["first_s"], "journal_first_cpu_s": joined["first_cpu_s"],
                 "journal_read_cpu_s": joined["read_cpu_s"], "journal_mb": self.journal.path.stat().st_size / 2**20}
@@ -521,6 +555,8 @@ def results_table(rows: list[dict[str, float]]) -> str:
         ("bookkeeping CPU ms", "bookkeeping_cpu_ms", "{:.1f}"),
         ("cold read s", "cold_read_s", "{:.2f}"), ("cold read CPU s", "cold_read_cpu_s", "{:.2f}"),
         ("cold read+first ask s", "cold_first_s", "{:.2f}"), ("same, CPU s", "cold_first_cpu_s", "{:.2f}"),
+        ("its first report s", "first_report_s", "{:.2f}"), ("same, CPU s ", "first_report_cpu_s", "{:.2f}"),
+        ("report ms", "report_ms", "{:.1f}"), ("report CPU ms", "report_cpu_ms", "{:.1f}"),
         ("journal: first ask s", "journal_first_s", "{:.2f}"), ("journal CPU s", "journal_first_cpu_s", "{:.2f}"),
         ("journal replay CPU s", "journal_read_cpu_s", "{:.2f}"), ("journal MB", "journal_mb", "{:.1f}"),
         ("CSV export s", "csv_s", "{:.2f}"),

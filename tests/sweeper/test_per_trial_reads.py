@@ -18,6 +18,7 @@ from tuneflow.storage.study import (
     is_surplus,
     load_study_for_job,
     open_storage,
+    share_with_jobs,
 )
 from tuneflow.sweeper.outcomes import progress_lines
 from tuneflow.tracking.trials_csv import ThrottledCsv
@@ -96,3 +97,38 @@ def test_the_jobs_of_one_process_share_one_study(study: optuna.Study, tmp_path: 
     forget_job_studies()
     third, _ = load_study_for_job(settings)
     assert third is not first and third.trials == []
+
+
+def test_the_jobs_in_the_sweepers_process_read_through_the_sweepers_cache(study: optuna.Study, tmp_path: Path) -> None:
+    """A worker joining a large study reads every trial once (its sweeper's first ask), not a second time in
+    its first job when the pruner first looks."""
+    settings = StudySettings(name="s", storage_url=f"sqlite:///{tmp_path / 'optuna.db'}", direction="minimize",
+                             objective="x", n_trials=9, root_dir=str(tmp_path), heartbeat_interval=None,
+                             pruner={"_target_": "optuna.pruners.MedianPruner", "n_startup_trials": 1})
+    forget_job_studies()
+    alone, _ = load_study_for_job(settings)  # before the sweeper shares: the job's own storage
+    sweeper = optuna.load_study(study_name="s", storage=open_storage(settings.storage_url))
+    sweeper.get_trials(deepcopy=False)  # the sweeper has read the study
+    share_with_jobs(settings.storage_url, sweeper)
+    job_study, storage = load_study_for_job(settings)
+    assert job_study is not alone, "the job's study is loaded again through the sweeper's storage"
+    assert load_study_for_job(settings)[0] is job_study
+    trial = sweeper.ask()
+    # The pruner's reads ask the database only for trials past the last finished one (Optuna's cache, filled
+    # by the sweeper, has the rest): never every trial again.
+    after: list[int] = []
+    backend_read = storage._backend._get_trials
+
+    def recording_read(*args: object, **kwargs: object) -> object:
+        after.append(int(kwargs["trial_id_greater_than"]))  # type: ignore[call-overload]
+        return backend_read(*args, **kwargs)
+
+    storage._backend._get_trials = recording_read
+    handle = optuna.trial.Trial(job_study, trial._trial_id)
+    handle.report(0.5, 1)
+    handle.should_prune()
+    assert after and min(after) >= 0
+    finished = [t for t in job_study.get_trials(deepcopy=False) if t.state.is_finished()]
+    assert finished and all(a is b for a, b in zip(finished, sweeper.get_trials(deepcopy=False)))
+    forget_job_studies()
+    assert load_study_for_job(settings)[1] is not storage, "the next sweep does not inherit this one's storage"

@@ -331,35 +331,55 @@ def job_storage(url: str) -> optuna.storages.RDBStorage:
     return open_storage(url)
 
 
-def load_study_for_job(settings: StudySettings) -> tuple[optuna.Study, optuna.storages.RDBStorage]:
+#: The storage each sweeper of this process reads its study through, by storage URL (``share_with_jobs``).
+_sweeper_storages: dict[str, Any] = {}
+
+
+def share_with_jobs(url: str, study: optuna.Study) -> None:
+    """Let the jobs this process runs (tuneflow's launcher, Hydra's basic one) read the study through the
+    sweeper's storage, and so through Optuna's cache of its trials, which the sweeper has filled already.
+    Otherwise a worker's first job reads every trial a second time when its pruner first looks (~10 s of CPU
+    at 10,000 trials on SQLite: benchmarks/scale.py) and the process holds every trial twice.
+
+    ``study._storage`` is the one private attribute read here: Optuna's cache lives in the storage object
+    ``optuna.create_study`` wraps around the one it is given, and a study exposes no other handle on it.
+    """
+    _sweeper_storages[url] = study._storage
+
+
+def load_study_for_job(settings: StudySettings) -> tuple[optuna.Study, Any]:
     """The study as a job sees it: same storage and pruner; it never samples, so a cheap sampler.
 
     Loaded once per process and study: the jobs of a sweep share it, so the pruner reads the trials
     other jobs finished from Optuna's cache (only new and running trials come from the database)
-    instead of reading the whole study again in every job.
+    instead of reading the whole study again in every job. In the sweeper's own process the cache is the
+    sweeper's (``share_with_jobs``).
     """
-    storage = job_storage(settings.storage_url)
+    storage = _sweeper_storages.get(settings.storage_url) or job_storage(settings.storage_url)
     key = (settings.storage_url, settings.name, repr(sorted(settings.pruner.items())))
     study_id = storage.get_study_id_from_name(settings.name)
     cached = _job_studies.get(key)
-    if cached is None or cached[1] != study_id:  # the study was deleted and created again
+    if cached is None or cached[1] != study_id or cached[2] is not storage:
+        # New, deleted and created again, or the sweeper's storage came after this study was loaded.
         study = optuna.load_study(
             study_name=settings.name,
             storage=storage,
             sampler=optuna.samplers.RandomSampler(),
             pruner=build_pruner(settings.pruner),
         )
-        cached = _job_studies[key] = (study, study_id)
+        cached = _job_studies[key] = (study, study_id, storage)
     return cached[0], storage
 
 
-_job_studies: dict[tuple[str, str, str], tuple[optuna.Study, int]] = {}
+#: The job's study by (storage URL, study name, pruner): (study, its id, the storage it was loaded from).
+_job_studies: dict[tuple[str, str, str], tuple[optuna.Study, int, Any]] = {}
 
 
 def forget_job_studies() -> None:
     """A new sweep in this process loads its study afresh (SQLite may give a study deleted and created
     again its old id, which the check above cannot tell from the same study)."""
     _job_studies.clear()
+    _sweeper_storages.clear()
 
 
 class Heartbeat:

@@ -34,7 +34,7 @@ from optuna.trial import TrialState
 from tuneflow.errors import ConfigError, TuneflowError
 from tuneflow.search import space as search_space
 from tuneflow.storage.creation import store_failure
-from tuneflow.storage.study import count_trials, forget_job_studies
+from tuneflow.storage.study import count_trials, forget_job_studies, share_with_jobs
 from tuneflow.storage.urls import first_line, shown
 from tuneflow.sweeper.asking import TrialAsker
 from tuneflow.sweeper.opening import OpenStudy, close_finished_trial_runs, open_study
@@ -204,6 +204,7 @@ class StudySweeper:
 
     def loop(self, opened: OpenStudy, plan: SweepPlan, csv_path: Path) -> list[TrialOutcome]:
         study, settings = opened.study, plan.settings
+        share_with_jobs(settings.storage_url, study)  # its jobs in this process read through the sweeper's cache
         asker = TrialAsker(study, opened.storage, plan, self.config)
         csv_file = results.ThrottledCsv(csv_path)
         outcomes: list[TrialOutcome] = []
