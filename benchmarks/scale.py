@@ -19,13 +19,21 @@ written through ``MlflowClient`` that it copies. Only what is measured afterward
 goes through the public APIs.
 
 Measured at each size (after filling up to it):
-  ask / tell         ``study.ask(space)`` (the sampler's suggestion, with storage reads) and ``study.tell``,
-                     median over the next 20 trials, in the live process (Optuna caches finished trials).
-  cold read / ask    a new process's view: a fresh storage, ``optuna.load_study`` and its read of every trial
-                     (cold read), then its first ``ask`` and ``tell`` (a worker joining, or a study resumed);
-                     also as CPU seconds, what it takes on an idle core (the machine is shared).
-  bookkeeping        what tuneflow's sweeper does per trial besides ask/tell (asking.TrialAsker.read_and_ask):
-                     ``fail_stale_trials``, one read of the study for counts and best, ``is_surplus``.
+  ask / tell         the live sweeper (``tuneflow.sweeper.asking.TrialAsker``, batches of one trial): Optuna's
+                     ``study.ask`` inside ``read_and_ask`` (the sampler with its storage reads and writes), wall
+                     and CPU, then ``study.tell``; median over the next 20 trials (Optuna caches finished trials).
+  bookkeeping        the rest of ``read_and_ask``: the study lock, ``fail_stale_trials``, one read of the study,
+                     counts and best so far (``tuneflow.storage.tally``), the surplus check, the first heartbeat.
+  joining worker     a new worker's view: a fresh storage (``open_storage`` with heartbeats), ``load_study`` and
+                     its read of every trial (cold read), then its first ``read_and_ask`` (its first suggestion);
+                     wall and CPU seconds (CPU: what it takes on an idle core; the machine is shared).
+  its first report   that worker's first trial run as its job in the worker's process (``load_study_for_job``,
+                     tuneflow's default MedianPruner): 20 ``trial.report`` + ``should_prune``, as
+                     ``tuneflow.report`` does; the first includes loading the job's study, "report" is the
+                     median of the others.
+  journal            the same trials in Optuna's ``JournalStorage(JournalFileBackend)`` file, 35 operations per
+                     trial as the sweeper writes them: a worker joining replays the file, then its first
+                     ``read_and_ask`` (no heartbeats: the journal has none); file size.
   CSV                ``tuneflow.tracking.trials_csv.write_trials_csv`` of the whole study; the sweeper rewrites it
                      at most once per max(2 s, 20 x its duration), so its share of the sweeper's time is
                      bounded (the share column: the most it can be at that size).
@@ -555,7 +563,7 @@ def results_table(rows: list[dict[str, float]]) -> str:
         ("bookkeeping CPU ms", "bookkeeping_cpu_ms", "{:.1f}"),
         ("cold read s", "cold_read_s", "{:.2f}"), ("cold read CPU s", "cold_read_cpu_s", "{:.2f}"),
         ("cold read+first ask s", "cold_first_s", "{:.2f}"), ("same, CPU s", "cold_first_cpu_s", "{:.2f}"),
-        ("its first report s", "first_report_s", "{:.2f}"), ("same, CPU s ", "first_report_cpu_s", "{:.2f}"),
+        ("its first report s", "first_report_s", "{:.2f}"), ("first report CPU s", "first_report_cpu_s", "{:.2f}"),
         ("report ms", "report_ms", "{:.1f}"), ("report CPU ms", "report_cpu_ms", "{:.1f}"),
         ("journal: first ask s", "journal_first_s", "{:.2f}"), ("journal CPU s", "journal_first_cpu_s", "{:.2f}"),
         ("journal replay CPU s", "journal_read_cpu_s", "{:.2f}"), ("journal MB", "journal_mb", "{:.1f}"),

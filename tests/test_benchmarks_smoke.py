@@ -72,6 +72,10 @@ def test_scale_reports_every_size_and_how_cost_grows(quick_outputs: dict[str, st
     # A joining worker's read and first ask, in wall and CPU time; the best run found the way tuneflow does.
     assert float(rows[1]["cold read+first ask s"]) >= float(rows[1]["cold read s"]) > 0
     assert float(rows[1]["same, CPU s"]) > 0 and float(rows[1]["best run ms"]) > 0
+    # The sweeper's ask and its own bookkeeping, its job's reports, and the same study in Optuna's journal file.
+    assert float(rows[1]["ask CPU ms"]) > 0 and float(rows[1]["bookkeeping CPU ms"]) > 0
+    assert float(rows[1]["its first report s"]) > 0 and float(rows[1]["report ms"]) > 0
+    assert float(rows[1]["journal: first ask s"]) > 0 and float(rows[1]["journal MB"]) > 0
     assert 0 < float(rows[1]["CSV share of sweeper time %"]) <= 100 / 21 + 0.05
     assert "Bulk rows checked to read back as written" in quick_outputs["scale"]
 
