@@ -205,6 +205,9 @@ class EngineRow:
     wall_s: float
     error: str = ""
     parts: IdleParts | None = None
+    #: The command's start to the first trial's run start, and the last run's end to the command's exit.
+    startup_s: float = 0.0
+    wind_down_s: float = 0.0
 
     @property
     def per_minute(self) -> float:
@@ -220,10 +223,10 @@ def engine_row(engine: str, trials: int) -> EngineRow:
         # An absolute root folder: Hydra's Ray launcher runs jobs in folders of their own.
         args = ["+arch=quadratic", "-m", f"hydra.sweeper.n_trials={trials}", "params.seconds_per_epoch=0.1",
                 "hydra.sweeper.study_name=engines", f"hydra.sweeper.root_dir={root}", *extra]
-        began = time.perf_counter()
+        began, began_at = time.perf_counter(), time.time()
         done = subprocess.run([sys.executable, "-m", "tuneflow", *args], cwd=folder,
                               env={**worker_env(), "HOME": str(folder)}, capture_output=True, text=True, timeout=1800)
-        wall = time.perf_counter() - began
+        wall, ended_at = time.perf_counter() - began, time.time()
         if done.returncode != 0:
             last = (done.stderr.strip().splitlines() or ["?"])[-1][:120]
             return EngineRow(engine, slots, 0, 0.0, 0.0, wall, error=f"exit {done.returncode}: {last}")
@@ -235,7 +238,8 @@ def engine_row(engine: str, trials: int) -> EngineRow:
         span = max(run.end for run in runs) - min(run.start for run in runs)
         busy = sum(run.end - run.start for run in runs)
         return EngineRow(engine, slots, trials, span, max(0.0, slots * span - busy), wall,
-                         parts=idle_parts(runs, slots))
+                         parts=idle_parts(runs, slots), startup_s=min(run.start for run in runs) - began_at,
+                         wind_down_s=ended_at - max(run.end for run in runs))
 
 
 @dataclass
@@ -330,15 +334,18 @@ def run_engines(names: list[str], trials: int) -> None:
 
 
 def idle_table(rows: list[EngineRow]) -> str:
-    """Where each row's idle slot time goes (the parts add up to the idle slot s above)."""
+    """Where each row's idle slot time goes (the parts add up to the idle slot s above), and the wall time
+    outside the study: the command's start to the first trial, the last trial's end to the command's exit."""
     lines = ["| engine | idle slot s | later first start | between trials: run end to tell | tell to next ask | "
-             "ask to run start | tail (nothing left) |", "|---|---:|---:|---:|---:|---:|---:|"]
+             "ask to run start | tail (nothing left) | start-up s | wind-down s |",
+             "|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for row in rows:
         if row.parts is None:
             continue
         p = row.parts
         lines.append(f"| {row.engine} | {row.idle_s:.1f} | {p.start_s:.1f} | {p.run_end_to_tell_s:.1f} | "
-                     f"{p.tell_to_ask_s:.1f} | {p.ask_to_run_s:.1f} | {p.tail_s:.1f} |")
+                     f"{p.tell_to_ask_s:.1f} | {p.ask_to_run_s:.1f} | {p.tail_s:.1f} | {row.startup_s:.1f} | "
+                     f"{row.wind_down_s:.1f} |")
     return "\n".join(lines)
 
 
