@@ -302,8 +302,7 @@ def _run_submitit(workers: WorkersSettings, jobs: Sequence[WorkerJob], sweep_dir
         submitted = [executor.submit(job) for job in jobs]
     log.info(f"{len(submitted)} workers submitted through submitit ({cluster}); job files in {folder}")
     try:
-        return _collect(submitted, lambda job: job.done(), lambda job: job.result(),
-                        lambda job: job.cancel(check=False))
+        return _collect(submitted, _submitit_done, _submitit_result, lambda job: job.cancel(check=False))
     except BaseException:
         for job in submitted:
             try:
@@ -316,6 +315,24 @@ def _run_submitit(workers: WorkersSettings, jobs: Sequence[WorkerJob], sweep_dir
             # each job has scancel's KillWait (30 s) of its own, whatever the driver does.
             _wait_for(lambda: all(job.done() for job in submitted), CANCEL_GRACE_S)
         raise
+
+
+def _submitit_done(job: Any) -> bool:
+    """Done once the worker's result is saved: submitit's local job reports done only when its process
+    has exited, seconds later (the interpreter's teardown), and the driver's summary would wait for it."""
+    return bool(job.paths.result_pickle.exists() or job.done())
+
+
+def _submitit_result(job: Any) -> list[TrialOutcome]:
+    """A worker's outcomes from its saved result (submitit saves it whole, through a temporary file);
+    an error or a missing result through ``job.result()``, which raises the worker's error."""
+    from submitit.core.utils import pickle_load
+
+    if job.paths.result_pickle.exists():
+        outcome, result = pickle_load(job.paths.result_pickle)
+        if outcome == "success":
+            return list(result)
+    return list(job.result())
 
 
 #: Seconds the other workers get to end once one worker ended its loop (the study was done when it did).
