@@ -25,7 +25,10 @@ asking for its next trial as soon as its last one ends) beside Hydra's batch lau
 submitit_local, ray: ``hydra.sweeper.n_jobs=2`` trials per batch, a new batch when both ended). Times are the
 trials' MLflow runs (started in the job once its process is up): "in-study s" = first run start to last run
 end, "idle slot s" = slots x in-study s - the runs' summed durations: the time a slot ran no trial (waiting
-for a batch-mate, or a fresh process starting).
+for a batch-mate, or a fresh process starting). A second table splits it: a slot's first trial starting after
+the first slot's, the gaps between a slot's trials (run end to Optuna's tell, tell to the next ask, ask to
+the next run's start), and the tail (nothing left to run while the last trials end); and the wall time
+outside the study (start-up, wind-down).
 
   python benchmarks/workers.py --engines all [--trials 12]
   (needs pip install 'tuneflow[slurm,ray]' hydra-submitit-launcher hydra-ray-launcher; rows whose launcher
