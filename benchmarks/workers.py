@@ -25,7 +25,10 @@ asking for its next trial as soon as its last one ends) beside Hydra's batch lau
 submitit_local, ray: ``hydra.sweeper.n_jobs=2`` trials per batch, a new batch when both ended). Times are the
 trials' MLflow runs (started in the job once its process is up): "in-study s" = first run start to last run
 end, "idle slot s" = slots x in-study s - the runs' summed durations: the time a slot ran no trial (waiting
-for a batch-mate, or a fresh process starting).
+for a batch-mate, or a fresh process starting). A second table splits it: a slot's first trial starting after
+the first slot's, the gaps between a slot's trials (run end to Optuna's tell, tell to the next ask, ask to
+the next run's start), and the tail (nothing left to run while the last trials end); and the wall time
+outside the study (start-up, wind-down).
 
   python benchmarks/workers.py --engines all [--trials 12]
   (needs pip install 'tuneflow[slurm,ray]' hydra-submitit-launcher hydra-ray-launcher; rows whose launcher
@@ -177,6 +180,25 @@ ENGINES: dict[str, tuple[int, list[str]]] = {
 
 
 @dataclass
+class IdleParts:
+    """Where a row's idle slot time falls (the parts add up to it)."""
+
+    #: Slots whose first trial started after the first slot's did (a worker starting later).
+    start_s: float = 0.0
+    #: Between a trial's end and the next trial's start in the same slot, split at the Optuna trial's tell
+    #: (``datetime_complete``) and the next one's ask (``datetime_start``).
+    run_end_to_tell_s: float = 0.0
+    tell_to_ask_s: float = 0.0
+    ask_to_run_s: float = 0.0
+    #: Slots with nothing left to run while the last trials ran (n_trials reached; trials end at different times).
+    tail_s: float = 0.0
+
+    @property
+    def between_s(self) -> float:
+        return self.run_end_to_tell_s + self.tell_to_ask_s + self.ask_to_run_s
+
+
+@dataclass
 class EngineRow:
     engine: str
     slots: int
@@ -185,6 +207,10 @@ class EngineRow:
     idle_s: float
     wall_s: float
     error: str = ""
+    parts: IdleParts | None = None
+    #: The command's start to the first trial's run start, and the last run's end to the command's exit.
+    startup_s: float = 0.0
+    wind_down_s: float = 0.0
 
     @property
     def per_minute(self) -> float:
@@ -200,10 +226,10 @@ def engine_row(engine: str, trials: int) -> EngineRow:
         # An absolute root folder: Hydra's Ray launcher runs jobs in folders of their own.
         args = ["+arch=quadratic", "-m", f"hydra.sweeper.n_trials={trials}", "params.seconds_per_epoch=0.1",
                 "hydra.sweeper.study_name=engines", f"hydra.sweeper.root_dir={root}", *extra]
-        began = time.perf_counter()
+        began, began_at = time.perf_counter(), time.time()
         done = subprocess.run([sys.executable, "-m", "tuneflow", *args], cwd=folder,
                               env={**worker_env(), "HOME": str(folder)}, capture_output=True, text=True, timeout=1800)
-        wall = time.perf_counter() - began
+        wall, ended_at = time.perf_counter() - began, time.time()
         if done.returncode != 0:
             last = (done.stderr.strip().splitlines() or ["?"])[-1][:120]
             return EngineRow(engine, slots, 0, 0.0, 0.0, wall, error=f"exit {done.returncode}: {last}")
@@ -211,23 +237,71 @@ def engine_row(engine: str, trials: int) -> EngineRow:
         ended = [t for t in study.trials if t.state.name in ("COMPLETE", "PRUNED")]
         if len(ended) != trials:
             return EngineRow(engine, slots, len(ended), 0.0, 0.0, wall, error=f"{len(ended)} of {trials} trials")
-        span, busy = task_times(root, "engines")
-        return EngineRow(engine, slots, trials, span, max(0.0, slots * span - busy), wall)
+        runs = trial_runs(root, "engines", study)
+        span = max(run.end for run in runs) - min(run.start for run in runs)
+        busy = sum(run.end - run.start for run in runs)
+        return EngineRow(engine, slots, trials, span, max(0.0, slots * span - busy), wall,
+                         parts=idle_parts(runs, slots), startup_s=min(run.start for run in runs) - began_at,
+                         wind_down_s=ended_at - max(run.end for run in runs))
 
 
-def task_times(root: Path, study: str) -> tuple[float, float]:
-    """The span from the first trial's MLflow run start to the last one's end, and the runs' summed time.
-    A run starts in the job, once its process is up: a process started per trial is idle slot time."""
+@dataclass
+class TrialRun:
+    """One trial as its MLflow run (start, end) and its Optuna trial (asked, told) saw it, in epoch seconds."""
+
+    start: float
+    end: float
+    asked: float
+    told: float
+
+
+def trial_runs(root: Path, name: str, study: optuna.Study) -> list[TrialRun]:
+    """The trials' MLflow runs. A run starts in the job, once its process is up: a process started per
+    trial is idle slot time."""
     from mlflow import MlflowClient
 
     client = MlflowClient(f"sqlite:///{root / 'mlflow.db'}")
-    experiment = client.get_experiment_by_name(study)
+    experiment = client.get_experiment_by_name(name)
     assert experiment is not None
-    runs = client.search_runs([experiment.experiment_id], filter_string="tags.`tuneflow.role` = 'trial'",
-                              max_results=10_000)
-    starts = [run.info.start_time / 1000 for run in runs]
-    ends = [run.info.end_time / 1000 for run in runs]
-    return max(ends) - min(starts), sum(end - start for start, end in zip(starts, ends))
+    runs = {run.info.run_id: run for run in client.search_runs(
+        [experiment.experiment_id], filter_string="tags.`tuneflow.role` = 'trial'", max_results=10_000)}
+    rows = []
+    for trial in study.trials:
+        run = runs.get(trial.user_attrs.get("mlflow_run_id", ""))
+        if run is None or trial.datetime_start is None or trial.datetime_complete is None:
+            continue
+        rows.append(TrialRun(run.info.start_time / 1000, run.info.end_time / 1000, trial.datetime_start.timestamp(),
+                             trial.datetime_complete.timestamp()))
+    return rows
+
+
+def idle_parts(runs: list[TrialRun], slots: int) -> IdleParts:
+    """Split the idle slot time by where it falls. MLflow does not record which worker ran a trial: each
+    run goes to the slot that became free last before it started (a slot never runs two at once); any such
+    assignment splits the same total."""
+    chains: list[list[TrialRun]] = [[] for _ in range(slots)]
+    for run in sorted(runs, key=lambda r: r.start):
+        free = [chain for chain in chains if not chain or chain[-1].end <= run.start + 1e-3]
+        used = [chain for chain in free if chain]
+        chain = max(used, key=lambda c: c[-1].end) if used else (free[0] if free else min(chains, key=lambda c: c[-1].end))
+        chain.append(run)
+    first = min(run.start for run in runs)
+    last = max(run.end for run in runs)
+    parts = IdleParts()
+    for chain in chains:
+        if not chain:
+            parts.start_s += last - first
+            continue
+        parts.start_s += chain[0].start - first
+        parts.tail_s += last - chain[-1].end
+        for before, after in zip(chain, chain[1:]):
+            # Clamped at the run's edges: Optuna's and MLflow's clocks are the same machine's.
+            tell = min(max(before.told, before.end), after.start)
+            ask = min(max(after.asked, tell), after.start)
+            parts.run_end_to_tell_s += tell - before.end
+            parts.tell_to_ask_s += ask - tell
+            parts.ask_to_run_s += after.start - ask
+    return parts
 
 
 def engines_table(rows: list[EngineRow]) -> str:
@@ -258,6 +332,24 @@ def run_engines(names: list[str], trials: int) -> None:
           f"optuna {version('optuna')}; {trials} trials of 2 s (median pruner) per row; "
           f"run took {time.perf_counter() - started:.0f} s\n")
     print(engines_table(rows))
+    print()
+    print(idle_table(rows))
+
+
+def idle_table(rows: list[EngineRow]) -> str:
+    """Where each row's idle slot time goes (the parts add up to the idle slot s above), and the wall time
+    outside the study: the command's start to the first trial, the last trial's end to the command's exit."""
+    lines = ["| engine | idle slot s | later first start | between trials: run end to tell | tell to next ask | "
+             "ask to run start | tail (nothing left) | start-up s | wind-down s |",
+             "|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    for row in rows:
+        if row.parts is None:
+            continue
+        p = row.parts
+        lines.append(f"| {row.engine} | {row.idle_s:.1f} | {p.start_s:.1f} | {p.run_end_to_tell_s:.1f} | "
+                     f"{p.tell_to_ask_s:.1f} | {p.ask_to_run_s:.1f} | {p.tail_s:.1f} | {row.startup_s:.1f} | "
+                     f"{row.wind_down_s:.1f} |")
+    return "\n".join(lines)
 
 
 def main() -> None:

@@ -1,8 +1,9 @@
 """Asynchronous workers with one command (``hydra.sweeper.workers``): the driver submits N workers
 through submitit's local executor or a local Ray (bound to 127.0.0.1), each runs tuneflow's own loop one
 trial at a time on the driver's stores; together they run exactly n_trials, prune, and retry the trial
-of a worker that was killed. SIGTERM to the driver ends it like Ctrl-C (143, parent run KILLED), Ray's
-own handler notwithstanding. Optuna's gRPC storage proxy serves two workers, exactly n_trials."""
+of a worker that was killed. SIGTERM and Ctrl-C to the driver end it at once on either engine (143 / 130,
+every worker's trial FAIL, the parent run KILLED; Ray's own handler notwithstanding), and the same
+command resumes to exactly n_trials. Optuna's gRPC storage proxy serves two workers, exactly n_trials."""
 
 from __future__ import annotations
 
@@ -92,19 +93,58 @@ def test_a_killed_worker_s_trial_is_retried_by_the_other(project: Path) -> None:
     assert retry.state.name == "COMPLETE" and retry.params == victim.params
 
 
-def test_sigterm_to_the_driver_ends_like_ctrl_c_and_cancels_the_workers(project: Path) -> None:
-    driver = start_tuneflow(project, "+arch=quadratic", "-m", "params.seconds_per_epoch=0.2", "tracking.log_model=false",
-                            "hydra/sweeper/pruner=none", "hydra.sweeper.n_trials=6", "hydra.sweeper.study_name=term",
-                            *workers("local"))
-    wait_until(lambda: trial_in_training(project, "term"), "a trial in training", workers=[driver])
-    driver.send_signal(signal.SIGTERM)
-    code, output = finish(driver, timeout=120)
-    assert code == 143, output[-3000:]
-    assert "tuneflow: terminated" in output
-    (parent,) = study_runs(project, "term", role="study")
-    assert parent.info.status == "KILLED"
-    # The cancelled workers end their trials too (FAIL at once, not RUNNING until a heartbeat is stale).
-    wait_until(lambda: "RUNNING" not in states(load_study(project, "term")), "no trial left RUNNING", timeout=60)
+def start_in_own_group(project: Path, env: dict[str, str], *args: str) -> subprocess.Popen[str]:
+    """The driver in a process group of its own, as a shell starts a command: a terminal's Ctrl-C goes to
+    the whole group (the driver and every process it started), as ``os.killpg`` sends it here."""
+    return subprocess.Popen([sys.executable, "-m", "tuneflow", *args], cwd=project, env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, start_new_session=True)
+
+
+STOPPABLE = ["+arch=quadratic", "-m", "params.seconds_per_epoch=0.2", "tracking.log_model=false",
+             "hydra/sweeper/pruner=none", "hydra.sweeper.n_trials=6"]
+
+
+def stop_twice_then_resume(project: Path, env: dict[str, str], study: str, engine: str) -> str:
+    """SIGTERM to the driver, then Ctrl-C, each while the workers train: the command ends with 143 / 130,
+    every worker's trial FAIL with its MLflow run KILLED by then, the parent run KILLED; the same command
+    then finishes the study with exactly n_trials. The last run's output."""
+    args = [*STOPPABLE, f"hydra.sweeper.study_name={study}", *workers(engine)]
+    stopped: list[int] = []
+    for signum, status, word in ((signal.SIGTERM, 143, "terminated"), (signal.SIGINT, 130, "interrupted")):
+        driver = start_in_own_group(project, env, *args)
+        try:
+            wait_until(lambda: trial_in_training(project, study), "a trial in training", workers=[driver])
+            if signum == signal.SIGTERM:
+                driver.send_signal(signum)  # a scheduler, kill: the driver alone
+            else:
+                os.killpg(driver.pid, signum)  # Ctrl-C: the driver and its workers
+            code, output = finish(driver, timeout=120)
+        finally:
+            if driver.poll() is None:
+                os.killpg(driver.pid, signal.SIGKILL)
+        assert code == status, output[-3000:]
+        assert f"tuneflow: {word}" in output
+        trials = load_study(project, study).trials
+        # When the command ends, not once a later run finds a heartbeat stale.
+        assert "RUNNING" not in [t.state.name for t in trials], [t.state.name for t in trials]
+        new = [t for t in trials if t.state.name == "FAIL" and t.number not in stopped]
+        assert new, [t.state.name for t in trials]
+        stopped += [t.number for t in new]
+        runs = {run.info.run_id: run.info.status for run in study_runs(project, study)}
+        started = [t.user_attrs["mlflow_run_id"] for t in new if "mlflow_run_id" in t.user_attrs]
+        assert started and all(runs[run_id] == "KILLED" for run_id in started), runs
+        assert {run.info.status for run in study_runs(project, study, role="study")} == {"KILLED"}
+    code, output = finish(start_in_own_group(project, env, *args))
+    assert code == 0, output[-3000:]
+    trials = load_study(project, study).trials
+    assert [t.state.name for t in trials].count("COMPLETE") == 6, [t.state.name for t in trials]
+    assert sorted(t.number for t in trials if t.state.name != "COMPLETE") == sorted(stopped)
+    assert f"study {study!r}: 6 finished, {len(stopped)} failed" in output
+    return output
+
+
+def test_sigterm_and_ctrl_c_to_the_driver_stop_the_workers_and_the_same_command_resumes(project: Path) -> None:
+    stop_twice_then_resume(project, tuneflow_env(), "term", "local")
 
 
 def test_a_relative_sqlite_file_is_refused_on_slurm_and_nothing_is_created(project: Path) -> None:
@@ -183,31 +223,12 @@ def test_two_workers_on_optunas_grpc_proxy_run_exactly_n_trials(project: Path, t
         proxy.wait(timeout=30)
 
 
-def test_two_workers_on_a_local_ray_run_exactly_n_trials_and_sigterm_ends_like_ctrl_c(project: Path) -> None:
-    """One Ray start (slow): two workers finish a study; a second study is then stopped with SIGTERM."""
+def test_workers_on_a_local_ray_stop_like_ctrl_c_and_resume_to_exactly_n_trials(project: Path) -> None:
+    """Three Ray starts (slow): SIGTERM, Ctrl-C, then the same command finishes the study."""
     if not os.environ.get("TUNEFLOW_CI"):
         pytest.importorskip("ray", reason="pip install 'tuneflow[ray]' (CI installs it)")
     home = project.parent / "home"
     home.mkdir()
-    env = {**tuneflow_env(), "HOME": str(home)}
-
-    def start(*args: str) -> subprocess.Popen[str]:
-        return subprocess.Popen([sys.executable, "-m", "tuneflow", *args], cwd=project, env=env,
-                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-
-    code, output = finish(start(*FAST, "hydra.sweeper.n_trials=6", "hydra.sweeper.study_name=on-ray", *workers("ray")))
-    assert code == 0, output[-3000:]
-    study = load_study(project, "on-ray")
-    assert len(study.trials) == 6 and set(states(study)) <= {"COMPLETE", "PRUNED"}, states(study)
-    assert "study 'on-ray': 6 finished, 0 failed" in output
+    output = stop_twice_then_resume(project, {**tuneflow_env(), "HOME": str(home)}, "on-ray", "ray")
+    assert "2 workers submitted to Ray (local, 127.0.0.1)" in output
     assert not (home / ".ray" / "auth_token").exists(), "the local Ray's token file is removed with it"
-
-    driver = start("+arch=quadratic", "-m", "params.seconds_per_epoch=0.2", "tracking.log_model=false",
-                   "hydra/sweeper/pruner=none", "hydra.sweeper.n_trials=6", "hydra.sweeper.study_name=ray-term",
-                   *workers("ray"))
-    wait_until(lambda: trial_in_training(project, "ray-term"), "a trial in training", workers=[driver])
-    driver.send_signal(signal.SIGTERM)
-    code, output = finish(driver, timeout=120)
-    assert code == 143, output[-3000:]
-    (parent,) = study_runs(project, "ray-term", role="study")
-    assert parent.info.status == "KILLED"

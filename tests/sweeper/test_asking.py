@@ -3,6 +3,7 @@ real SQLite storage: never more than n_trials, no orphan RUNNING trial, retries 
 
 from __future__ import annotations
 
+import threading
 import time
 from pathlib import Path
 
@@ -126,3 +127,22 @@ def test_an_error_while_asking_leaves_no_trial_running(tmp_path: Path) -> None:
     with pytest.raises(RuntimeError, match="the extender broke"):
         asker.read_and_ask(0)
     assert [t.state for t in asker.study.get_trials(deepcopy=False)] == [TrialState.FAIL, TrialState.FAIL]
+
+
+def test_a_waiting_worker_goes_back_when_the_trial_it_waits_for_ends_not_a_whole_interval_later(tmp_path: Path) -> None:
+    plan = plan_for(tmp_path, n_trials=1, heartbeat=60)
+    running = worker(plan, heartbeat=60)
+    [trial] = running.read_and_ask(0).asked
+    waiting = worker(plan, heartbeat=60)
+    read = waiting.read_and_ask(0)
+    assert (read.remaining, read.counts["running"]) == (0, 1)
+    began = time.monotonic()
+    waiting.wait_for_running(read.counts["running"], seconds=0.6)
+    assert time.monotonic() - began >= 0.6, "while the trial runs, the worker waits the whole interval"
+    ender = threading.Timer(0.3, lambda: running.study.tell(trial, 1.0))
+    ender.start()
+    began = time.monotonic()
+    waiting.wait_for_running(read.counts["running"], seconds=60)
+    ender.join()
+    assert time.monotonic() - began < 30, "back once the last running trial ended, not 60 s later"
+    assert waiting.read_and_ask(0).counts == {"finished": 1, "running": 0, "waiting": 0, "failed": 0}

@@ -15,6 +15,7 @@ run exactly ``n_trials`` trials. Its invariants, each tested in tests/sweeper/te
 from __future__ import annotations
 
 import contextlib
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -170,6 +171,20 @@ class TrialAsker:
             if trial.state == TrialState.RUNNING and trial.number not in self.adopted:
                 self.adopted.add(trial.number)
                 self.storage.record_heartbeat(self.trial_id(trial.number))
+
+    #: Seconds between a waiting worker's looks at how many trials still run (one read, without the lock).
+    WAIT_POLL_S = 0.5
+
+    def wait_for_running(self, running: int, seconds: float) -> None:
+        """A worker with nothing left to ask waits ``seconds`` before its next locked read (which fails
+        stale trials), but goes back at once when fewer than ``running`` trials run: the study's last
+        trial ended (so the worker ends within half a second of it, not up to ``seconds`` later), or one
+        went back to the queue."""
+        deadline = time.monotonic() + seconds
+        while (left := deadline - time.monotonic()) > 0:
+            time.sleep(min(self.WAIT_POLL_S, left))
+            if len(self.study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))) < running:
+                return
 
     def heartbeats(self, trials: Sequence[optuna.trial.Trial]) -> contextlib.ExitStack:
         """The worker beats for its trials from the moment it asked for them (a job in another process beats

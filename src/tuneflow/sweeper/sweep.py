@@ -19,7 +19,6 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import logging
-import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -232,7 +231,7 @@ class StudySweeper:
                             f"waiting for {counts['running']} trial(s) running in other workers; a trial whose "
                             f"worker stops heartbeating for {2 * settings.heartbeat_interval}s is retried here"
                         )
-                    time.sleep(min(settings.heartbeat_interval, 5))
+                    asker.wait_for_running(counts["running"], min(settings.heartbeat_interval, 5))
                     continue
                 if not outcomes:
                     log.info(already_done_line(settings.name, counts, asker.target, plan.grid_size))

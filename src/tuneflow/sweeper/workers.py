@@ -20,10 +20,13 @@ holds a sampler, which is not meant to be pickled, and is cheap to rebuild once 
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
+import signal
+import threading
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -161,20 +164,25 @@ class WorkerJob:
 def run_worker(job: WorkerJob) -> list[TrialOutcome]:
     """A worker: tuneflow's loop, one trial at a time, with tuneflow's in-process launcher (a worker
     never submits jobs itself)."""
+    with _stopped_once():
+        return _run_worker(job)
+
+
+def _run_worker(job: WorkerJob) -> list[TrialOutcome]:
+    import optuna
     from hydra.core.hydra_config import HydraConfig
     from hydra.core.singleton import Singleton
     from hydra.core.utils import configure_log, setup_globals
 
-    from tuneflow.console import Terminated, quiet_library_warnings, terminate_like_interrupt
+    from tuneflow.console import Terminated, quiet_library_warnings
     from tuneflow.storage.study import forget_job_studies
     from tuneflow.sweeper.launcher import InProcessLauncher
     from tuneflow.sweeper.opening import open_study
     from tuneflow.sweeper.sweep import StudySweeper
     from tuneflow.tracking import trials_csv as results
 
-    # scancel and Ray's cancel send SIGTERM: end like Ctrl-C, so the running trial is FAIL at once.
-    terminate_like_interrupt()
     quiet_library_warnings()
+    optuna.logging.set_verbosity(optuna.logging.WARNING)  # as the driver's sweep sets it
     Singleton.set_state(job.singleton_state)
     setup_globals()
     # Hydra's logging from the start: the worker's lines before its first job go to its log too.
@@ -197,10 +205,40 @@ def run_worker(job: WorkerJob) -> list[TrialOutcome]:
         outcomes: list[TrialOutcome] = sweeper.loop(opened, plan, csv_path)
         return outcomes
     except Terminated:
-        # scancel, a pre-emption, Ray's cancel: the loop failed the trial at once; queue it again with
-        # the same params, as if its heartbeat had gone stale (a retry is no failure).
+        # scancel or a pre-emption (SIGTERM to this worker alone): the loop failed the trial at once;
+        # queue it again with the same params, as if its heartbeat had gone stale (a retry is no
+        # failure). A stop of the whole sweep (Ctrl-C, SIGTERM to the driver: a KeyboardInterrupt
+        # here) leaves the trial FAIL, as Ctrl-C does on one process.
         retry_in_flight(opened, sweeper.in_flight)
         raise
+
+
+@contextlib.contextmanager
+def _stopped_once() -> Iterator[None]:
+    """SIGTERM (scancel, a pre-emption) ends the worker as Ctrl-C does, the running trial FAIL at once;
+    Ray's cancel raises KeyboardInterrupt through the same SIGINT handler. Only the first signal
+    counts: a terminal's Ctrl-C reaches a local worker, and then submitit's controller sends its own
+    SIGINT, which would break off the trial's clean-up (its MLflow run left for the driver to close,
+    FAILED instead of KILLED). The handlers are put back after: a Ray worker process runs other tasks."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    from tuneflow.console import Terminated
+
+    def stop(signum: int, frame: Any) -> None:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        raise Terminated if signum == signal.SIGTERM else KeyboardInterrupt
+
+    before = {number: signal.getsignal(number) for number in (signal.SIGINT, signal.SIGTERM)}
+    for number in before:
+        signal.signal(number, stop)
+    try:
+        yield
+    finally:
+        for number, handler in before.items():
+            if handler is not None:  # None: set outside Python, cannot be put back from here
+                signal.signal(number, handler)
 
 
 def _worker_sweeper(base: Any, cfg: dict[str, Any]) -> Any:
@@ -264,21 +302,46 @@ def _run_submitit(workers: WorkersSettings, jobs: Sequence[WorkerJob], sweep_dir
         submitted = [executor.submit(job) for job in jobs]
     log.info(f"{len(submitted)} workers submitted through submitit ({cluster}); job files in {folder}")
     try:
-        return _collect(submitted, lambda job: job.done(), lambda job: job.result(),
-                        lambda job: job.cancel(check=False))
+        return _collect(submitted, _submitit_done, _submitit_result, lambda job: job.cancel(check=False))
     except BaseException:
         for job in submitted:
             try:
                 job.cancel(check=False)
             except Exception as error:  # noqa: BLE001 - cancelling the rest matters more
                 log.warning(f"could not cancel worker {job.job_id}: {error}")
+        if workers.engine == "local":
+            # Each worker fails its running trial (a SIGINT from submitit's controller, a second later a
+            # SIGKILL): exit only once they have, so nothing is RUNNING when this command ends. On SLURM
+            # each job has scancel's KillWait (30 s) of its own, whatever the driver does.
+            _wait_for(lambda: all(job.done() for job in submitted), CANCEL_GRACE_S)
         raise
+
+
+def _submitit_done(job: Any) -> bool:
+    """Done once the worker's result is saved: submitit's local job reports done only when its process
+    has exited, seconds later (the interpreter's teardown), and the driver's summary would wait for it."""
+    return bool(job.paths.result_pickle.exists() or job.done())
+
+
+def _submitit_result(job: Any) -> list[TrialOutcome]:
+    """A worker's outcomes from its saved result (submitit saves it whole, through a temporary file);
+    an error or a missing result through ``job.result()``, which raises the worker's error."""
+    from submitit.core.utils import pickle_load
+
+    if job.paths.result_pickle.exists():
+        outcome, result = pickle_load(job.paths.result_pickle)
+        if outcome == "success":
+            return list(result)
+    return list(job.result())
 
 
 #: Seconds the other workers get to end once one worker ended its loop (the study was done when it did).
 #: A worker cancelled outside tuneflow (``scancel``) may never be reported done where the engine cannot
 #: tell (SLURM without accounting: submitit's ``sacct`` sees nothing): it is given up after this.
 GRACE_S = 60.0
+#: Seconds cancelled workers (Ctrl-C or SIGTERM here) get to fail their running trials before the driver
+#: gives up on them (Ray: kills them, and shuts the local Ray down).
+CANCEL_GRACE_S = 30.0
 
 
 def _collect(handles: Sequence[Any], done: Any, result: Any, cancel: Any = None) -> list[TrialOutcome]:
@@ -354,14 +417,32 @@ def _run_ray(workers: WorkersSettings, jobs: Sequence[WorkerJob]) -> list[TrialO
     try:
         return _collect(futures, lambda f: bool(ray.wait([f], timeout=0)[0]), ray.get)
     except BaseException:
-        for future in futures:
-            ray.cancel(future, force=True)
+        _cancel_ray_workers(ray, futures)
         raise
     finally:
         if started_here:
             ray.shutdown()
             if workers.ray_address is None:
                 _forget_new_token(token_existed)
+
+
+def _wait_for(condition: Any, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition() and time.monotonic() < deadline:
+        time.sleep(0.1)
+
+
+def _cancel_ray_workers(ray: Any, futures: Sequence[Any]) -> None:
+    """Ctrl-C or SIGTERM here: each worker's running trial FAIL (its MLflow run KILLED), as on the local
+    engine, not left RUNNING until a later run finds its heartbeat stale. Ray's cancel without force
+    raises KeyboardInterrupt in the task, where the loop fails the trial; the driver waits for that
+    (``ray.shutdown`` of a local Ray would kill the workers mid-way) and kills what does not end."""
+    for future in futures:
+        ray.cancel(future)
+    _, pending = ray.wait(list(futures), num_returns=len(futures), timeout=CANCEL_GRACE_S)
+    for future in pending:
+        log.warning(f"a worker did not end within {CANCEL_GRACE_S:.0f}s of its cancel; killed")
+        ray.cancel(future, force=True)
 
 
 #: Where a new local Ray saves its authentication token (Ray's default, ~/.ray/auth_token).
