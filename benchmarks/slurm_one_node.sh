@@ -5,9 +5,11 @@
 #
 #   sudo benchmarks/slurm_one_node.sh [PYTHON]      # prints what it ran and the study's trials
 #
-# Three runs: (1) 2 workers through submitit's SLURM executor (one sbatch array), exactly n_trials;
+# Four runs: (1) 2 workers through submitit's SLURM executor (one sbatch array), exactly n_trials;
 # (2) the same with one worker scancel'ed mid-trial: its trial is retried from its heartbeat by the other;
-# (3) a relative SQLite path refused in one line. Without slurmdbd, `sacct` sees no job: submitit then
+# (3) a relative SQLite path refused in one line; (4) throughput with 1 and 2 workers: 16 trials of 2 s
+# (20 epochs of 0.1 s waiting, no pruning, so every trial costs the same), trials per minute over the
+# study's span (first trial's start to last trial's end, from Optuna) and idle slot time. Without slurmdbd, `sacct` sees no job: submitit then
 # learns a job ended from its result file, and a scancel'ed job is given up once the study is done.
 set -euo pipefail
 PYTHON=${1:-python3}
@@ -120,3 +122,26 @@ echo "== 3. a relative SQLite path on SLURM"
 set +e
 "$PYTHON" -m tuneflow +arch=quadratic -m hydra.sweeper.workers.engine=slurm 2>&1 | tail -2
 echo "  exit ${PIPESTATUS[0]}"
+
+echo "== 4. throughput: 16 trials of 2 s, 1 and 2 workers (one sbatch array each)"
+span() {
+  "$PYTHON" - "$WORK/project/mlruns/optuna.db" "$1" "$2" <<'PY'
+import sys, optuna
+optuna.logging.set_verbosity(optuna.logging.WARNING)
+study = optuna.load_study(study_name=sys.argv[2], storage=f"sqlite:///{sys.argv[1]}")
+done = [t for t in study.trials if t.state.name == "COMPLETE"]
+span = (max(t.datetime_complete for t in done) - min(t.datetime_start for t in done)).total_seconds()
+busy = sum((t.datetime_complete - t.datetime_start).total_seconds() for t in done)
+slots = int(sys.argv[3])
+print(f"  {slots} worker(s): {len(done)} trials in {span:.1f} s = {60 * len(done) / span:.1f} trials/min, "
+      f"idle slot time {slots * span - busy:.1f} s")
+PY
+}
+THROUGHPUT_ARGS=(+arch=quadratic -m params.seconds_per_epoch=0.1 tracking.log_model=false hydra/sweeper/pruner=none
+                 "hydra.sweeper.root_dir=$WORK/project/mlruns" hydra.sweeper.workers.engine=slurm
+                 +hydra.sweeper.workers.slurm.timeout_min=30 hydra.sweeper.n_trials=16)
+for n in 1 2; do
+  "$PYTHON" -m tuneflow "${THROUGHPUT_ARGS[@]}" hydra.sweeper.workers.n=$n hydra.sweeper.study_name=slurm-rate-$n \
+    > "$WORK/log/rate-$n.out" 2>&1 || { echo "  $n worker(s): exit $?"; tail -3 "$WORK/log/rate-$n.out"; }
+  span slurm-rate-$n $n
+done
