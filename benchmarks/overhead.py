@@ -26,6 +26,8 @@ configures, tuneflow's SQLite settings included, can reach another) and in a fre
                        Hydra's basic launcher (what the app gets by default: each job composed by Hydra).
   tuneflow-user-app-launcher  The same app with `override hydra/launcher: tuneflow` in its defaults.
   tuneflow-basic-launcher  The same with hydra/launcher=basic (Hydra composes every job from scratch).
+  tuneflow-journal, tuneflow-user-app-launcher-journal  tuneflow and the user app with
+                       hydra/sweeper/storage=journal (Optuna's journal file with heartbeats) instead of SQLite.
   tuneflow-before      With --baseline SRC: tuneflow from another checkout's src/ (e.g. the commit before
                        this work), run the same way.
 
@@ -65,6 +67,8 @@ TUNEFLOW_VARIANTS: dict[str, tuple[str, ...]] = {
     "tuneflow-basic-launcher": ("hydra/launcher=basic",),
     "tuneflow-user-app": ("user-app",),
     "tuneflow-user-app-launcher": ("user-app", "tuneflow"),
+    "tuneflow-journal": ("hydra/sweeper/storage=journal",),
+    "tuneflow-user-app-launcher-journal": ("user-app", "tuneflow", "hydra/sweeper/storage=journal"),
 }
 
 
@@ -246,7 +250,9 @@ def run_tuneflow(folder: Path, trials: int, extra: tuple[str, ...], src: str = T
     import optuna
 
     if extra[:1] == ("user-app",):
-        command = [*user_app_command(folder, *extra[1:]), f"hydra.sweeper.n_trials={trials}"]
+        launcher = [item for item in extra[1:] if "=" not in item]
+        overrides = [item for item in extra[1:] if "=" in item]
+        command = [*user_app_command(folder, *launcher), f"hydra.sweeper.n_trials={trials}", *overrides]
     else:
         command = [sys.executable, "-m", "tuneflow", *TUNEFLOW_ARGS, f"hydra.sweeper.n_trials={trials}", *extra]
     start = time.perf_counter()
@@ -254,7 +260,14 @@ def run_tuneflow(folder: Path, trials: int, extra: tuple[str, ...], src: str = T
     wall = time.perf_counter() - start
     if done.returncode != 0:
         sys.exit(f"tuneflow failed (exit {done.returncode}): {' '.join(command)}\n{done.stderr[-3000:]}")
-    study = optuna.load_study(study_name="quadratic", storage=f"sqlite:///{folder / 'mlruns' / 'optuna.db'}")
+    journal = folder / "mlruns" / "optuna.journal"
+    if journal.is_file():
+        from optuna.storages.journal import JournalFileBackend, JournalFileOpenLock, JournalStorage
+
+        storage: Any = JournalStorage(JournalFileBackend(str(journal), lock_obj=JournalFileOpenLock(str(journal))))
+    else:
+        storage = f"sqlite:///{folder / 'mlruns' / 'optuna.db'}"
+    study = optuna.load_study(study_name="quadratic", storage=storage)
     finished = study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
     # Every trial must have run in full, or the comparison is not like for like.
     if len(finished) != trials or any(len(t.intermediate_values) != STEPS for t in finished):
