@@ -1,5 +1,5 @@
 """The journal storage (``hydra/sweeper/storage=journal``): Optuna's journal file with file heartbeats, so that
-Optuna's own ``fail_stale_trials`` and ``RetryFailedTrialCallback`` fail and retry a dead worker's trial
+Optuna's own ``fail_stale_trials`` and ``RetryHeartbeatStaleTrialCallback`` fail and retry a dead worker's trial
 exactly as on SQLite; and a sweep on it, read back by the readers and the dashboard's way of opening it."""
 
 from __future__ import annotations
@@ -33,7 +33,7 @@ def test_a_trial_whose_beat_is_older_than_the_grace_period_is_failed_and_retried
 ) -> None:
     path = tmp_path / "optuna.journal"
     storage = HeartbeatJournalStorage(
-        path, heartbeat_interval=5, heartbeat_stale_trial_callback=optuna.storages.RetryFailedTrialCallback(3)
+        path, heartbeat_interval=5, heartbeat_stale_trial_callback=optuna.storages.RetryHeartbeatStaleTrialCallback(3)
     )
     study = optuna.create_study(study_name="s", storage=storage)
     dead, alive, silent = study.ask(), study.ask(), study.ask()
@@ -46,7 +46,7 @@ def test_a_trial_whose_beat_is_older_than_the_grace_period_is_failed_and_retried
 
     # Another worker's view of the same file: the stale trial is found through the file, not memory.
     other = HeartbeatJournalStorage(
-        path, heartbeat_interval=5, heartbeat_stale_trial_callback=optuna.storages.RetryFailedTrialCallback(3)
+        path, heartbeat_interval=5, heartbeat_stale_trial_callback=optuna.storages.RetryHeartbeatStaleTrialCallback(3)
     )
     seen = optuna.load_study(study_name="s", storage=other)
     optuna.storages.fail_stale_trials(seen)
@@ -57,7 +57,7 @@ def test_a_trial_whose_beat_is_older_than_the_grace_period_is_failed_and_retried
     assert states[silent.number] == "RUNNING", "a trial that never beat is never stale (as on RDBStorage)"
     (retry,) = seen.get_trials(deepcopy=False, states=(optuna.trial.TrialState.WAITING,))
     assert retry.params == {"x": dead.params["x"]}
-    assert optuna.storages.RetryFailedTrialCallback.retried_trial_number(retry) == dead.number
+    assert optuna.storages.RetryHeartbeatStaleTrialCallback.retried_trial_number(retry) == dead.number
     assert not (heartbeat_dir(path) / str(dead._trial_id)).exists(), "a finished trial's beat file is gone"
 
 
@@ -92,3 +92,45 @@ def test_readers_open_the_journal_where_only_it_exists(tmp_path: Path) -> None:
     assert stored_storage_url(root).startswith("journal://")
     (root / "optuna.db").touch()
     assert stored_storage_url(root).startswith("sqlite:///"), "an SQLite store keeps its precedence"
+
+
+def a_journal(tmp_path: Path) -> Path:
+    path = tmp_path / "mlruns" / "optuna.journal"
+    study = optuna.create_study(study_name="quadratic", storage=HeartbeatJournalStorage(path))
+    study.optimize(lambda trial: trial.suggest_float("x", 0, 1), n_trials=3)
+    return path
+
+
+@pytest.mark.parametrize(("damage", "problem"), [
+    ("garbage", "its first line is not a journal record"),
+    ("truncated", "its last record is cut short"),
+])
+def test_a_damaged_journal_is_refused_before_optuna_reads_or_appends_to_it(
+        tmp_path: Path, damage: str, problem: str) -> None:
+    from tuneflow.storage.creation import FIX, prepare_optuna_store
+
+    path = a_journal(tmp_path)
+    data = path.read_bytes()
+    path.write_bytes(b"\x00garbage\xff" * 4096 if damage == "garbage" else data[: len(data) // 3])
+    before = path.read_bytes()
+    with pytest.raises(ConfigError) as refused:
+        prepare_optuna_store(f"journal://{path}")
+    assert str(refused.value) == f"{path} is not an Optuna journal ({problem}); {FIX}"
+    assert path.read_bytes() == before
+
+
+@pytest.mark.slow
+def test_a_damaged_journal_is_one_line_in_the_sweeper_and_in_report(tmp_path: Path) -> None:
+    from conftest import run_tuneflow
+
+    path = a_journal(tmp_path)
+    data = path.read_bytes()
+    path.write_bytes(data[:-5])
+    for args in (["+arch=quadratic", "-m", "hydra.sweeper.n_trials=4", "hydra/sweeper/storage=journal"],
+                 ["report", "quadratic"]):
+        result = run_tuneflow(tmp_path, *args)
+        assert result.returncode == 2, result.output
+        assert "Traceback" not in result.stderr
+        assert result.stderr.strip().splitlines()[-1].startswith(
+            f"tuneflow: error: {path} is not an Optuna journal (its last record is cut short); move it away"), result.stderr
+        assert path.read_bytes() == data[:-5]

@@ -9,7 +9,7 @@ Optuna offers no heartbeat for it: only ``RDBStorage`` implements ``optuna.stora
 and tuneflow's promise that a killed worker's trial is failed and retried rests on heartbeats. So this
 subclass implements that interface with one small file per running trial in a folder beside the journal
 (``record_heartbeat`` sets its modification time; a RUNNING trial whose file is older than the grace period
-is stale). Optuna's own ``fail_stale_trials`` and ``RetryFailedTrialCallback`` then work unchanged, as on
+is stale). Optuna's own ``fail_stale_trials`` and ``RetryHeartbeatStaleTrialCallback`` then work unchanged, as on
 SQLite. A trial that never beat has no file and is never stale, as on ``RDBStorage``.
 
 What a ``kill -9`` leaves: every append is a single ``write`` of whole lines followed by ``fsync``, so a
@@ -19,6 +19,7 @@ broken by the next writer after ``LOCK_GRACE_S``.
 
 from __future__ import annotations
 
+import json
 import os
 import time
 from collections.abc import Callable
@@ -29,6 +30,8 @@ import optuna
 from optuna.storages._heartbeat import BaseHeartbeat
 from optuna.storages.journal import JournalFileBackend, JournalFileOpenLock, JournalStorage
 from optuna.trial import FrozenTrial, TrialState
+
+from tuneflow.errors import ConfigError
 
 #: The scheme of tuneflow's journal URLs: ``journal:///ABSOLUTE/PATH`` (or ``journal://RELATIVE/PATH``).
 SCHEME = "journal://"
@@ -49,6 +52,34 @@ def journal_path_of(url: str) -> Path | None:
 
 def journal_url(path: str | Path) -> str:
     return f"{SCHEME}{Path(path)}"
+
+
+def check_journal(path: Path, fix: str) -> None:
+    """A journal Optuna can read and append to: missing, empty, or whole records, one JSON object a line.
+    Optuna's reader skips a last line cut short (a crash or a full disk while it was written) and stops at
+    one that is not JSON, so a later append would follow the broken line and every record after it would be
+    unreadable: refused instead, with one line naming the file (``fix`` says what to do)."""
+    if not path.exists():
+        return
+    if not path.is_file():
+        raise ConfigError(f"{path} is not a file; {fix}")
+    with path.open("rb") as journal:
+        first = journal.readline()
+        if not first:
+            return
+        journal.seek(-1, os.SEEK_END)
+        last = journal.read(1)
+    try:
+        record = json.loads(first)
+    except ValueError:
+        record = None
+    if not isinstance(record, dict) or "op_code" not in record:
+        problem = "its first line is not a journal record"
+    elif last != b"\n":
+        problem = "its last record is cut short"
+    else:
+        return
+    raise ConfigError(f"{path} is not an Optuna journal ({problem}); {fix}")
 
 
 def heartbeat_dir(path: Path) -> Path:

@@ -104,6 +104,9 @@ def read_storage(location: StudyLocation) -> optuna.storages.BaseStorage:
     if journal is not None:
         if not journal.is_file():
             raise ConfigError(f"no Optuna storage at {url}; run the study first, or give --root-dir/--storage")
+        from tuneflow.storage.journal import check_journal
+
+        check_journal(journal, creation.FIX)
         from tuneflow.storage.study import open_storage
 
         return open_storage(url)
