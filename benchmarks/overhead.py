@@ -10,6 +10,8 @@ configures, tuneflow's SQLite settings included, can reach another) and in a fre
                        with Optuna's defaults: storage-only.
   optuna-sqlite-tuned  The same study on tuneflow's storage (tuneflow.storage.study.open_storage: WAL journal,
                        synchronous=NORMAL): what the storage tuneflow uses costs on its own.
+  optuna-journal       The same study on hydra/sweeper/storage=journal's storage (Optuna's journal file,
+                       tuneflow.storage.journal: file heartbeats, every append fsync'ed).
   naive-mlflow         The script users write: optuna-sqlite + `with mlflow.start_run():` per trial, one
                        MLflow call per value (2 log_param, 20 step log_metric, 1 final log_metric),
                        tracking URI sqlite:///<tmp>/mlflow.db.
@@ -52,6 +54,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import warnings
 from collections.abc import Callable
 from importlib.metadata import version
 from pathlib import Path
@@ -60,7 +63,7 @@ from typing import Any
 STEPS = 20
 WARMUP_TRIALS = 3
 TUNEFLOW_ARGS = ["+arch=quadratic", "-m", "hydra/sweeper/pruner=none", "hydra.sweeper.sampler.seed=0"]
-IN_PROCESS = ("optuna-memory", "optuna-sqlite", "optuna-sqlite-tuned", "naive-mlflow")
+IN_PROCESS = ("optuna-memory", "optuna-sqlite", "optuna-sqlite-tuned", "optuna-journal", "naive-mlflow")
 TUNEFLOW_VARIANTS: dict[str, tuple[str, ...]] = {
     "tuneflow": (),
     "tuneflow-no-model": ("tracking.log_model=false",),
@@ -125,6 +128,19 @@ def optuna_sqlite_tuned(folder: Path, trials: int) -> float:
     return timed_optimize(study, objective, trials)
 
 
+def optuna_journal(folder: Path, trials: int) -> float:
+    import optuna
+
+    from tuneflow.storage.journal import HeartbeatJournalStorage
+
+    # As the sweeper opens it: heartbeats on (Optuna's own heartbeat thread beats once per trial here).
+    storage = HeartbeatJournalStorage(folder / "optuna.journal", heartbeat_interval=60)
+    study = optuna.create_study(storage=storage, sampler=sampler())
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)  # Optuna's note that heartbeats are meant for optimize: they are
+        return timed_optimize(study, objective, trials)
+
+
 def naive_mlflow(folder: Path, trials: int) -> float:
     import mlflow
     import optuna
@@ -154,6 +170,7 @@ CHILD_VARIANTS: dict[str, Callable[[Path, int], float]] = {
     "optuna-memory": optuna_memory,
     "optuna-sqlite": optuna_sqlite,
     "optuna-sqlite-tuned": optuna_sqlite_tuned,
+    "optuna-journal": optuna_journal,
     "naive-mlflow": naive_mlflow,
 }
 
@@ -180,8 +197,8 @@ def run_child(name: str, folder: Path, trials: int) -> float:
     if done.returncode != 0:
         sys.exit(f"{name} failed (exit {done.returncode}):\n{done.stderr[-3000:]}")
     result = json.loads(done.stdout.strip().splitlines()[-1])
-    # Only the tuned-storage variant may import tuneflow: the others are what a user runs without it.
-    if result["tuneflow_imported"] != (name == "optuna-sqlite-tuned"):
+    # Only the variants on tuneflow's storages may import tuneflow: the others are what a user runs without it.
+    if result["tuneflow_imported"] != (name in ("optuna-sqlite-tuned", "optuna-journal")):
         sys.exit(f"{name}: tuneflow imported = {result['tuneflow_imported']}, which this variant must not")
     return float(result["seconds"])
 
