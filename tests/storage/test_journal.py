@@ -134,3 +134,33 @@ def test_a_damaged_journal_is_one_line_in_the_sweeper_and_in_report(tmp_path: Pa
         assert result.stderr.strip().splitlines()[-1].startswith(
             f"tuneflow: error: {path} is not an Optuna journal (its last record is cut short); move it away"), result.stderr
         assert path.read_bytes() == data[:-5]
+
+
+@pytest.mark.slow
+def test_optuna_dashboard_reads_the_journal_as_tuneflow_ui_starts_it(tmp_path: Path) -> None:
+    import json
+    import subprocess
+    import urllib.request
+
+    from tuneflow.cli.ui import dashboard_server, free_port
+    from tuneflow.storage.readers import StudyLocation
+
+    path = a_journal(tmp_path)
+    location = StudyLocation("quadratic", tmp_path / "mlruns", f"journal://{path}", "")
+    server = dashboard_server(location, free_port(), 0, tmp_path)
+    process = subprocess.Popen(server.command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 120
+        while True:
+            try:
+                with urllib.request.urlopen(server.probe_url, timeout=5) as response:
+                    studies = json.loads(response.read())["study_summaries"]
+                break
+            except OSError:
+                assert process.poll() is None and time.monotonic() < deadline, "optuna-dashboard did not answer"
+                time.sleep(0.5)
+    finally:
+        process.kill()
+        process.wait()
+    (study,) = studies
+    assert study["study_name"] == "quadratic"
