@@ -102,8 +102,9 @@ def a_journal(tmp_path: Path) -> Path:
 
 
 @pytest.mark.parametrize(("damage", "problem"), [
-    ("garbage", "its first line is not a journal record"),
-    ("truncated", "its last record is cut short"),
+    ("garbage", "is not an Optuna journal (its first line is not a journal record); "),
+    ("truncated", ": its last record is cut short (a full disk or a crash while it was written); delete that "
+                  "last, incomplete line to resume from the records before it, or "),
 ])
 def test_a_damaged_journal_is_refused_before_optuna_reads_or_appends_to_it(
         tmp_path: Path, damage: str, problem: str) -> None:
@@ -115,8 +116,12 @@ def test_a_damaged_journal_is_refused_before_optuna_reads_or_appends_to_it(
     before = path.read_bytes()
     with pytest.raises(ConfigError) as refused:
         prepare_optuna_store(f"journal://{path}")
-    assert str(refused.value) == f"{path} is not an Optuna journal ({problem}); {FIX}"
+    assert str(refused.value) == f"{path}{'' if problem.startswith(':') else ' '}{problem}{FIX}"
     assert path.read_bytes() == before
+    if damage == "truncated":  # what the message says to do: the study resumes from the whole records
+        path.write_bytes(before[: before.rindex(b"\n") + 1])
+        prepare_optuna_store(f"journal://{path}")
+        assert optuna.load_study(study_name="quadratic", storage=HeartbeatJournalStorage(path)).trials
 
 
 @pytest.mark.slow
@@ -132,7 +137,7 @@ def test_a_damaged_journal_is_one_line_in_the_sweeper_and_in_report(tmp_path: Pa
         assert result.returncode == 2, result.output
         assert "Traceback" not in result.stderr
         assert result.stderr.strip().splitlines()[-1].startswith(
-            f"tuneflow: error: {path} is not an Optuna journal (its last record is cut short); move it away"), result.stderr
+            f"tuneflow: error: {path}: its last record is cut short"), result.stderr
         assert path.read_bytes() == data[:-5]
 
 

@@ -76,7 +76,10 @@ def check_journal(path: Path, fix: str) -> None:
     if not isinstance(record, dict) or "op_code" not in record:
         problem = "its first line is not a journal record"
     elif last != b"\n":
-        problem = "its last record is cut short"
+        # A write that failed (a full disk) or an OS crash; or a file cut short by other damage, which
+        # cannot be told apart from it: the user decides whether the records before it are the study.
+        raise ConfigError(f"{path}: its last record is cut short (a full disk or a crash while it was written); "
+                          f"delete that last, incomplete line to resume from the records before it, or {fix}")
     else:
         return
     raise ConfigError(f"{path} is not an Optuna journal ({problem}); {fix}")
