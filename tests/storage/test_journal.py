@@ -169,3 +169,20 @@ def test_optuna_dashboard_reads_the_journal_as_tuneflow_ui_starts_it(tmp_path: P
         process.wait()
     (study,) = studies
     assert study["study_name"] == "quadratic"
+
+
+@pytest.mark.slow
+def test_a_sweep_on_the_journal_then_report_reads_it_without_being_told_where(tmp_path: Path) -> None:
+    from conftest import run_tuneflow
+
+    done = run_tuneflow(tmp_path, "+arch=quadratic", "-m", "hydra.sweeper.n_trials=3", "hydra/sweeper/pruner=none",
+                        "tracking.log_model=false", "hydra/sweeper/storage=journal")
+    assert done.returncode == 0, done.output
+    root = tmp_path / "mlruns"
+    assert not (root / "optuna.db").exists()
+    study = optuna.load_study(study_name="quadratic", storage=HeartbeatJournalStorage(root / "optuna.journal"))
+    assert [t.state.name for t in study.trials] == ["COMPLETE"] * 3
+    assert [p.name for p in heartbeat_dir(root / "optuna.journal").iterdir()] == [], "no beat file outlives its trial"
+    report = run_tuneflow(tmp_path, "report", "quadratic")
+    assert report.returncode == 0, report.output
+    assert (root / "studies" / "quadratic" / "report" / "top_trials.csv").is_file()
