@@ -1,15 +1,16 @@
 """Optuna's journal file storage, with heartbeats: ``hydra/sweeper/storage=journal`` (``journal:///PATH``).
 
 Optuna's ``JournalStorage`` keeps a study as an append-only log of operations in one file
-(``JournalFileBackend``: each write appended under a file lock and synced to disk): a no-op trial costs
-~10 ms of storage where SQLite through SQLAlchemy costs ~31 ms, and several workers on one machine (or on a
-shared file system) append to the same file.
+(``JournalFileBackend``: each write appended under a file lock), replayed in memory by each process: a no-op
+trial costs a few ms of storage where SQLite through SQLAlchemy costs ~30 ms of CPU (``benchmarks/README.md``,
+overhead), and several workers on one machine (or on a shared file system) append to the same file.
 
 Optuna offers no heartbeat for it: only ``RDBStorage`` implements ``optuna.storages._heartbeat.BaseHeartbeat``,
 and tuneflow's promise that a killed worker's trial is failed and retried rests on heartbeats. So this
 subclass implements that interface with one small file per running trial in a folder beside the journal
 (``record_heartbeat`` sets its modification time; a RUNNING trial whose file is older than the grace period
-is stale). Optuna's own ``fail_stale_trials`` and ``RetryHeartbeatStaleTrialCallback`` then work unchanged, as on
+is stale; machines sharing the file over a network must agree on the time within that period). Optuna's own
+``fail_stale_trials`` and ``RetryHeartbeatStaleTrialCallback`` then work unchanged, as on
 SQLite. A trial that never beat has no file and is never stale, as on ``RDBStorage``.
 
 What a ``kill -9`` leaves: every append is a single ``write`` of whole lines, so a killed worker leaves whole
