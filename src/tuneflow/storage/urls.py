@@ -230,7 +230,7 @@ def check_storage(url: str, what: str = "hydra.sweeper.storage") -> None:
     except NoSuchModuleError:
         raise ConfigError(
             f"{what}: {backend!r} is not a database SQLAlchemy knows; "
-            "use sqlite:///path, postgresql://user@host/db, mysql+pymysql://user@host/db or grpc://host:port"
+            "use sqlite:///path, journal:///path, postgresql://user@host/db, mysql+pymysql://user@host/db or grpc://host:port"
         ) from None
     except ImportError as error:
         package = _DRIVER_PACKAGES.get(parsed.get_driver_name(), "its driver")
