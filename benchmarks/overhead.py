@@ -10,6 +10,8 @@ configures, tuneflow's SQLite settings included, can reach another) and in a fre
                        with Optuna's defaults: storage-only.
   optuna-sqlite-tuned  The same study on tuneflow's storage (tuneflow.storage.study.open_storage: WAL journal,
                        synchronous=NORMAL): what the storage tuneflow uses costs on its own.
+  optuna-journal       The same study on hydra/sweeper/storage=journal's storage (Optuna's journal file,
+                       tuneflow.storage.journal: file heartbeats, every append fsync'ed).
   naive-mlflow         The script users write: optuna-sqlite + `with mlflow.start_run():` per trial, one
                        MLflow call per value (2 log_param, 20 step log_metric, 1 final log_metric),
                        tracking URI sqlite:///<tmp>/mlflow.db.
@@ -26,6 +28,8 @@ configures, tuneflow's SQLite settings included, can reach another) and in a fre
                        Hydra's basic launcher (what the app gets by default: each job composed by Hydra).
   tuneflow-user-app-launcher  The same app with `override hydra/launcher: tuneflow` in its defaults.
   tuneflow-basic-launcher  The same with hydra/launcher=basic (Hydra composes every job from scratch).
+  tuneflow-journal, tuneflow-user-app-launcher-journal  tuneflow and the user app with
+                       hydra/sweeper/storage=journal (Optuna's journal file with heartbeats) instead of SQLite.
   tuneflow-before      With --baseline SRC: tuneflow from another checkout's src/ (e.g. the commit before
                        this work), run the same way.
 
@@ -50,6 +54,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import warnings
 from collections.abc import Callable
 from importlib.metadata import version
 from pathlib import Path
@@ -58,13 +63,15 @@ from typing import Any
 STEPS = 20
 WARMUP_TRIALS = 3
 TUNEFLOW_ARGS = ["+arch=quadratic", "-m", "hydra/sweeper/pruner=none", "hydra.sweeper.sampler.seed=0"]
-IN_PROCESS = ("optuna-memory", "optuna-sqlite", "optuna-sqlite-tuned", "naive-mlflow")
+IN_PROCESS = ("optuna-memory", "optuna-sqlite", "optuna-sqlite-tuned", "optuna-journal", "naive-mlflow")
 TUNEFLOW_VARIANTS: dict[str, tuple[str, ...]] = {
     "tuneflow": (),
     "tuneflow-no-model": ("tracking.log_model=false",),
     "tuneflow-basic-launcher": ("hydra/launcher=basic",),
     "tuneflow-user-app": ("user-app",),
     "tuneflow-user-app-launcher": ("user-app", "tuneflow"),
+    "tuneflow-journal": ("hydra/sweeper/storage=journal",),
+    "tuneflow-user-app-launcher-journal": ("user-app", "tuneflow", "hydra/sweeper/storage=journal"),
 }
 
 
@@ -121,6 +128,19 @@ def optuna_sqlite_tuned(folder: Path, trials: int) -> float:
     return timed_optimize(study, objective, trials)
 
 
+def optuna_journal(folder: Path, trials: int) -> float:
+    import optuna
+
+    from tuneflow.storage.journal import HeartbeatJournalStorage
+
+    # As the sweeper opens it: heartbeats on (Optuna's own heartbeat thread beats once per trial here).
+    storage = HeartbeatJournalStorage(folder / "optuna.journal", heartbeat_interval=60)
+    study = optuna.create_study(storage=storage, sampler=sampler())
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)  # Optuna's note that heartbeats are meant for optimize: they are
+        return timed_optimize(study, objective, trials)
+
+
 def naive_mlflow(folder: Path, trials: int) -> float:
     import mlflow
     import optuna
@@ -150,6 +170,7 @@ CHILD_VARIANTS: dict[str, Callable[[Path, int], float]] = {
     "optuna-memory": optuna_memory,
     "optuna-sqlite": optuna_sqlite,
     "optuna-sqlite-tuned": optuna_sqlite_tuned,
+    "optuna-journal": optuna_journal,
     "naive-mlflow": naive_mlflow,
 }
 
@@ -176,8 +197,8 @@ def run_child(name: str, folder: Path, trials: int) -> float:
     if done.returncode != 0:
         sys.exit(f"{name} failed (exit {done.returncode}):\n{done.stderr[-3000:]}")
     result = json.loads(done.stdout.strip().splitlines()[-1])
-    # Only the tuned-storage variant may import tuneflow: the others are what a user runs without it.
-    if result["tuneflow_imported"] != (name == "optuna-sqlite-tuned"):
+    # Only the variants on tuneflow's storages may import tuneflow: the others are what a user runs without it.
+    if result["tuneflow_imported"] != (name in ("optuna-sqlite-tuned", "optuna-journal")):
         sys.exit(f"{name}: tuneflow imported = {result['tuneflow_imported']}, which this variant must not")
     return float(result["seconds"])
 
@@ -246,7 +267,9 @@ def run_tuneflow(folder: Path, trials: int, extra: tuple[str, ...], src: str = T
     import optuna
 
     if extra[:1] == ("user-app",):
-        command = [*user_app_command(folder, *extra[1:]), f"hydra.sweeper.n_trials={trials}"]
+        launcher = [item for item in extra[1:] if "=" not in item]
+        overrides = [item for item in extra[1:] if "=" in item]
+        command = [*user_app_command(folder, *launcher), f"hydra.sweeper.n_trials={trials}", *overrides]
     else:
         command = [sys.executable, "-m", "tuneflow", *TUNEFLOW_ARGS, f"hydra.sweeper.n_trials={trials}", *extra]
     start = time.perf_counter()
@@ -254,7 +277,14 @@ def run_tuneflow(folder: Path, trials: int, extra: tuple[str, ...], src: str = T
     wall = time.perf_counter() - start
     if done.returncode != 0:
         sys.exit(f"tuneflow failed (exit {done.returncode}): {' '.join(command)}\n{done.stderr[-3000:]}")
-    study = optuna.load_study(study_name="quadratic", storage=f"sqlite:///{folder / 'mlruns' / 'optuna.db'}")
+    journal = folder / "mlruns" / "optuna.journal"
+    if journal.is_file():
+        from optuna.storages.journal import JournalFileBackend, JournalFileOpenLock, JournalStorage
+
+        storage: Any = JournalStorage(JournalFileBackend(str(journal), lock_obj=JournalFileOpenLock(str(journal))))
+    else:
+        storage = f"sqlite:///{folder / 'mlruns' / 'optuna.db'}"
+    study = optuna.load_study(study_name="quadratic", storage=storage)
     finished = study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
     # Every trial must have run in full, or the comparison is not like for like.
     if len(finished) != trials or any(len(t.intermediate_values) != STEPS for t in finished):

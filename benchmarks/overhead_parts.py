@@ -18,7 +18,7 @@ a change of machine load hits every part alike); the table shows the median ms p
                        logging) around a task that does nothing.
   hydra (basic)        the same with Hydra's own load_sweep_config and run_job (hydra/launcher=basic).
 
-Usage: python benchmarks/overhead_parts.py [--trials 100] [--rounds 3]
+Usage: python benchmarks/overhead_parts.py [--trials 100] [--rounds 3] [--storage sqlite|journal]
 """
 
 from __future__ import annotations
@@ -39,7 +39,7 @@ STEPS = 20
 
 
 class Parts:
-    def __init__(self, folder: Path) -> None:
+    def __init__(self, folder: Path, storage: str = "sqlite") -> None:
         import optuna
         from hydra import initialize_config_module
         from hydra.core.global_hydra import GlobalHydra
@@ -54,7 +54,8 @@ class Parts:
         os.chdir(folder)
         root = folder / "mlruns"
         self.settings = StudySettings(
-            name="quadratic", storage_url=f"sqlite:///{root / 'optuna.db'}", direction="minimize",
+            name="quadratic", direction="minimize",
+            storage_url=f"sqlite:///{root / 'optuna.db'}" if storage == "sqlite" else f"journal://{root / 'optuna.journal'}",
             objective="val_loss", n_trials=10**6, root_dir=str(root), heartbeat_interval=60,
             pruner={"_target_": "optuna.pruners.NopPruner"}, params_node="params",
             log_params=("params", "data", "seed"),
@@ -190,13 +191,15 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--trials", type=int, default=100, help="trials per part and round (100)")
     parser.add_argument("--rounds", type=int, default=3, help="rounds; the median is reported (3)")
+    parser.add_argument("--storage", choices=("sqlite", "journal"), default="sqlite",
+                        help="the Optuna storage: the default SQLite file, or hydra/sweeper/storage=journal's file")
     args = parser.parse_args()
     logging.disable(logging.INFO)
     import warnings
 
     warnings.filterwarnings("ignore")  # heartbeats outside Study.optimize, experimental APIs
     with tempfile.TemporaryDirectory(prefix="tuneflow-parts-") as tmp:
-        parts = Parts(Path(tmp))
+        parts = Parts(Path(tmp), args.storage)
         timers: dict[str, Callable[[], Any]] = {
             "optuna + optuna extras": parts.optuna_and_extras,
             "mlflow": parts.mlflow_run,

@@ -1,7 +1,8 @@
 """Workers get killed (pre-emption, out of memory): nothing completed is lost, a killed worker's trial is
 failed by its stale heartbeat and retried with the same params by another worker, and the study still
 ends with exactly n_trials finished trials. The same story on the embedded default (SQLite, two workers
-on one machine) and on the local cluster (PostgreSQL + an MLflow server, four workers)."""
+on one machine), on Optuna's journal file (hydra/sweeper/storage=journal, file heartbeats) and on the local
+cluster (PostgreSQL + an MLflow server, four workers)."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from topology import ServerTopology, Topology, finished, wait_until
+from topology import JournalTopology, ServerTopology, Topology, finished, wait_until
 
 pytestmark = pytest.mark.slow
 
@@ -27,10 +28,12 @@ def worker_args(study: str) -> list[str]:
             "hydra.sweeper.progress_interval=0.1", f"hydra.sweeper.study_name={study}"]
 
 
-@pytest.fixture(params=["embedded", "postgres"])
+@pytest.fixture(params=["embedded", "journal", "postgres"])
 def topology(request: pytest.FixtureRequest, project: Path) -> Any:
     if request.param == "embedded":
         topology = Topology(project)
+    elif request.param == "journal":
+        topology = JournalTopology(project)
     else:
         topology = ServerTopology(project, cluster=request.getfixturevalue("cluster"))
     yield topology

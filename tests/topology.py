@@ -132,6 +132,27 @@ class Topology:
 
 
 @dataclass
+class JournalTopology(Topology):
+    """The embedded default with the Optuna study in a journal file (``hydra/sweeper/storage=journal``):
+    two workers on one machine appending to ``mlruns/optuna.journal``, with file heartbeats."""
+
+    name: str = "journal"
+
+    def start_worker(self, *args: str) -> subprocess.Popen[str]:
+        return super().start_worker(*args, "hydra/sweeper/storage=journal")
+
+    def study(self, name: str) -> Any:
+        import optuna
+        from optuna.storages.journal import JournalFileBackend, JournalFileOpenLock, JournalStorage
+
+        path = self.project / "mlruns" / "optuna.journal"
+        if not path.is_file():  # Optuna's backend would create it: reading must not
+            raise FileNotFoundError(path)
+        backend = JournalFileBackend(str(path), lock_obj=JournalFileOpenLock(str(path)))
+        return optuna.load_study(study_name=name, storage=JournalStorage(backend))
+
+
+@dataclass
 class ServerTopology(Topology):
     """The local cluster: PostgreSQL for Optuna and MLflow, an MLflow server, workers started as
     ``tuneflow.deploy.local_cluster`` starts them."""

@@ -165,7 +165,7 @@ CASES: dict[str, Case] = {
     "sweep syntax without -m": Case(["+arch=quadratic", "params.x=interval(1, 2)"], "params.x"),
     # --- storage URLs ---------------------------------------------------------------------------
     "storage: postgres:// scheme": Case([*Q, "hydra.sweeper.storage=postgres://tuneflow@127.0.0.1/optuna"], "postgresql://, not postgres://"),
-    "storage: unknown storage": Case([*Q, "hydra/sweeper/storage=postgress"], "unknown hydra/sweeper/storage 'postgress': choose one of postgres, sqlite"),
+    "storage: unknown storage": Case([*Q, "hydra/sweeper/storage=postgress"], "unknown hydra/sweeper/storage 'postgress': choose one of journal, postgres, sqlite"),
     "storage: in-memory SQLite": Case([*Q, "hydra.sweeper.storage=sqlite://"], "sqlite:// (in memory): workers and resumed runs cannot share it"),
     "storage: no such database kind": Case([*Q, "hydra.sweeper.storage=redis://127.0.0.1/0"], "'redis' is not a database SQLAlchemy knows"),
     "storage: driver not installed": Case([*Q, "hydra.sweeper.storage=mysql://tuneflow@127.0.0.1/optuna"], "the mysql driver is not installed"),

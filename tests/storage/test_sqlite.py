@@ -45,6 +45,21 @@ def test_the_mlflow_store_is_switched_to_wal(tmp_path: Path) -> None:
         assert connection.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
 
 
+def test_the_mlflow_stores_connections_commit_without_waiting_for_the_disk(tmp_path: Path) -> None:
+    from mlflow.store.tracking.sqlalchemy_store import SqlAlchemyStore
+
+    from tuneflow.tracking import runs as tracking
+
+    uri = f"sqlite:///{tmp_path / 'mlruns' / 'mlflow.db'}"
+    client = tracking.client_for(uri)
+    run = client.create_run(client.create_experiment("e"))
+    client.log_param(run.info.run_id, "p", 1)
+    engine = SqlAlchemyStore._engine_map[uri]  # MLflow's engine for the URI, which its client uses
+    assert synchronous_of(engine) == NORMAL
+    # Another engine on the same file (another library, a reader) keeps SQLite's default.
+    assert synchronous_of(sqlalchemy.create_engine(uri)) == FULL
+
+
 def test_a_database_another_program_holds_stays_in_its_mode_and_usable(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -51,3 +51,19 @@ def test_a_relative_sqlite_file_is_refused_where_workers_run_on_other_nodes(
     # An absolute path (a shared file system) is the user's call.
     shared = {"root_dir": str(tmp_path / "shared"), "storage": {"kind": "sqlite", "url": None}}
     assert absolute_stores(shared, study_settings(shared), slurm)["storage"].startswith(f"sqlite:///{tmp_path}")
+
+
+@pytest.mark.parametrize("storage", [{"kind": "journal", "url": None}, {"kind": "journal", "url": "journal://db/optuna.journal"}])
+def test_a_relative_journal_file_is_refused_where_workers_run_on_other_nodes(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, storage: dict[str, object]) -> None:
+    monkeypatch.chdir(tmp_path)
+    cfg = {"root_dir": "mlruns", "storage": storage}
+    slurm = workers_settings({"engine": "slurm", "n": 2}, 1)
+    assert slurm is not None
+    with pytest.raises(ConfigError, match="a journal file at a relative path .* use hydra/sweeper/storage=postgres"):
+        absolute_stores(cfg, study_settings(cfg), slurm)
+    local = workers_settings({"engine": "local", "n": 2}, 1)
+    assert local is not None
+    expected = storage["url"] or "journal://mlruns/optuna.journal"
+    assert absolute_stores(cfg, study_settings(cfg), local)["storage"] == \
+        f"journal://{tmp_path / str(expected)[len('journal://'):]}"

@@ -33,6 +33,16 @@ class SqliteStorageConfig:
 
 
 @dataclass
+class JournalStorageConfig:
+    """Optuna's journal file under root_dir (<root_dir>/optuna.journal), with file heartbeats: about a third
+    of SQLite's storage cost per trial; workers share this machine (or a shared file system)."""
+
+    kind: str = "journal"
+    # A URL used instead: journal:///PATH (or any storage URL); null = journal:///<root_dir>/optuna.journal.
+    url: Optional[str] = None
+
+
+@dataclass
 class PostgresStorageConfig:
     """PostgreSQL: workers on any number of machines share the study. There is no password field:
     libpq reads $PGPASSWORD or ~/.pgpass, so no config, log or MLflow run ever holds it."""
@@ -201,7 +211,7 @@ def register_configs() -> None:
         store.store(group="hydra/sweeper/pruner", name=name, node=node, provider="tuneflow")
     for name, node in WRAPPED_PRUNERS.items():
         store.store(group="hydra/sweeper/pruner/wrapped_pruner", name=name, node=node, provider="tuneflow")
-    storages = {"sqlite": SqliteStorageConfig, "postgres": PostgresStorageConfig}
+    storages = {"sqlite": SqliteStorageConfig, "journal": JournalStorageConfig, "postgres": PostgresStorageConfig}
     for name, node in storages.items():
         store.store(group="hydra/sweeper/storage", name=name, node=node, provider="tuneflow")
 

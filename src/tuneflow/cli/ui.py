@@ -156,7 +156,12 @@ def link_trials_to_runs(study: optuna.Study, storage: Any, study_id: int, mlflow
 
 
 def dashboard_server(location: StudyLocation, port: int, study_id: int, logs: Path) -> Server:
-    command = [dashboard_executable(), location.storage_url, "--host", HOST, "--port", str(port)]
+    from tuneflow.storage.journal import journal_path_of
+
+    journal = journal_path_of(location.storage_url)
+    # optuna-dashboard opens a journal file by its path, with the same file lock as the sweeper's.
+    storage = [str(journal), "--storage-class", "JournalFileStorage"] if journal else [location.storage_url]
+    command = [dashboard_executable(), *storage, "--host", HOST, "--port", str(port)]
     base = f"http://{HOST}:{port}"
     return Server("optuna-dashboard", command, f"{base}/api/studies", f"{base}/dashboard/studies/{study_id}",
                   logs / "optuna-dashboard.log")

@@ -127,7 +127,7 @@ _HOLDS = {
     "mlflow": [("runs", "SELECT count(*) FROM runs"),
                ("experiments", "SELECT count(*) FROM experiments WHERE experiment_id != 0")],
 }
-_FIX = "move it away to start a new store (or restore it from a backup)"
+FIX = "move it away to start a new store (or restore it from a backup)"
 
 
 def state_of(path: Path, kind: str) -> str:
@@ -137,7 +137,7 @@ def state_of(path: Path, kind: str) -> str:
     if not path.exists():
         return "missing"
     if not path.is_file():
-        raise ConfigError(f"{path} is not a file; {_FIX}")
+        raise ConfigError(f"{path} is not a file; {FIX}")
     try:
         connection = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True, timeout=120)
     except sqlite3.Error as error:
@@ -151,7 +151,7 @@ def state_of(path: Path, kind: str) -> str:
         return "broken" if holds else "half-made"
     except sqlite3.DatabaseError as error:
         what = "an Optuna" if kind == "optuna" else "an MLflow"
-        raise ConfigError(f"{path} is not {what} SQLite store ({_reason(error)}); {_FIX}") from None
+        raise ConfigError(f"{path} is not {what} SQLite store ({_reason(error)}); {FIX}") from None
     finally:
         connection.close()
 
@@ -170,7 +170,7 @@ def prepare(path: Path, kind: str, build: Callable[[Path], None]) -> None:
     if state == "half-made":
         _remove(path)
     elif state == "broken":
-        raise ConfigError(f"{path} is an incomplete {kind} store that holds records; {_FIX}")
+        raise ConfigError(f"{path} is an incomplete {kind} store that holds records; {FIX}")
     if state != "complete":
         create_atomically(path, build)
 
@@ -181,7 +181,7 @@ def check_readable(path: Path, kind: str) -> None:
     if state in ("half-made", "broken"):
         raise ConfigError(
             f"{path} is an incomplete {kind} store (its creation was interrupted); run the study again "
-            f"to rebuild it" + ("" if state == "half-made" else f", or {_FIX}")
+            f"to rebuild it" + ("" if state == "half-made" else f", or {FIX}")
         )
 
 
@@ -214,11 +214,15 @@ def prepare_embedded_stores(storage_url: str, tracking_uri: str) -> None:
 
 def prepare_optuna_store(storage_url: str) -> None:
     """Optuna's store, when it is an SQLite file (RDBStorage): whole before it is opened."""
+    from tuneflow.storage.journal import check_journal, journal_path_of
     from tuneflow.storage.sqlite import db_path_of
 
     optuna_db = db_path_of(storage_url)
     if optuna_db is not None:
         prepare(optuna_db, "optuna", build_optuna_db)
+    journal = journal_path_of(storage_url)
+    if journal is not None:  # a journal needs no schema: Optuna creates the file; one that is damaged stops here
+        check_journal(journal, FIX)
 
 
 def prepare_tracking_store(tracking_uri: str) -> None:

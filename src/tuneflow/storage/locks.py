@@ -8,6 +8,7 @@ import hashlib
 from collections.abc import Iterator
 from pathlib import Path
 
+from tuneflow.storage.journal import is_journal, journal_path_of
 from tuneflow.storage.urls import engine_for, is_sqlite
 
 
@@ -16,7 +17,7 @@ def study_lock(url: str, root_dir: str | Path, study_name: str, purpose: str = "
     """Held while a worker creates or opens a study (``purpose="open"``) or asks for trials
     (``purpose="ask"``).
 
-    Embedded SQLite: a file lock beside the database (every worker runs on this machine). A server
+    Embedded SQLite or a journal file: a file lock beside the database (every worker runs on this machine). A server
     database: a PostgreSQL advisory lock, which holds across machines and is released by the server
     if the worker dies. ``open`` also takes the file lock in ``root_dir``: MLflow's embedded store
     there must not be created twice at once.
@@ -29,8 +30,8 @@ def study_lock(url: str, root_dir: str | Path, study_name: str, purpose: str = "
             stack.enter_context(FileLock(str(Path(root_dir) / ".tuneflow.lock"), timeout=600))
         if url.startswith("postgresql"):
             stack.enter_context(_advisory_lock(url, f"tuneflow:{purpose}:{study_name}"))
-        elif is_sqlite(url) and purpose == "ask":
-            database = Path(url[len("sqlite:///") :])
+        elif (is_sqlite(url) or is_journal(url)) and purpose == "ask":
+            database = Path(url[len("sqlite:///") :]) if is_sqlite(url) else journal_path_of(url)
             stack.enter_context(FileLock(f"{database}.{_digest(study_name)}.ask.lock", timeout=600))
         yield
 

@@ -17,8 +17,9 @@ from typing import TYPE_CHECKING, Any, NoReturn
 
 from tuneflow.errors import ConfigError
 from tuneflow.storage import creation
-from tuneflow.storage.study import FINISHED_STATES, SURPLUS_ATTR, default_storage_url
-from tuneflow.storage.urls import shown
+from tuneflow.storage.journal import journal_path_of
+from tuneflow.storage.study import FINISHED_STATES, SURPLUS_ATTR
+from tuneflow.storage.urls import shown, stored_storage_url
 from tuneflow.tracking.runs import resolve_tracking_uri
 
 if TYPE_CHECKING:
@@ -39,7 +40,8 @@ def add_store_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("study", help="the study's name (hydra.sweeper.study_name; default: the arch's name)")
     parser.add_argument("--root-dir", default="mlruns", help="the study's root_dir (default: mlruns)")
     parser.add_argument("--storage", default=None,
-                        help="Optuna storage URL (default: sqlite:///ROOT_DIR/optuna.db, as the sweeper's)")
+                        help="Optuna storage URL (default: sqlite:///ROOT_DIR/optuna.db, as the sweeper's; "
+                             "ROOT_DIR/optuna.journal where only that exists)")
     parser.add_argument("--tracking-uri", default=None,
                         help="MLflow tracking URI (default: $MLFLOW_TRACKING_URI, else sqlite:///ROOT_DIR/mlflow.db)")
 
@@ -58,7 +60,7 @@ class StudyLocation:
         from tuneflow.storage.urls import check_storage, check_tracking, refuse_password, with_installed_driver
 
         root_dir = Path(args.root_dir)
-        storage_url = with_installed_driver(args.storage) if args.storage else default_storage_url(root_dir)
+        storage_url = with_installed_driver(args.storage) if args.storage else stored_storage_url(root_dir)
         refuse_password(storage_url, "--storage")
         # An SQLite file is only read here (read_storage says when it is missing); anything else is checked
         # as the sweeper checks it.
@@ -87,7 +89,7 @@ class StudyLocation:
         return self.root_dir / "studies" / self.name
 
 
-def read_storage(location: StudyLocation) -> optuna.storages.RDBStorage:
+def read_storage(location: StudyLocation) -> optuna.storages.BaseStorage:
     """The study's Optuna storage, for reading: never creates a database or its tables."""
     import optuna
 
@@ -98,6 +100,16 @@ def read_storage(location: StudyLocation) -> optuna.storages.RDBStorage:
         if not path.is_file():
             raise ConfigError(f"no Optuna storage at {url}; run the study first, or give --root-dir/--storage")
         creation.check_readable(path, "optuna")
+    journal = journal_path_of(url)
+    if journal is not None:
+        if not journal.is_file():
+            raise ConfigError(f"no Optuna storage at {url}; run the study first, or give --root-dir/--storage")
+        from tuneflow.storage.journal import check_journal
+
+        check_journal(journal, creation.FIX)
+        from tuneflow.storage.study import open_storage
+
+        return open_storage(url)
     try:
         return optuna.storages.RDBStorage(url, engine_kwargs=_engine_kwargs(url), skip_table_creation=True)
     except Exception as error:  # noqa: BLE001 - drivers and SQLite raise many types; all mean "cannot read"

@@ -53,15 +53,23 @@ def open_storage(
 ) -> optuna.storages.RDBStorage:
     """An RDB storage (SQLite or a server database) with heartbeats when asked for.
 
-    ``grpc://HOST:PORT`` is Optuna's gRPC storage proxy (``tuneflow.storage.grpc``: no heartbeats).
+    ``grpc://HOST:PORT`` is Optuna's gRPC storage proxy (``tuneflow.storage.grpc``: no heartbeats);
+    ``journal:///PATH`` Optuna's journal file, with file heartbeats (``tuneflow.storage.journal``).
     SQLite gets WAL mode, ``synchronous=NORMAL`` (see ``tuneflow.storage.sqlite`` for what that trades) and a
     generous lock timeout: several workers on one machine then wait for each other instead of failing
     with "database is locked".
     """
-    from tuneflow.storage import grpc
+    from tuneflow.storage import grpc, journal
 
     if grpc.is_grpc(url):
         return grpc.open_proxy(url)  # type: ignore[no-any-return]
+    journal_path = journal.journal_path_of(url)
+    if journal_path is not None:
+        return journal.HeartbeatJournalStorage(  # type: ignore[return-value]
+            journal_path,
+            heartbeat_interval=heartbeat_interval,
+            heartbeat_stale_trial_callback=on_stale_trial,
+        )
     engine_kwargs: dict[str, Any] = {}
     db_path = sqlite.db_path_of(url)
     if db_path is not None:

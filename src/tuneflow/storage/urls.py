@@ -96,6 +96,14 @@ def default_storage_url(root_dir: str | Path) -> str:
     return f"sqlite:///{path}"
 
 
+def stored_storage_url(root_dir: str | Path) -> str:
+    """What a reader (reports, ``tuneflow ui``) opens when no storage is named: the default SQLite file,
+    or the journal file ``hydra/sweeper/storage=journal`` writes where only that exists."""
+    if not (Path(root_dir) / "optuna.db").exists() and (Path(root_dir) / "optuna.journal").is_file():
+        return default_journal_url(root_dir)
+    return default_storage_url(root_dir)
+
+
 def storage_url(node: Any, root_dir: str | Path) -> str:
     """The Optuna storage URL of a ``hydra.sweeper.storage`` config (see the sweeper's config.py).
 
@@ -112,7 +120,16 @@ def storage_url(node: Any, root_dir: str | Path) -> str:
         return with_installed_driver(str(node["url"]))
     if node.get("kind") == "postgres":
         return _postgres_url(node)
+    if node.get("kind") == "journal":
+        return default_journal_url(root_dir)
     return default_storage_url(root_dir)
+
+
+def default_journal_url(root_dir: str | Path) -> str:
+    """``hydra/sweeper/storage=journal``: Optuna's journal file under ``root_dir`` (``tuneflow.storage.journal``)."""
+    from tuneflow.storage.journal import journal_url
+
+    return journal_url(Path(root_dir).resolve() / "optuna.journal")
 
 
 def _postgres_url(node: Mapping[str, Any]) -> str:
@@ -138,11 +155,17 @@ def _postgres_url(node: Mapping[str, Any]) -> str:
 
 
 def with_installed_driver(url: str) -> str:
-    """``postgresql://...`` names no driver, and SQLAlchemy 2.1 then picks psycopg 3; where only psycopg2 is
+    """A journal URL with a relative path is made absolute here (as the workers' folders differ).
+``postgresql://...`` names no driver, and SQLAlchemy 2.1 then picks psycopg 3; where only psycopg2 is
     installed (tuneflow's ``postgres`` extra), the URL is read as ``postgresql+psycopg2://...``. Every URL a
     user gives goes through here (the sweeper's storage, ``--storage``, the tracking URI)."""
     import importlib.util
 
+    from tuneflow.storage.journal import journal_path_of, journal_url
+
+    journal = journal_path_of(url)
+    if journal is not None and str(journal):
+        return journal_url(journal.resolve())
     if url.startswith("postgresql://") and importlib.util.find_spec("psycopg") is None \
             and importlib.util.find_spec("psycopg2") is not None:
         return "postgresql+psycopg2://" + url[len("postgresql://"):]
@@ -177,6 +200,14 @@ def check_storage(url: str, what: str = "hydra.sweeper.storage") -> None:
     if grpc.is_grpc(url):  # Optuna's gRPC storage proxy, not a database
         grpc.check(url, what)
         return
+    from tuneflow.storage.journal import journal_path_of
+
+    journal = journal_path_of(url)
+    if journal is not None:  # Optuna's journal file (tuneflow.storage.journal)
+        if not str(journal) or journal.is_dir():
+            raise ConfigError(f"{what} is {url!r}, which names no file; give journal:///PATH/optuna.journal")
+        _check_sqlite_folder(journal, what)
+        return
     try:
         parsed = make_url(url)
     except (ArgumentError, ValueError) as error:
@@ -199,7 +230,7 @@ def check_storage(url: str, what: str = "hydra.sweeper.storage") -> None:
     except NoSuchModuleError:
         raise ConfigError(
             f"{what}: {backend!r} is not a database SQLAlchemy knows; "
-            "use sqlite:///path, postgresql://user@host/db, mysql+pymysql://user@host/db or grpc://host:port"
+            "use sqlite:///path, journal:///path, postgresql://user@host/db, mysql+pymysql://user@host/db or grpc://host:port"
         ) from None
     except ImportError as error:
         package = _DRIVER_PACKAGES.get(parsed.get_driver_name(), "its driver")

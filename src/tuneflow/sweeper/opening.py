@@ -16,6 +16,7 @@ from tuneflow.search import zoom
 from tuneflow.search.failure_aware import FailureAwareSampler
 from tuneflow.storage import creation, locks, sqlite
 from tuneflow.storage import urls as backends
+from tuneflow.storage.journal import journal_path_of
 from tuneflow.storage.study import (
     AS_OF_ATTR,
     PARENT_RUN_ATTR,
@@ -50,7 +51,7 @@ def open_study(plan: SweepPlan) -> OpenStudy:
         # Whole stores or none, whenever a process is killed or the disk fills (storage.creation).
         creation.prepare_tracking_store(settings.tracking_uri)
         client = tracking.client_for(settings.tracking_uri)
-        optuna_db = sqlite.db_path_of(settings.storage_url)
+        optuna_db = sqlite.db_path_of(settings.storage_url) or journal_path_of(settings.storage_url)
         if optuna_db is not None and not optuna_db.exists():
             refuse_runs_of_a_lost_study(client, settings.name, settings.experiment)  # before creating the store
         creation.prepare_optuna_store(settings.storage_url)

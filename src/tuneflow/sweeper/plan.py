@@ -21,6 +21,7 @@ from tuneflow.search import space as search_space
 from tuneflow.search import zoom
 from tuneflow.search.failure_aware import wrap as failure_aware_wrap
 from tuneflow.storage import urls as backends
+from tuneflow.storage.journal import journal_path_of
 from tuneflow.storage.study import StudySettings, build_pruner, open_storage, study_settings
 from tuneflow.tracking import runs as tracking
 
@@ -174,11 +175,13 @@ def check_parent_run_reachable(settings: StudySettings) -> None:
     from tuneflow.storage.study import PARENT_RUN_ATTR
     from tuneflow.tracking.runs import client_for
 
-    optuna_file = db_path_of(settings.storage_url)
+    journal = journal_path_of(settings.storage_url)
+    optuna_file = db_path_of(settings.storage_url) or journal
     if optuna_file is not None and not optuna_file.is_file():
         return  # a new storage: a new study
     try:
-        storage = optuna.storages.RDBStorage(settings.storage_url, skip_table_creation=True)
+        storage = (open_storage(settings.storage_url) if journal is not None
+                   else optuna.storages.RDBStorage(settings.storage_url, skip_table_creation=True))
         study_id = storage.get_study_id_from_name(settings.name)
         run_id = storage.get_study_user_attrs(study_id).get(PARENT_RUN_ATTR)
     except Exception:  # noqa: BLE001 - no such study (KeyError), or no tables yet: nothing to resume
@@ -238,7 +241,8 @@ def load_finalists(settings: StudySettings, name: str, top_k: int) -> list[optun
     if name == settings.name:
         raise ConfigError(f"hydra.sweeper.zoom.study is {name!r}, the study itself; name an earlier study")
     url = settings.storage_url
-    if url.startswith("sqlite:///") and not Path(url[len("sqlite:///") :]).exists():
+    stored = Path(url[len("sqlite:///") :]) if url.startswith("sqlite:///") else journal_path_of(url)
+    if stored is not None and not stored.exists():
         raise ConfigError(f"hydra.sweeper.zoom.study: no study {name!r}, there is no storage at {url} yet")
     storage = open_storage(url)
     try:

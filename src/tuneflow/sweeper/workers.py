@@ -35,6 +35,7 @@ from omegaconf import DictConfig, open_dict, read_write
 
 from tuneflow.errors import ConfigError
 from tuneflow.storage import urls as backends
+from tuneflow.storage.journal import is_journal
 from tuneflow.storage.study import StudySettings
 from tuneflow.trial.job import TrialOutcome
 
@@ -100,9 +101,11 @@ def absolute_stores(sweeper_cfg: Mapping[str, Any], settings: StudySettings, wor
     ``root_dir=mlruns`` would open an empty store). On a multi-node engine, a SQLite file given by a
     relative path is refused: the nodes would each resolve it on their own disk."""
     root_dir = str(sweeper_cfg.get("root_dir") or "mlruns")
-    if workers.multi_node and backends.is_sqlite(settings.storage_url) and _relative_sqlite(sweeper_cfg, root_dir):
+    embedded = backends.is_sqlite(settings.storage_url) or is_journal(settings.storage_url)
+    if workers.multi_node and embedded and _relative_sqlite(sweeper_cfg, root_dir):
+        kind = "SQLite" if backends.is_sqlite(settings.storage_url) else "a journal file"
         raise ConfigError(
-            f"hydra.sweeper.storage is SQLite at a relative path ({_configured_path(sweeper_cfg, root_dir)}), which "
+            f"hydra.sweeper.storage is {kind} at a relative path ({_configured_path(sweeper_cfg, root_dir)}), which "
             f"workers.engine={workers.engine} resolves on each node; use hydra/sweeper/storage=postgres, Optuna's "
             "gRPC proxy (hydra.sweeper.storage.url=grpc://HOST:PORT) or an absolute path on a shared file system"
         )
@@ -119,11 +122,15 @@ def _relative_sqlite(sweeper_cfg: Mapping[str, Any], root_dir: str) -> bool:
 
 
 def _configured_path(sweeper_cfg: Mapping[str, Any], root_dir: str) -> str:
-    """The SQLite file as the user wrote it (the default: ``<root_dir>/optuna.db``)."""
+    """The SQLite or journal file as the user wrote it (the default: ``<root_dir>/optuna.db``)."""
     node = sweeper_cfg.get("storage")
     url = node if isinstance(node, str) else (node or {}).get("url") if isinstance(node, Mapping) else None
     if url and str(url).startswith("sqlite:///"):
         return str(url)[len("sqlite:///"):]
+    if url and is_journal(str(url)):
+        return str(url)[len("journal://"):]
+    if isinstance(node, Mapping) and node.get("kind") == "journal":
+        return str(Path(root_dir) / "optuna.journal")
     return str(Path(root_dir) / "optuna.db")
 
 
