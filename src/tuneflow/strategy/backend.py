@@ -8,7 +8,9 @@
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable, Mapping, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -76,6 +78,11 @@ class Backend(Protocol):
         """Re-run ``candidates`` with ``seeds`` new seeds, rank them and export the winner."""
         ...
 
+    def stage_lock(self, stage: str) -> AbstractContextManager[None]:
+        """Held by the worker that ends a stage (writes its file) or runs a run-once stage: one at a time
+        across every worker of the strategy."""
+        ...
+
 
 def sampler_config(name: str, args: Mapping[str, Any]) -> dict[str, Any]:
     """A hydra/sweeper/sampler option as the sweeper takes it (``_target_`` + arguments)."""
@@ -138,6 +145,9 @@ class ObjectiveBackend:
 
     def default_value(self, name: str) -> Any:
         return self.defaults.get(name)
+
+    def stage_lock(self, stage: str) -> AbstractContextManager[None]:
+        return contextlib.nullcontext()  # one process: nothing to share
 
     def _call(self, name: str, params: Mapping[str, Any], overrides: Sequence[str], seed: int) -> float:
         full = {**self.defaults, **params}

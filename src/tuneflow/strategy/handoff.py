@@ -9,6 +9,7 @@ has finished (atomically): its presence with ``status: done`` is what tells a re
 
 from __future__ import annotations
 
+import os
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -49,7 +50,7 @@ def stage_file(folder: Path, stage: str) -> Path:
 def write(path: Path, handoff: Handoff, header: str) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     body = yaml.safe_dump(_plain(asdict(handoff)), sort_keys=False, allow_unicode=True)
-    tmp = path.with_name(f".{path.name}.tmp")
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     tmp.write_text("".join(f"# {line}\n" for line in header.splitlines()) + body)
     tmp.replace(path)
     return path
