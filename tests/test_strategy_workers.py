@@ -89,6 +89,12 @@ def test_two_workers_share_every_stage_and_write_each_file_once(topology: Topolo
     assert_one_strategy(topology, outputs)
     # Both trained trials, and neither wrote a file the other had written.
     assert all("] trial " in out for out in outputs), outputs
+    # Each stage study's jobs in a folder of its own: <sweep dir>/<stage>[/zone-k]/trial_N.
+    project = topology.project
+    for name in ["coarse", *(z["study"].split("/", 1)[1] for z in files.read(
+            project / "mlruns" / "studies" / "twin_quadratic" / "apart.yaml").zones)]:
+        folders = {p.name for p in project.glob(f"multirun/*/*/{name}/trial_*")}
+        assert folders == {f"trial_{t.number}" for t in topology.study(f"twin_quadratic/{name}").trials}, name
     written = [out.count("finalists in mlruns/studies/twin_quadratic/coarse.yaml") for out in outputs]
     assert sorted(written) == [0, 1], outputs
 

@@ -156,3 +156,34 @@ def test_the_learning_rate_group_first_then_the_rest_with_it_fixed(tmp_path: Pat
     assert {params["x"] for params, _ in calls["rest"]} == {group_best["params"]["x"]}  # the group fixed
     assert len({params["y"] for params, _ in calls["rest"]}) == 6  # the rest searched
     assert result.best is not None and set(result.best["params"]) == {"x", "y"}
+
+
+def test_a_grid_larger_than_its_budget_is_not_listed(tmp_path: Path, monkeypatch: Any) -> None:
+    # 12 parameters split into 4 parts: 5**12 (244 million) grid points, of which the stage runs 10. Optuna's
+    # GridSampler would list every point; only a grid the budget covers whole may be built.
+    built: list[int] = []
+    original = optuna.samplers.GridSampler.__init__
+
+    def counted(self: Any, search_space: Mapping[str, Sequence[Any]], *args: Any, **kwargs: Any) -> None:
+        size = 1
+        for values in search_space.values():
+            size *= len(values)
+        built.append(size)
+        original(self, search_space, *args, **kwargs)
+
+    monkeypatch.setattr(optuna.samplers.GridSampler, "__init__", counted)
+    space = {f"p{i}": "interval(0.0, 1.0)" for i in range(12)}
+    strategy = {"name": "big", "stages": [
+        {"name": "grid", "kind": "search", "sampler": "grid", "grid_steps": 4, "n_trials": 10, "top_k": 3},
+        {"name": "small", "kind": "search", "params": ["p0"], "others": "best", "sampler": "grid", "grid_steps": 4,
+         "n_trials": 10}]}
+    _, backend = run_with_objective(lambda p, o, s: sum((p[f"p{i}"] - 0.5) ** 2 for i in range(12)), strategy, space,
+                                    tmp_path, study="big")
+    grid_calls = [params for name, params, *_ in backend.calls if name == "big/grid"]
+    assert len(grid_calls) == 10  # the budget, no more
+    points = {tuple(sorted(params.items())) for params in grid_calls}
+    assert len(points) == 10  # distinct points, each of the grid
+    assert all(value in (0.0, 0.25, 0.5, 0.75, 1.0) for params in grid_calls for value in params.values())
+    # The second stage's grid (5 points of p0, budget 10) is run whole by Optuna's GridSampler: the only one built.
+    assert built == [5]
+    assert sum(name == "big/small" for name, *_ in backend.calls) == 5
