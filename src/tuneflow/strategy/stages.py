@@ -51,7 +51,8 @@ def request_for(context: Context, stage: StageConfig, name: str, distributions: 
 
 
 def grid_in_proportion(request: StudyRequest, seed: int | None) -> StudyRequest:
-    """A grid larger than the study's budget as the budget's points only.
+    """The inputs queued up to the study's budget (more would stay WAITING in the finished study), and a
+    grid larger than the budget as the budget's points only.
 
     Optuna's GridSampler lists every point of its grid when built and again for each trial (the zones
     strategy's 5 points per parameter make 8.6 million on lstm_attention: seconds per study), then runs
@@ -59,6 +60,7 @@ def grid_in_proportion(request: StudyRequest, seed: int | None) -> StudyRequest:
     the same draw is made here without listing the grid (``random.sample`` over the points' indices),
     and the drawn points are queued (after the inputs) in a study whose random sampler only stands in
     for a failed trial's replacement, a point of the same grid (the gridded ranges are choices)."""
+    request.enqueue = request.enqueue[: request.n_trials]
     if request.sampler != "grid":
         return request
     grid = search_space.grid_of(request.distributions)
@@ -66,7 +68,7 @@ def grid_in_proportion(request: StudyRequest, seed: int | None) -> StudyRequest:
     if size <= request.n_trials:
         return request
     seed = request.sampler_args.get("seed", seed)
-    queued = list(request.enqueue[: request.n_trials])
+    queued = list(request.enqueue)
     wanted = request.n_trials - len(queued)
     draw = random.Random(seed)
     for index in draw.sample(range(size), min(size, request.n_trials)):
