@@ -328,8 +328,10 @@ def measure(folder: Path, study_name: str, arch: Arch, strategy: str, seed: int,
     if is_strategy(strategy):
         # Every stage study of the strategy (<arch>/<stage>, <arch>/<stage>/zone-<k>), in completion order.
         storage = storage_url(folder)
+        # A trial a stage added with a value an earlier stage measured (tuneflow_known_from) trained nothing.
         trials = [t for name in optuna.get_all_study_names(storage)
-                  for t in optuna.load_study(study_name=name, storage=storage).get_trials(deepcopy=False)]
+                  for t in optuna.load_study(study_name=name, storage=storage).get_trials(deepcopy=False)
+                  if "tuneflow_known_from" not in t.user_attrs]
         finished = [t for t in trials if t.state.is_finished() and t.datetime_complete]
         finished.sort(key=lambda t: t.datetime_complete)  # type: ignore[arg-type, return-value]
         hit = next((t for t in finished if t.state == optuna.trial.TrialState.COMPLETE

@@ -87,9 +87,13 @@ def test_a_strategy_stopped_in_its_middle_stage_resumes_there(tmp_path: Path) ->
     assert "grid" not in stages  # finished stages are not run again
     assert stages.count("refine") == 40 - 11  # the refine stage goes on from its 11 finished trials
     assert (tmp_path / "grid.yaml").read_bytes() == grid_file
-    refine_trials = sum(len(optuna.load_study(study_name=z["study"], storage=storage).trials)
-                        for z in files.read(tmp_path / "refine.yaml").zones)
-    assert refine_trials == 40 + 1  # 40 counted, plus the interrupted one (FAIL)
+    refine_trials = [t for z in files.read(tmp_path / "refine.yaml").zones
+                     for t in optuna.load_study(study_name=z["study"], storage=storage).trials]
+    # The grid's 5 finalists were measured at the same fidelity: added with their values (once, not again on
+    # resume), not trained again.
+    known = [t for t in refine_trials if "tuneflow_known_from" in t.user_attrs]
+    assert len(known) == 5 and all(t.value is not None and not t.intermediate_values for t in known)
+    assert len(refine_trials) == 40 + 1 + 5  # 40 trained, the interrupted one (FAIL), the 5 known
     assert result.best is not None and result.best["value"] < 0.3
 
 

@@ -36,6 +36,10 @@ class Handoff:
     zones: list[dict[str, Any]] = field(default_factory=list)
     #: One line on what the stage concluded (a skipped stage: why; a repeat stage: the verdict).
     note: str = ""
+    #: The overrides the finalists' values were scored with (e.g. [mode=fast]); null = unknown (a file
+    #: written by hand). A next stage with the same overrides takes those values as known instead of
+    #: training the finalists again.
+    overrides: list[str] | None = None
     status: str = "done"
 
     @property

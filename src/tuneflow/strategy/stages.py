@@ -112,10 +112,39 @@ def points_inside(points: Sequence[Mapping[str, Any]], distributions: Mapping[st
     return inside
 
 
+def inputs_of(context: Context, stage: StageConfig, inputs: Handoff, members: Sequence[Mapping[str, Any]],
+              distributions: Mapping[str, BaseDistribution], fixed: Mapping[str, Any],
+              ) -> tuple[list[dict[str, Any]], list[tuple[dict[str, Any], float, str]]]:
+    """The inputs that are points of the stage's space: (to train first, already known).
+
+    Known: scored by the previous stage with this stage's overrides (the same fidelity: not a fast-mode
+    screen's value in a full-mode stage) and with this study's values of everything it does not search.
+    Those are added to the study with their value (the sampler learns from them); training them again
+    would only cost the same epochs twice."""
+    same = inputs.overrides is not None and list(inputs.overrides) == list(stage.overrides)
+    enqueue: list[dict[str, Any]] = []
+    known: list[tuple[dict[str, Any], float, str]] = []
+    for member in members:
+        params = member["params"]
+        inside = points_inside([params], distributions)
+        if not inside or inside[0] in enqueue or inside[0] in [k[0] for k in known]:
+            continue
+        point = inside[0]
+        others = {*fixed, *(k for k in params if k not in distributions)}
+        measured_here = same and member.get("value") is not None and all(
+            params.get(k, context.backend.default_value(k)) == fixed.get(k, context.backend.default_value(k))
+            for k in others)
+        if measured_here:
+            known.append((point, float(member["value"]), f"{member.get('study')}#{member.get('trial')}"))
+        else:
+            enqueue.append(point)
+    return enqueue, known
+
+
 def passed_on(stage: StageConfig, inputs: Handoff, why: str) -> Handoff:
     log.info(f"stage {stage.name}: skipped, {why}; its inputs are handed on")
     return Handoff(stage.name, list(inputs.finalists), list(inputs.searched), dict(inputs.space),
-                   groups=list(inputs.groups), note=f"skipped: {why}")
+                   groups=list(inputs.groups), note=f"skipped: {why}", overrides=inputs.overrides)
 
 
 def search(context: Context, stage: StageConfig, inputs: Handoff) -> Handoff:
@@ -128,12 +157,13 @@ def search(context: Context, stage: StageConfig, inputs: Handoff) -> Handoff:
     best = inputs.best
     fixed = ({k: v for k, v in best["params"].items() if k not in distributions}
              if stage.others == "best" and best else {})
-    enqueue = points_inside([f["params"] for f in inputs.finalists], distributions)
-    request = request_for(context, stage, stage.name, distributions, fixed=fixed, enqueue=enqueue)
+    enqueue, known = inputs_of(context, stage, inputs, inputs.finalists, distributions, fixed)
+    request = request_for(context, stage, stage.name, distributions, fixed=fixed, enqueue=enqueue, known=known)
     candidates = context.backend.run_study(grid_in_proportion(request, context.seed))
     searched = list(dict.fromkeys([*inputs.searched, *names]))
     groups = list(dict.fromkeys([*inputs.groups, *(names if stage.params not in ("all", "rest") else [])]))
-    return Handoff(stage.name, candidates[: stage.top_k], searched, dict(inputs.space), groups=groups)
+    return Handoff(stage.name, candidates[: stage.top_k], searched, dict(inputs.space), groups=groups,
+                   overrides=list(stage.overrides))
 
 
 def zones(context: Context, stage: StageConfig, inputs: Handoff) -> Handoff:
@@ -152,8 +182,9 @@ def zones(context: Context, stage: StageConfig, inputs: Handoff) -> Handoff:
             zone.space = zoning.box_around(zone.best["params"], space, stage.around_best)
         distributions = zoning.gridded(zone.space, stage.grid_steps) if stage.grid_steps else zone.space
         fixed = {k: v for k, v in zone.best["params"].items() if k not in distributions}
+        enqueue, known = inputs_of(context, stage, inputs, zone.members, distributions, fixed)
         request = request_for(context, stage, f"{stage.name}/zone-{zone.number}", distributions, fixed=fixed,
-                              enqueue=points_inside([m["params"] for m in zone.members], distributions))
+                              enqueue=enqueue, known=known)
         request.n_trials = share
         candidates = context.backend.run_study(grid_in_proportion(request, context.seed))
         kept = [{**c, "zone": zone.number} for c in candidates[: stage.top_k]]
@@ -168,7 +199,7 @@ def zones(context: Context, stage: StageConfig, inputs: Handoff) -> Handoff:
     reverse = context.backend.direction == "maximize"
     finalists.sort(key=lambda c: c["value"], reverse=reverse)
     return Handoff(stage.name, finalists, list(inputs.searched), dict(inputs.space), zones=records,
-                   groups=list(inputs.groups), note=f"{len(found)} zone(s)")
+                   groups=list(inputs.groups), note=f"{len(found)} zone(s)", overrides=list(stage.overrides))
 
 
 def decay(context: Context, stage: StageConfig, inputs: Handoff) -> Handoff:
@@ -204,7 +235,8 @@ def decay(context: Context, stage: StageConfig, inputs: Handoff) -> Handoff:
                          if all(own[0]["params"].get(k) == v for k, v in values.items())), None)
             finalists.append({**own[0], "scheme": used, **({"zone": candidate["zone"]} if "zone" in candidate else {})})
     finalists.sort(key=lambda c: c["value"], reverse=context.backend.direction == "maximize")
-    return Handoff(stage.name, finalists, list(inputs.searched), dict(inputs.space), groups=list(inputs.groups))
+    return Handoff(stage.name, finalists, list(inputs.searched), dict(inputs.space), groups=list(inputs.groups),
+                   overrides=list(stage.overrides))
 
 
 def repeat(context: Context, stage: StageConfig, inputs: Handoff) -> Handoff:
@@ -219,7 +251,7 @@ def repeat(context: Context, stage: StageConfig, inputs: Handoff) -> Handoff:
     result = context.backend.repeat(request, candidates, stage.seeds)
     log.info(f"stage {stage.name}: {result.verdict}")
     return Handoff(stage.name, result.ranked, list(inputs.searched), dict(inputs.space), groups=list(inputs.groups),
-                   note=result.verdict)
+                   note=result.verdict, overrides=list(stage.overrides))
 
 
 KINDS: dict[str, StageFunction] = {"search": search, "zones": zones, "decay": decay, "repeat": repeat}

@@ -11,6 +11,7 @@ experiment.
 from __future__ import annotations
 
 import copy
+import dataclasses
 import logging
 from collections.abc import Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager
@@ -25,7 +26,14 @@ from tuneflow.search import space as search_space
 from tuneflow.storage import locks
 from tuneflow.storage.study import open_storage, study_settings
 from tuneflow.strategy import spaces
-from tuneflow.strategy.backend import RepeatResult, StudyRequest, candidates_of, pruner_config, sampler_config
+from tuneflow.strategy.backend import (
+    RepeatResult,
+    StudyRequest,
+    add_known,
+    candidates_of,
+    pruner_config,
+    sampler_config,
+)
 from tuneflow.strategy.config import StageConfig, StrategyConfig, strategy_config
 from tuneflow.strategy.handoff import Handoff
 from tuneflow.strategy.runner import run_strategy, strategy_folder
@@ -53,6 +61,8 @@ class StageSweeper(StudySweeper):
     resumed or second worker finds them there)."""
 
     enqueue: list[dict[str, Any]]
+    #: The stage's request: its known points are added as completed trials before the inputs are queued.
+    request: StudyRequest
     #: Called with the opened study (its plan checked, so nothing is created before bad input shows).
     on_open: Any
 
@@ -63,7 +73,10 @@ class StageSweeper(StudySweeper):
         # and finds them there (queued once).
         with locks.study_lock(settings.storage_url, settings.root_dir, settings.name, "ask"):
             if not study.get_trials(deepcopy=False):
-                for index, params in enumerate(self.enqueue):
+                request = dataclasses.replace(self.request, distributions=dict(plan.distributions),
+                                              enqueue=list(self.enqueue))
+                add_known(study, request)
+                for index, params in enumerate(request.enqueue):
                     point = {k: v for k, v in params.items() if k in plan.distributions}
                     study.enqueue_trial(point, user_attrs={INPUT_ATTR: index}, skip_if_exists=True)
         return super().loop(opened, plan, csv_path)
@@ -123,7 +136,8 @@ class SweeperBackend:
         stage.sweeper_cfg = {
             **self.sweeper.sweeper_cfg,
             "study_name": f"{self.study}/{request.name}",
-            "n_trials": request.n_trials,
+            # The known points are completed trials of the study on top of the stage's budget.
+            "n_trials": request.n_trials + len(request.known),
             "sampler": sampler,
             "pruner": pruner_config(request.pruner),
             # Every stage's runs in the strategy's experiment, where they nest under its run.
@@ -137,6 +151,7 @@ class SweeperBackend:
         stage.space = spaces.to_syntax(request.distributions)
         stage.zoom = {}
         stage.enqueue = list(request.enqueue)
+        stage.request = request
         stage.on_open = lambda opened: self.nest(opened.parent_run_id, request.name)
         return stage
 
