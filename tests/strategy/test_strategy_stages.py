@@ -191,3 +191,14 @@ def test_a_grid_larger_than_its_budget_is_not_listed(tmp_path: Path, monkeypatch
     # The second stage's grid (5 points of p0, budget 10) is run whole by Optuna's GridSampler: the only one built.
     assert built == [5]
     assert sum(name == "big/small" for name, *_ in backend.calls) == 5
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_the_grid_points_of_a_small_budget_are_spread_over_the_grid(seed: int) -> None:
+    from tuneflow.strategy.stages import spread_points
+
+    # 8 of 64 points: one in each eighth of the range (a random draw of 8 leaves some eighth empty 99% of
+    # the time), different points for different seeds.
+    points = spread_points({"a": list(range(64))}, 8, seed)
+    assert sorted(p["a"] // 8 for p in points) == list(range(8))
+    assert points != spread_points({"a": list(range(64))}, 8, seed + 10)

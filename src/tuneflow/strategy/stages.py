@@ -70,18 +70,39 @@ def grid_in_proportion(request: StudyRequest, seed: int | None) -> StudyRequest:
     seed = request.sampler_args.get("seed", seed)
     queued = list(request.enqueue)
     wanted = request.n_trials - len(queued)
-    draw = random.Random(seed)
-    for index in draw.sample(range(size), min(size, request.n_trials)):
+    for point in spread_points(grid, wanted + len(queued), seed):
         if wanted <= 0:
             break
-        point = grid_point(grid, index)
         if point not in queued:
             queued.append(point)
             wanted -= 1
-    log.info(f"study {request.name}: {len(queued)} of the grid's {size} points, drawn at random")
+    log.info(f"study {request.name}: {len(queued)} of the grid's {size} points, spread over it")
     request.enqueue = queued
     request.sampler, request.sampler_args = "random", {} if seed is None else {"seed": seed}
     return request
+
+
+def spread_points(grid: Mapping[str, Sequence[Any]], n: int, seed: int | None) -> list[dict[str, Any]]:
+    """``n`` distinct grid points spread over the whole grid: a scrambled Halton sequence (scipy's
+    ``stats.qmc``, the low-discrepancy points Optuna's QMCSampler draws) snapped to the grid's cells, so a
+    small budget covers every region instead of a random draw's clumps; random points where the snapped
+    ones repeat."""
+    from scipy.stats import qmc
+
+    names = list(grid)
+    size = math.prod(len(values) for values in grid.values())
+    units = qmc.Halton(d=len(names), scramble=True, seed=seed).random(n)
+    points: list[dict[str, Any]] = []
+    for row in units:
+        point = {name: grid[name][min(int(u * len(grid[name])), len(grid[name]) - 1)] for name, u in zip(names, row)}
+        if point not in points:
+            points.append(point)
+    draw = random.Random(seed)
+    while len(points) < min(n, size):
+        point = grid_point(grid, draw.randrange(size))
+        if point not in points:
+            points.append(point)
+    return points
 
 
 def grid_point(grid: Mapping[str, Sequence[Any]], index: int) -> dict[str, Any]:
