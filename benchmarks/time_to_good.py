@@ -2,6 +2,8 @@
 needs before one of its trials is within a stated tolerance of the best reachable validation score.
 
 Architectures (each with its default search space, conf/search_space/):
+  quadratic       +arch=quadratic: the synthetic bowl, val_loss (minimise), 20 epochs, no training (cheap:
+                  for comparing whole strategies' trial and epoch counts).
   mlp             +arch=mlp: MLP on scikit-learn's digits, val_accuracy (maximise), up to 20 epochs.
   lstm_attention  +arch=lstm_attention mode=fast: LSTM + self-attention on Seattle weather, one 30-day
                   validation range, val_mae in degrees C (minimise), up to 4 epochs.
