@@ -2,6 +2,8 @@
 needs before one of its trials is within a stated tolerance of the best reachable validation score.
 
 Architectures (each with its default search space, conf/search_space/):
+  quadratic       +arch=quadratic: the synthetic bowl, val_loss (minimise), 20 epochs, no training (cheap:
+                  for comparing whole strategies' trial and epoch counts).
   mlp             +arch=mlp: MLP on scikit-learn's digits, val_accuracy (maximise), up to 20 epochs.
   lstm_attention  +arch=lstm_attention mode=fast: LSTM + self-attention on Seattle weather, one 30-day
                   validation range, val_mae in degrees C (minimise), up to 4 epochs.
@@ -87,6 +89,18 @@ class Arch:
 
 
 ARCHS = {
+    # The synthetic bowl (tuneflow.models.synthetic): val_loss = (x-2)^2 + (y+1)^2 + 10/epoch, 20 epochs, so
+    # 0.5 at best. Cheap (no training): compares the search strategies' trial and epoch counts in minutes.
+    "quadratic": Arch(
+        overrides=("+arch=quadratic",),
+        objective="val_loss",
+        direction="minimize",
+        # Within 1 of the optimum's loss: the disc of radius 1 around (2, -1), 3.1% of the 10 x 10 box.
+        tolerance=1.0,
+        tolerance_text="1.0 above the best (within distance 1 of the optimum)",
+        grid={"x": "choice(-5.0, -4.0, -3.0, -2.0, -1.0, 0.0, 1.0, 2.0, 3.0, 4.0, 5.0)",
+              "y": "choice(-5.0, -4.0, -3.0, -2.0, -1.0, 0.0, 1.0, 2.0, 3.0, 4.0, 5.0)"},
+    ),
     "mlp": Arch(
         overrides=("+arch=mlp",),
         objective="val_accuracy",
@@ -316,8 +330,10 @@ def measure(folder: Path, study_name: str, arch: Arch, strategy: str, seed: int,
     if is_strategy(strategy):
         # Every stage study of the strategy (<arch>/<stage>, <arch>/<stage>/zone-<k>), in completion order.
         storage = storage_url(folder)
+        # A trial a stage added with a value an earlier stage measured (tuneflow_known_from) trained nothing.
         trials = [t for name in optuna.get_all_study_names(storage)
-                  for t in optuna.load_study(study_name=name, storage=storage).get_trials(deepcopy=False)]
+                  for t in optuna.load_study(study_name=name, storage=storage).get_trials(deepcopy=False)
+                  if "tuneflow_known_from" not in t.user_attrs]
         finished = [t for t in trials if t.state.is_finished() and t.datetime_complete]
         finished.sort(key=lambda t: t.datetime_complete)  # type: ignore[arg-type, return-value]
         hit = next((t for t in finished if t.state == optuna.trial.TrialState.COMPLETE
@@ -370,7 +386,11 @@ def check_epochs_against_mlflow(folder: Path, trials: list[optuna.trial.FrozenTr
 # --- the table ------------------------------------------------------------------------------
 
 
-def summary_rows(results: list[RunResult], strategies: list[str], max_trials: int) -> list[list[str]]:
+#: The ratios' second baseline: plain TPE, as Hydra's Optuna sweeper runs it.
+PLAIN_TPE = "tpe (hydra-optuna)"
+
+
+def summary_rows(results: list[RunResult], strategies: list[str], max_trials: int, best: float) -> list[list[str]]:
     def median_of(strategy: str, key: str) -> float:
         runs = [r for r in results if r.strategy == strategy]
         return censored_median([getattr(r, key) if r.reached else math.inf for r in runs])
@@ -380,21 +400,24 @@ def summary_rows(results: list[RunResult], strategies: list[str], max_trials: in
         runs = [r for r in results if r.strategy == strategy]
         return censored_median([float(getattr(r, key)) for r in runs])
 
+    def ratio(base: str, strategy: str, key: str) -> str:
+        ours, theirs = median_of(strategy, key), median_of(base, key)
+        if base not in strategies or math.isinf(ours):
+            return "-"
+        if math.isinf(theirs):
+            return f">{lower_bound(base, key) / ours:.2g}x"
+        return f"{theirs / ours:.2g}x"
+
     rows = []
     for strategy in strategies:
         runs = [r for r in results if r.strategy == strategy]
         cells = [strategy, f"{sum(r.reached for r in runs)}/{len(runs)}"]
         for key in ("trials", "epochs", "seconds"):
             cells.append(fmt(median_of(strategy, key), censored_as=f">{fmt(lower_bound(strategy, key))}"))
-        for key in ("epochs", "seconds"):
-            ours, random = median_of(strategy, key), median_of("random", key)
-            if math.isinf(ours):
-                ratio = "-"
-            elif math.isinf(random):
-                ratio = f">{lower_bound('random', key) / ours:.2g}x"
-            else:
-                ratio = f"{random / ours:.2g}x"
-            cells.append(ratio)
+        cells += [ratio("random", strategy, "epochs"), ratio(PLAIN_TPE, strategy, "epochs"),
+                  ratio("random", strategy, "seconds")]
+        regrets = [abs(r.best - best) for r in runs if r.best is not None]
+        cells.append(fmt(censored_median(regrets)) if regrets else "-")
         epochs_per_trial = sum(r.epochs for r in runs) / max(1, sum(r.trials for r in runs))
         cells.append(f"{epochs_per_trial:.1f}")
         cells.append(f"{sum(r.pruned for r in runs) / max(1, sum(r.trials for r in runs)):.0%}")
@@ -411,12 +434,13 @@ def print_table(arch_name: str, reference: dict[str, Any], target: float, result
           f"{reference['best_value']:.4g} (reference searches: {reference['searches']}; found by {reference['found_by']}), "
           f"good = within "
           f"{arch.tolerance_text}: {arch.objective} {'>=' if arch.direction == 'maximize' else '<='} {target:.4g}. "
-          f"{seeds} seeds per strategy, at most {max_trials} trials per run. Medians over seeds; ratios = random's "
-          f"median / the strategy's (higher is better). Epochs checked against MLflow epochs_run: "
+          f"{seeds} seeds per strategy, at most {max_trials} trials per run. Medians over seeds; ratios = the baseline's "
+          f"median (random; plain TPE) / the strategy's (higher is better); final regret = median |best seen - best reachable| when the "
+          f"run stopped (on target, or at the end of its budget). Epochs checked against MLflow epochs_run: "
           f"{checked - mismatched}/{checked} completed trials agree.\n")
     header = ["strategy", "reached", "trials to good", "epochs to good", "seconds to good",
-              "epochs vs random", "time vs random", "epochs per trial", "pruned"]
-    print(markdown_table(header, summary_rows(results, strategies, max_trials)))
+              "epochs vs random", "epochs vs tpe", "time vs random", "final regret", "epochs per trial", "pruned"]
+    print(markdown_table(header, summary_rows(results, strategies, max_trials, reference["best_value"])))
     best_seen = [r.best for r in results if r.best is not None]
     if best_seen:
         better = max(best_seen) if arch.direction == "maximize" else min(best_seen)

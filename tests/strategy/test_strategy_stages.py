@@ -87,9 +87,13 @@ def test_a_strategy_stopped_in_its_middle_stage_resumes_there(tmp_path: Path) ->
     assert "grid" not in stages  # finished stages are not run again
     assert stages.count("refine") == 40 - 11  # the refine stage goes on from its 11 finished trials
     assert (tmp_path / "grid.yaml").read_bytes() == grid_file
-    refine_trials = sum(len(optuna.load_study(study_name=z["study"], storage=storage).trials)
-                        for z in files.read(tmp_path / "refine.yaml").zones)
-    assert refine_trials == 40 + 1  # 40 counted, plus the interrupted one (FAIL)
+    refine_trials = [t for z in files.read(tmp_path / "refine.yaml").zones
+                     for t in optuna.load_study(study_name=z["study"], storage=storage).trials]
+    # The grid's 5 finalists were measured at the same fidelity: added with their values (once, not again on
+    # resume), not trained again.
+    known = [t for t in refine_trials if "tuneflow_known_from" in t.user_attrs]
+    assert len(known) == 5 and all(t.value is not None and not t.intermediate_values for t in known)
+    assert len(refine_trials) == 40 + 1 + 5  # 40 trained, the interrupted one (FAIL), the 5 known
     assert result.best is not None and result.best["value"] < 0.3
 
 
@@ -156,3 +160,45 @@ def test_the_learning_rate_group_first_then_the_rest_with_it_fixed(tmp_path: Pat
     assert {params["x"] for params, _ in calls["rest"]} == {group_best["params"]["x"]}  # the group fixed
     assert len({params["y"] for params, _ in calls["rest"]}) == 6  # the rest searched
     assert result.best is not None and set(result.best["params"]) == {"x", "y"}
+
+
+def test_a_grid_larger_than_its_budget_is_not_listed(tmp_path: Path, monkeypatch: Any) -> None:
+    # 12 parameters split into 4 parts: 5**12 (244 million) grid points, of which the stage runs 10. Optuna's
+    # GridSampler would list every point; only a grid the budget covers whole may be built.
+    built: list[int] = []
+    original = optuna.samplers.GridSampler.__init__
+
+    def counted(self: Any, search_space: Mapping[str, Sequence[Any]], *args: Any, **kwargs: Any) -> None:
+        size = 1
+        for values in search_space.values():
+            size *= len(values)
+        built.append(size)
+        original(self, search_space, *args, **kwargs)
+
+    monkeypatch.setattr(optuna.samplers.GridSampler, "__init__", counted)
+    space = {f"p{i}": "interval(0.0, 1.0)" for i in range(12)}
+    strategy = {"name": "big", "stages": [
+        {"name": "grid", "kind": "search", "sampler": "grid", "grid_steps": 4, "n_trials": 10, "top_k": 3},
+        {"name": "small", "kind": "search", "params": ["p0"], "others": "best", "sampler": "grid", "grid_steps": 4,
+         "n_trials": 10}]}
+    _, backend = run_with_objective(lambda p, o, s: sum((p[f"p{i}"] - 0.5) ** 2 for i in range(12)), strategy, space,
+                                    tmp_path, study="big")
+    grid_calls = [params for name, params, *_ in backend.calls if name == "big/grid"]
+    assert len(grid_calls) == 10  # the budget, no more
+    points = {tuple(sorted(params.items())) for params in grid_calls}
+    assert len(points) == 10  # distinct points, each of the grid
+    assert all(value in (0.0, 0.25, 0.5, 0.75, 1.0) for params in grid_calls for value in params.values())
+    # The second stage's grid (5 points of p0, budget 10) is run whole by Optuna's GridSampler: the only one built.
+    assert built == [5]
+    assert sum(name == "big/small" for name, *_ in backend.calls) == 5
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_the_grid_points_of_a_small_budget_are_spread_over_the_grid(seed: int) -> None:
+    from tuneflow.strategy.stages import spread_points
+
+    # 8 of 64 points: one in each eighth of the range (a random draw of 8 leaves some eighth empty 99% of
+    # the time), different points for different seeds.
+    points = spread_points({"a": list(range(64))}, 8, seed)
+    assert sorted(p["a"] // 8 for p in points) == list(range(8))
+    assert points != spread_points({"a": list(range(64))}, 8, seed + 10)

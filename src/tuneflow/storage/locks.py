@@ -14,8 +14,10 @@ from tuneflow.storage.urls import engine_for, is_sqlite
 
 @contextlib.contextmanager
 def study_lock(url: str, root_dir: str | Path, study_name: str, purpose: str = "open") -> Iterator[None]:
-    """Held while a worker creates or opens a study (``purpose="open"``) or asks for trials
-    (``purpose="ask"``).
+    """Held while a worker creates or opens a study (``purpose="open"``), asks for trials
+    (``purpose="ask"``), or ends a strategy's stage (``purpose="stage"``: writes its finalists file or
+    creates the strategy's run once, whichever worker gets there first; held while one worker runs a
+    stage that must run once, such as the repeats, so it waits as long as that takes).
 
     Embedded SQLite or a journal file: a file lock beside the database (every worker runs on this machine). A server
     database: a PostgreSQL advisory lock, which holds across machines and is released by the server
@@ -28,6 +30,10 @@ def study_lock(url: str, root_dir: str | Path, study_name: str, purpose: str = "
         if purpose == "open":
             Path(root_dir).mkdir(parents=True, exist_ok=True)
             stack.enter_context(FileLock(str(Path(root_dir) / ".tuneflow.lock"), timeout=600))
+        if purpose == "stage":
+            # Beside the finalists files (root_dir), which every worker of a strategy reads.
+            Path(root_dir).mkdir(parents=True, exist_ok=True)
+            stack.enter_context(FileLock(str(Path(root_dir) / f".{_digest(study_name)}.stage.lock"), timeout=-1))
         if url.startswith("postgresql"):
             stack.enter_context(_advisory_lock(url, f"tuneflow:{purpose}:{study_name}"))
         elif (is_sqlite(url) or is_journal(url)) and purpose == "ask":

@@ -8,7 +8,9 @@
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable, Mapping, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -19,6 +21,8 @@ from optuna.trial import TrialState
 from tuneflow.errors import ConfigError
 
 INTERRUPTED_ATTR = "tuneflow_interrupted"
+#: A trial added with a value an earlier stage measured: "<study>#<trial>" of the measurement.
+KNOWN_ATTR = "tuneflow_known_from"
 
 #: A configuration's score: objective(params, overrides, seed) -> value (``overrides`` as the stage gives
 #: them to its trials, e.g. ["mode=fast"]).
@@ -36,6 +40,11 @@ class StudyRequest:
     fixed: dict[str, Any] = field(default_factory=dict)
     #: Points tried first, once each (only those inside ``distributions``).
     enqueue: list[dict[str, Any]] = field(default_factory=list)
+    #: Points whose value an earlier stage measured with the same overrides: added to the study as
+    #: completed trials (Optuna's ``add_trial``), so the sampler learns from them and nothing trains them
+    #: again; on top of ``n_trials``.
+    #: (params, value, where it was measured: "<study>#<trial>").
+    known: list[tuple[dict[str, Any], float, str]] = field(default_factory=list)
     n_trials: int = 20
     sampler: str = "tpe"
     sampler_args: dict[str, Any] = field(default_factory=dict)
@@ -76,6 +85,11 @@ class Backend(Protocol):
         """Re-run ``candidates`` with ``seeds`` new seeds, rank them and export the winner."""
         ...
 
+    def stage_lock(self, stage: str) -> AbstractContextManager[None]:
+        """Held by the worker that ends a stage (writes its file) or runs a run-once stage: one at a time
+        across every worker of the strategy."""
+        ...
+
 
 def sampler_config(name: str, args: Mapping[str, Any]) -> dict[str, Any]:
     """A hydra/sweeper/sampler option as the sweeper takes it (``_target_`` + arguments)."""
@@ -103,6 +117,26 @@ def pruner_config(name: str) -> dict[str, Any]:
     node = OmegaConf.to_container(OmegaConf.structured(PRUNERS[name]))
     assert isinstance(node, dict)
     return {str(k): v for k, v in node.items()}
+
+
+def add_known(study: optuna.Study, request: StudyRequest) -> int:
+    """``request.known`` as completed trials of ``study`` (once: call it on an empty study); how many."""
+    added = 0
+    for params, value, source in request.known:
+        params = {k: v for k, v in params.items() if k in request.distributions}
+        try:
+            trial = optuna.trial.create_trial(params=params, distributions=request.distributions, value=value,
+                                              user_attrs={KNOWN_ATTR: source})
+        except ValueError:  # not a point of the space after all (a rounded value): trained, not known
+            request.enqueue.insert(0, params)
+            continue
+        study.add_trial(trial)
+        added += 1
+    return added
+
+
+def known_count(study: optuna.Study) -> int:
+    return sum(1 for t in study.get_trials(deepcopy=False) if KNOWN_ATTR in t.user_attrs)
 
 
 def candidates_of(study: optuna.Study, fixed: Mapping[str, Any]) -> list[dict[str, Any]]:
@@ -139,6 +173,9 @@ class ObjectiveBackend:
     def default_value(self, name: str) -> Any:
         return self.defaults.get(name)
 
+    def stage_lock(self, stage: str) -> AbstractContextManager[None]:
+        return contextlib.nullcontext()  # one process: nothing to share
+
     def _call(self, name: str, params: Mapping[str, Any], overrides: Sequence[str], seed: int) -> float:
         full = {**self.defaults, **params}
         self.calls.append((name, full, list(overrides), seed))
@@ -156,6 +193,7 @@ class ObjectiveBackend:
                                     sampler=build_sampler(sampler_cfg, failure_aware=request.sampler != "grid"),
                                     load_if_exists=True)
         if not study.trials:
+            add_known(study, request)
             for point in request.enqueue:
                 study.enqueue_trial(point, skip_if_exists=True)
         # A trial stopped by Ctrl-C is FAIL but not spent: the resumed study runs another in its place.
@@ -164,6 +202,7 @@ class ObjectiveBackend:
         budget = request.n_trials
         if request.sampler == "grid":  # every point once, as the sweeper's grid
             budget = min(budget, _grid_size(sampler_cfg["search_space"]))
+        budget += known_count(study)
         # Ask and tell (Optuna's own interface for a given space): the stage's distributions as they are.
         for _ in range(max(0, budget - finished)):
             trial = study.ask(request.distributions)

@@ -9,6 +9,7 @@ has finished (atomically): its presence with ``status: done`` is what tells a re
 
 from __future__ import annotations
 
+import os
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -35,6 +36,10 @@ class Handoff:
     zones: list[dict[str, Any]] = field(default_factory=list)
     #: One line on what the stage concluded (a skipped stage: why; a repeat stage: the verdict).
     note: str = ""
+    #: The overrides the finalists' values were scored with (e.g. [mode=fast]); null = unknown (a file
+    #: written by hand). A next stage with the same overrides takes those values as known instead of
+    #: training the finalists again.
+    overrides: list[str] | None = None
     status: str = "done"
 
     @property
@@ -49,7 +54,7 @@ def stage_file(folder: Path, stage: str) -> Path:
 def write(path: Path, handoff: Handoff, header: str) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     body = yaml.safe_dump(_plain(asdict(handoff)), sort_keys=False, allow_unicode=True)
-    tmp = path.with_name(f".{path.name}.tmp")
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     tmp.write_text("".join(f"# {line}\n" for line in header.splitlines()) + body)
     tmp.replace(path)
     return path

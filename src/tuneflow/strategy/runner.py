@@ -42,21 +42,61 @@ def run_strategy(strategy: StrategyConfig, backend: Backend, folder: Path,
             inputs = files.read(files.stage_file(folder, strategy.stages[index - 1].name))
         started = True
         path = files.stage_file(folder, stage.name)
-        if path.is_file() and files.read(path).status == "done":
+        if finished(path):
             log.info(f"stage {stage.name}: finished earlier, read from {path}")
             inputs = files.read(path)
             continue
         log.info(f"stage {stage.name} ({stage.kind}): {len(inputs.finalists)} input(s)")
-        output = KINDS[stage.kind](Context(backend, strategy.seed), stage, inputs)
-        files.write(path, output, header_of(strategy, stage, backend.study))
-        if on_stage is not None:
-            on_stage(stage, output)
-        best = output.best
-        if best is not None:
-            log.info(f"stage {stage.name}: best {best['value']:.6g} {best['params']}; finalists in {path}")
-        # The next stage reads the file back: what it starts from is what a user would see and edit.
-        inputs = files.read(path)
+        inputs = run_stage(strategy, stage, inputs, backend, path, on_stage)
     return inputs
+
+
+#: Stage kinds one worker runs while the others wait (the repeats: ``tuneflow repeat`` runs each
+#: (finalist, seed) pair once, from one process). The other kinds are shared studies every worker runs in.
+RUN_ONCE = ("repeat",)
+
+
+def finished(path: Path) -> bool:
+    return path.is_file() and files.read(path).status == "done"
+
+
+def run_stage(strategy: StrategyConfig, stage: StageConfig, inputs: Handoff, backend: Backend, path: Path,
+              on_stage: Any) -> Handoff:
+    """Run one stage and write its finalists file once, whatever the number of workers.
+
+    Every worker runs a search, zones or decay stage's studies together (the sweeper shares a study's
+    budget among them, and a worker whose share is done waits until the trials running elsewhere end),
+    so all of them end the stage on the same finished studies. The first to take the stage lock writes
+    the file (and logs it to the strategy run); the others find it written and read it, so every worker
+    goes on from the same file. A repeat stage runs whole under the lock: one worker, once."""
+    if stage.kind in RUN_ONCE:
+        with backend.stage_lock(stage.name):
+            if finished(path):
+                log.info(f"stage {stage.name}: finished by another worker, read from {path}")
+                return files.read(path)
+            return write_stage(strategy, stage, run_kind(backend, strategy, stage, inputs), backend, path, on_stage)
+    output = run_kind(backend, strategy, stage, inputs)
+    with backend.stage_lock(stage.name):
+        if finished(path):
+            log.info(f"stage {stage.name}: its finalists were written by another worker, read from {path}")
+            return files.read(path)
+        return write_stage(strategy, stage, output, backend, path, on_stage)
+
+
+def run_kind(backend: Backend, strategy: StrategyConfig, stage: StageConfig, inputs: Handoff) -> Handoff:
+    return KINDS[stage.kind](Context(backend, strategy.seed), stage, inputs)
+
+
+def write_stage(strategy: StrategyConfig, stage: StageConfig, output: Handoff, backend: Backend, path: Path,
+                on_stage: Any) -> Handoff:
+    files.write(path, output, header_of(strategy, stage, backend.study))
+    if on_stage is not None:
+        on_stage(stage, output)
+    best = output.best
+    if best is not None:
+        log.info(f"stage {stage.name}: best {best['value']:.6g} {best['params']}; finalists in {path}")
+    # The next stage reads the file back: what it starts from is what a user would see and edit.
+    return files.read(path)
 
 
 def header_of(strategy: StrategyConfig, stage: StageConfig, study: str) -> str:

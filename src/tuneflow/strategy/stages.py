@@ -13,12 +13,15 @@ so a strategy is a list of them and any stage can run from a file of inputs alon
 from __future__ import annotations
 
 import logging
+import math
+import random
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from optuna.distributions import BaseDistribution, CategoricalDistribution
 
+from tuneflow.search import space as search_space
 from tuneflow.strategy import spaces
 from tuneflow.strategy import zones as zoning
 from tuneflow.strategy.backend import Backend, StudyRequest
@@ -47,6 +50,71 @@ def request_for(context: Context, stage: StageConfig, name: str, distributions: 
                         sampler_args=args, pruner=stage.pruner, overrides=list(stage.overrides), **extra)
 
 
+def grid_in_proportion(request: StudyRequest, seed: int | None) -> StudyRequest:
+    """The inputs queued up to the study's budget (more would stay WAITING in the finished study), and a
+    grid larger than the budget as the budget's points only.
+
+    Optuna's GridSampler lists every point of its grid when built and again for each trial (the zones
+    strategy's 5 points per parameter make 8.6 million on lstm_attention: seconds per study), then runs
+    distinct points in random order. When the budget covers the whole grid that is what runs; otherwise
+    the budget's points are chosen here without listing the grid, spread over it (``spread_points``:
+    a random draw of a few points leaves whole regions out, which measured worse than random search in
+    the replay), and queued (after the inputs) in a study whose random sampler only stands in for a
+    failed trial's replacement, a point of the same grid (the gridded ranges are choices)."""
+    request.enqueue = request.enqueue[: request.n_trials]
+    if request.sampler != "grid":
+        return request
+    grid = search_space.grid_of(request.distributions)
+    size = math.prod(len(values) for values in grid.values())
+    if size <= request.n_trials:
+        return request
+    seed = request.sampler_args.get("seed", seed)
+    queued = list(request.enqueue)
+    wanted = request.n_trials - len(queued)
+    for point in spread_points(grid, wanted + len(queued), seed):
+        if wanted <= 0:
+            break
+        if point not in queued:
+            queued.append(point)
+            wanted -= 1
+    log.info(f"study {request.name}: {len(queued)} of the grid's {size} points, spread over it")
+    request.enqueue = queued
+    request.sampler, request.sampler_args = "random", {} if seed is None else {"seed": seed}
+    return request
+
+
+def spread_points(grid: Mapping[str, Sequence[Any]], n: int, seed: int | None) -> list[dict[str, Any]]:
+    """``n`` distinct grid points spread over the whole grid: a scrambled Halton sequence (scipy's
+    ``stats.qmc``, the low-discrepancy points Optuna's QMCSampler draws) snapped to the grid's cells, so a
+    small budget covers every region instead of a random draw's clumps; random points where the snapped
+    ones repeat."""
+    from scipy.stats import qmc
+
+    names = list(grid)
+    size = math.prod(len(values) for values in grid.values())
+    units = qmc.Halton(d=len(names), scramble=True, seed=seed).random(n)
+    points: list[dict[str, Any]] = []
+    for row in units:
+        point = {name: grid[name][min(int(u * len(grid[name])), len(grid[name]) - 1)] for name, u in zip(names, row)}
+        if point not in points:
+            points.append(point)
+    draw = random.Random(seed)
+    while len(points) < min(n, size):
+        point = grid_point(grid, draw.randrange(size))
+        if point not in points:
+            points.append(point)
+    return points
+
+
+def grid_point(grid: Mapping[str, Sequence[Any]], index: int) -> dict[str, Any]:
+    """The grid's point number ``index`` (the last parameter varying fastest, as itertools.product)."""
+    point: dict[str, Any] = {}
+    for name, values in reversed(list(grid.items())):
+        index, at = divmod(index, len(values))
+        point[name] = values[at]
+    return {name: point[name] for name in grid}
+
+
 def searched_names(stage: StageConfig, inputs: Handoff) -> list[str]:
     if stage.params == "all":
         return list(inputs.space)
@@ -66,10 +134,39 @@ def points_inside(points: Sequence[Mapping[str, Any]], distributions: Mapping[st
     return inside
 
 
+def inputs_of(context: Context, stage: StageConfig, inputs: Handoff, members: Sequence[Mapping[str, Any]],
+              distributions: Mapping[str, BaseDistribution], fixed: Mapping[str, Any],
+              ) -> tuple[list[dict[str, Any]], list[tuple[dict[str, Any], float, str]]]:
+    """The inputs that are points of the stage's space: (to train first, already known).
+
+    Known: scored by the previous stage with this stage's overrides (the same fidelity: not a fast-mode
+    screen's value in a full-mode stage) and with this study's values of everything it does not search.
+    Those are added to the study with their value (the sampler learns from them); training them again
+    would only cost the same epochs twice."""
+    same = inputs.overrides is not None and list(inputs.overrides) == list(stage.overrides)
+    enqueue: list[dict[str, Any]] = []
+    known: list[tuple[dict[str, Any], float, str]] = []
+    for member in members:
+        params = member["params"]
+        inside = points_inside([params], distributions)
+        if not inside or inside[0] in enqueue or inside[0] in [k[0] for k in known]:
+            continue
+        point = inside[0]
+        others = {*fixed, *(k for k in params if k not in distributions)}
+        measured_here = same and member.get("value") is not None and all(
+            params.get(k, context.backend.default_value(k)) == fixed.get(k, context.backend.default_value(k))
+            for k in others)
+        if measured_here:
+            known.append((point, float(member["value"]), f"{member.get('study')}#{member.get('trial')}"))
+        else:
+            enqueue.append(point)
+    return enqueue, known
+
+
 def passed_on(stage: StageConfig, inputs: Handoff, why: str) -> Handoff:
     log.info(f"stage {stage.name}: skipped, {why}; its inputs are handed on")
     return Handoff(stage.name, list(inputs.finalists), list(inputs.searched), dict(inputs.space),
-                   groups=list(inputs.groups), note=f"skipped: {why}")
+                   groups=list(inputs.groups), note=f"skipped: {why}", overrides=inputs.overrides)
 
 
 def search(context: Context, stage: StageConfig, inputs: Handoff) -> Handoff:
@@ -82,12 +179,13 @@ def search(context: Context, stage: StageConfig, inputs: Handoff) -> Handoff:
     best = inputs.best
     fixed = ({k: v for k, v in best["params"].items() if k not in distributions}
              if stage.others == "best" and best else {})
-    enqueue = points_inside([f["params"] for f in inputs.finalists], distributions)
-    candidates = context.backend.run_study(request_for(context, stage, stage.name, distributions,
-                                                       fixed=fixed, enqueue=enqueue))
+    enqueue, known = inputs_of(context, stage, inputs, inputs.finalists, distributions, fixed)
+    request = request_for(context, stage, stage.name, distributions, fixed=fixed, enqueue=enqueue, known=known)
+    candidates = context.backend.run_study(grid_in_proportion(request, context.seed))
     searched = list(dict.fromkeys([*inputs.searched, *names]))
     groups = list(dict.fromkeys([*inputs.groups, *(names if stage.params not in ("all", "rest") else [])]))
-    return Handoff(stage.name, candidates[: stage.top_k], searched, dict(inputs.space), groups=groups)
+    return Handoff(stage.name, candidates[: stage.top_k], searched, dict(inputs.space), groups=groups,
+                   overrides=list(stage.overrides))
 
 
 def zones(context: Context, stage: StageConfig, inputs: Handoff) -> Handoff:
@@ -106,10 +204,11 @@ def zones(context: Context, stage: StageConfig, inputs: Handoff) -> Handoff:
             zone.space = zoning.box_around(zone.best["params"], space, stage.around_best)
         distributions = zoning.gridded(zone.space, stage.grid_steps) if stage.grid_steps else zone.space
         fixed = {k: v for k, v in zone.best["params"].items() if k not in distributions}
+        enqueue, known = inputs_of(context, stage, inputs, zone.members, distributions, fixed)
         request = request_for(context, stage, f"{stage.name}/zone-{zone.number}", distributions, fixed=fixed,
-                              enqueue=points_inside([m["params"] for m in zone.members], distributions))
+                              enqueue=enqueue, known=known)
         request.n_trials = share
-        candidates = context.backend.run_study(request)
+        candidates = context.backend.run_study(grid_in_proportion(request, context.seed))
         kept = [{**c, "zone": zone.number} for c in candidates[: stage.top_k]]
         finalists.extend(kept)
         records.append({
@@ -122,7 +221,7 @@ def zones(context: Context, stage: StageConfig, inputs: Handoff) -> Handoff:
     reverse = context.backend.direction == "maximize"
     finalists.sort(key=lambda c: c["value"], reverse=reverse)
     return Handoff(stage.name, finalists, list(inputs.searched), dict(inputs.space), zones=records,
-                   groups=list(inputs.groups), note=f"{len(found)} zone(s)")
+                   groups=list(inputs.groups), note=f"{len(found)} zone(s)", overrides=list(stage.overrides))
 
 
 def decay(context: Context, stage: StageConfig, inputs: Handoff) -> Handoff:
@@ -158,7 +257,8 @@ def decay(context: Context, stage: StageConfig, inputs: Handoff) -> Handoff:
                          if all(own[0]["params"].get(k) == v for k, v in values.items())), None)
             finalists.append({**own[0], "scheme": used, **({"zone": candidate["zone"]} if "zone" in candidate else {})})
     finalists.sort(key=lambda c: c["value"], reverse=context.backend.direction == "maximize")
-    return Handoff(stage.name, finalists, list(inputs.searched), dict(inputs.space), groups=list(inputs.groups))
+    return Handoff(stage.name, finalists, list(inputs.searched), dict(inputs.space), groups=list(inputs.groups),
+                   overrides=list(stage.overrides))
 
 
 def repeat(context: Context, stage: StageConfig, inputs: Handoff) -> Handoff:
@@ -173,7 +273,7 @@ def repeat(context: Context, stage: StageConfig, inputs: Handoff) -> Handoff:
     result = context.backend.repeat(request, candidates, stage.seeds)
     log.info(f"stage {stage.name}: {result.verdict}")
     return Handoff(stage.name, result.ranked, list(inputs.searched), dict(inputs.space), groups=list(inputs.groups),
-                   note=result.verdict)
+                   note=result.verdict, overrides=list(stage.overrides))
 
 
 KINDS: dict[str, StageFunction] = {"search": search, "zones": zones, "decay": decay, "repeat": repeat}

@@ -10,9 +10,11 @@ experiment.
 
 from __future__ import annotations
 
+import copy
+import dataclasses
 import logging
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -21,9 +23,17 @@ from hydra.core.override_parser.overrides_parser import OverridesParser
 from omegaconf import OmegaConf
 
 from tuneflow.search import space as search_space
+from tuneflow.storage import locks
 from tuneflow.storage.study import open_storage, study_settings
 from tuneflow.strategy import spaces
-from tuneflow.strategy.backend import RepeatResult, StudyRequest, candidates_of, pruner_config, sampler_config
+from tuneflow.strategy.backend import (
+    RepeatResult,
+    StudyRequest,
+    add_known,
+    candidates_of,
+    pruner_config,
+    sampler_config,
+)
 from tuneflow.strategy.config import StageConfig, StrategyConfig, strategy_config
 from tuneflow.strategy.handoff import Handoff
 from tuneflow.strategy.runner import run_strategy, strategy_folder
@@ -51,16 +61,24 @@ class StageSweeper(StudySweeper):
     resumed or second worker finds them there)."""
 
     enqueue: list[dict[str, Any]]
+    #: The stage's request: its known points are added as completed trials before the inputs are queued.
+    request: StudyRequest
     #: Called with the opened study (its plan checked, so nothing is created before bad input shows).
     on_open: Any
 
     def loop(self, opened: Any, plan: Any, csv_path: Path) -> Any:
         self.on_open(opened)
-        study = opened.study
-        if not study.get_trials(deepcopy=False):
-            for index, params in enumerate(self.enqueue):
-                point = {k: v for k, v in params.items() if k in plan.distributions}
-                study.enqueue_trial(point, user_attrs={INPUT_ATTR: index}, skip_if_exists=True)
+        study, settings = opened.study, plan.settings
+        # Under the lock workers ask under: a second worker asks only once the first has queued them all,
+        # and finds them there (queued once).
+        with locks.study_lock(settings.storage_url, settings.root_dir, settings.name, "ask"):
+            if not study.get_trials(deepcopy=False):
+                request = dataclasses.replace(self.request, distributions=dict(plan.distributions),
+                                              enqueue=list(self.enqueue))
+                add_known(study, request)
+                for index, params in enumerate(request.enqueue):
+                    point = {k: v for k, v in params.items() if k in plan.distributions}
+                    study.enqueue_trial(point, user_attrs={INPUT_ATTR: index}, skip_if_exists=True)
         return super().loop(opened, plan, csv_path)
 
 
@@ -85,6 +103,8 @@ class SweeperBackend:
         self.arguments += [f"{path}={value}" for path, value in space_fixed.items()
                            if path not in fixed_paths]
         self.strategy_run_id: str | None = None
+        #: The multirun's folder; each stage study's jobs go to a folder of their own under it.
+        self.sweep_dir = str(sweeper.config.hydra.sweep.dir)
 
     @property
     def client(self) -> Any:
@@ -93,6 +113,9 @@ class SweeperBackend:
 
     def default_space(self) -> dict[str, str]:
         return dict(self.space)
+
+    def stage_lock(self, stage: str) -> AbstractContextManager[None]:
+        return locks.study_lock(self.settings.storage_url, self.settings.root_dir, f"{self.study}/{stage}", "stage")
 
     def has_params(self, names: Sequence[str]) -> bool:
         config = self.sweeper.config
@@ -113,15 +136,22 @@ class SweeperBackend:
         stage.sweeper_cfg = {
             **self.sweeper.sweeper_cfg,
             "study_name": f"{self.study}/{request.name}",
-            "n_trials": request.n_trials,
+            # The known points are completed trials of the study on top of the stage's budget.
+            "n_trials": request.n_trials + len(request.known),
             "sampler": sampler,
             "pruner": pruner_config(request.pruner),
             # Every stage's runs in the strategy's experiment, where they nest under its run.
             "experiment": self.settings.experiment,
         }
+        # The stage's own multirun folder (<sweep dir>/<stage>[/zone-k]/trial_N): its trials' folders, its
+        # multirun.yaml and optimization_results.yaml beside no other stage's.
+        assert self.sweeper.hydra_context is not None and self.sweeper.task_function is not None
+        stage.setup(hydra_context=self.sweeper.hydra_context, task_function=self.sweeper.task_function,
+                    config=stage_sweep_config(self.sweeper.config, f"{self.sweep_dir}/{request.name}"))
         stage.space = spaces.to_syntax(request.distributions)
         stage.zoom = {}
         stage.enqueue = list(request.enqueue)
+        stage.request = request
         stage.on_open = lambda opened: self.nest(opened.parent_run_id, request.name)
         return stage
 
@@ -188,6 +218,12 @@ class SweeperBackend:
         return RepeatResult(ranked, table.verdict)
 
     def open_strategy_run(self) -> str:
+        """The strategy's MLflow run: created by the first worker (under the strategy's lock, so two
+        workers starting together make one), found by the others and by a resumed strategy."""
+        with locks.study_lock(self.settings.storage_url, self.settings.root_dir, self.study, "stage"):
+            return self._open_strategy_run()
+
+    def _open_strategy_run(self) -> str:
         name, stages = self.strategy.name, self.strategy.stages
         experiment_id = tracking.experiment_id_for(
             self.client, self.settings.experiment,
@@ -208,6 +244,19 @@ class SweeperBackend:
                                      for i, s in enumerate(stages)}})
         self.strategy_run_id = run_id
         return run_id
+
+
+def stage_sweep_config(config: Any, sweep_dir: str) -> Any:
+    """The multirun's config with ``hydra.sweep.dir`` set to ``sweep_dir``: in the config the sweeper and
+    launcher read, and as a Hydra override, since launchers compose each job's config again from the
+    multirun's overrides (``hydra.overrides.hydra``)."""
+    from omegaconf import open_dict, read_write
+
+    stage_config = copy.deepcopy(config)
+    with read_write(stage_config), open_dict(stage_config):
+        stage_config.hydra.sweep.dir = sweep_dir
+        stage_config.hydra.overrides.hydra.append(f"hydra.sweep.dir={search_space.override_value(sweep_dir)}")
+    return stage_config
 
 
 @contextmanager

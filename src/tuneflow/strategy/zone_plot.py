@@ -20,6 +20,7 @@ from optuna.trial import TrialState
 
 from tuneflow.strategy import handoff as files
 from tuneflow.strategy import spaces
+from tuneflow.strategy.backend import KNOWN_ATTR
 from tuneflow.strategy.handoff import Handoff
 
 #: A zone study's name -> the study (None where it cannot be read: the plot then shows the files' points).
@@ -40,6 +41,8 @@ def zone_points(handoff: Handoff, previous: Handoff | None, load: StudyLoader | 
                                "source": "input"})
         study = load(zone["study"]) if load is not None else None
         trials = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)) if study is not None else []
+        # An input the zone's study took with its known value is drawn once, as the input it is.
+        trials = [t for t in trials if KNOWN_ATTR not in t.user_attrs]
         for trial in trials:
             # The zone's fixed parameters are not the trial's: they are the zone best's.
             points.append({"zone": number, "params": {**best.get("params", {}), **trial.params},
