@@ -8,6 +8,8 @@ from pathlib import Path
 import pytest
 from conftest import run_tuneflow
 
+from tuneflow.console import Terminated, interrupt_behind
+
 #: Numbers and MLflow run ids vary from run to run; the transcript compares everything else.
 _NUMBER = re.compile(r"-?\d+(\.\d+)?(e[-+]?\d+)?")
 _RUN_ID = re.compile(r"\b[0-9a-f]{32}\b")
@@ -85,3 +87,39 @@ def test_a_run_without_an_architecture_is_one_line_and_leaves_no_outputs_folder(
     assert result.returncode == 2
     assert result.stderr.startswith("tuneflow: error: no architecture chosen: add +arch=NAME")
     assert list(project.iterdir()) == [], "no outputs/ left behind"
+
+
+def _clean_up_that_fails_during(interrupt: KeyboardInterrupt) -> None:
+    """What a strategy's clean-up did once on Ctrl-C: an OmegaConf node half-copied by the interrupt fails."""
+    from omegaconf.errors import ConfigAttributeError
+
+    try:
+        raise interrupt
+    except KeyboardInterrupt:
+        raise ConfigAttributeError("'NoneType' object has no attribute '_invalidate_flags_cache'") from None
+
+
+@pytest.mark.parametrize(("interrupt", "status", "word"), [(KeyboardInterrupt(), 130, "interrupted"),
+                                                           (Terminated(), 143, "terminated")])
+def test_an_error_raised_while_stopping_on_ctrl_c_ends_the_run_as_interrupted_not_as_bad_input(
+        interrupt: KeyboardInterrupt, status: int, word: str, capsys: pytest.CaptureFixture[str]) -> None:
+    from tuneflow.cli.app import main
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr("sys.argv", ["tuneflow", "+arch=quadratic"])
+        patch.setattr("tuneflow.cli.app.check_project_configs", lambda: _clean_up_that_fails_during(interrupt))
+        with pytest.raises(SystemExit) as ended:
+            main()
+    assert ended.value.code == status
+    stderr = capsys.readouterr().err
+    assert stderr.startswith(f"tuneflow: {word};") and "error" not in stderr
+
+
+def test_a_fixable_error_without_an_interrupt_behind_it_is_still_one_error_line() -> None:
+    from omegaconf.errors import ConfigAttributeError
+
+    assert interrupt_behind(ConfigAttributeError("no such key")) is None
+    try:
+        _clean_up_that_fails_during(KeyboardInterrupt())
+    except ConfigAttributeError as error:
+        assert isinstance(interrupt_behind(error), KeyboardInterrupt)

@@ -10,7 +10,7 @@ import signal
 import sys
 import threading
 from collections.abc import Iterator
-from typing import Any
+from typing import Any, NoReturn
 
 #: Exit status of an error the user can fix (as argparse uses).
 EXIT_USAGE = 2
@@ -55,6 +55,28 @@ def terminate_like_interrupt() -> None:
         signal.signal(signal.SIGTERM, _raise_terminated)
 
 
+def interrupt_behind(error: BaseException) -> KeyboardInterrupt | None:
+    """The Ctrl-C or SIGTERM that ``error`` was raised while handling, if any: clean-up code that runs
+    during an interrupt (a half-copied config, a closed connection) can fail in turn, and its error then
+    hides the interrupt; the user stopped the run, so it ends as an interrupt, not as an input error."""
+    seen: set[int] = set()
+    cause: BaseException | None = error
+    while cause is not None and id(cause) not in seen:
+        if isinstance(cause, KeyboardInterrupt):
+            return cause
+        seen.add(id(cause))
+        cause = cause.__cause__ or cause.__context__
+    return None
+
+
+def exit_interrupted(interrupt: KeyboardInterrupt) -> NoReturn:
+    """One line and 130 (Ctrl-C) or 143 (SIGTERM); finished trials are kept."""
+    terminated = isinstance(interrupt, Terminated)
+    print(f"tuneflow: {'terminated' if terminated else 'interrupted'}; finished trials are kept, "
+          "the running one is marked failed", file=sys.stderr)
+    sys.exit(128 + (signal.SIGTERM if terminated else signal.SIGINT))
+
+
 @contextlib.contextmanager
 def one_line_errors() -> Iterator[None]:
     """Errors a user can fix end the process with one line and status 2; Ctrl-C and SIGTERM with one
@@ -64,13 +86,13 @@ def one_line_errors() -> Iterator[None]:
     try:
         yield
     except TuneflowError as error:
+        interrupted = interrupt_behind(error)
+        if interrupted is not None:
+            exit_interrupted(interrupted)
         print(f"tuneflow: error: {error}", file=sys.stderr)
         sys.exit(EXIT_USAGE)
     except KeyboardInterrupt as interrupt:
-        terminated = isinstance(interrupt, Terminated)
-        print(f"tuneflow: {'terminated' if terminated else 'interrupted'}; finished trials are kept, "
-              "the running one is marked failed", file=sys.stderr)
-        sys.exit(128 + (signal.SIGTERM if terminated else signal.SIGINT))
+        exit_interrupted(interrupt)
 
 
 def _yaml_problem(error: BaseException) -> str | None:

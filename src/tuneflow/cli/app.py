@@ -10,7 +10,6 @@ from __future__ import annotations
 import os
 import re
 import shutil
-import signal
 import sys
 from pathlib import Path
 from typing import Any
@@ -20,7 +19,8 @@ from omegaconf import DictConfig, OmegaConf
 
 from tuneflow.console import (
     EXIT_USAGE,
-    Terminated,
+    exit_interrupted,
+    interrupt_behind,
     one_line_error,
     quiet_library_warnings,
     terminate_like_interrupt,
@@ -204,11 +204,11 @@ def main() -> None:
     except SystemExit:
         raise
     except KeyboardInterrupt as interrupt:
-        terminated = isinstance(interrupt, Terminated)
-        print(f"tuneflow: {'terminated' if terminated else 'interrupted'}; finished trials are kept, "
-              "the running one is marked failed", file=sys.stderr)
-        sys.exit(128 + (signal.SIGTERM if terminated else signal.SIGINT))
+        exit_interrupted(interrupt)
     except BaseException as error:  # noqa: BLE001
+        interrupted = interrupt_behind(error)
+        if interrupted is not None:
+            exit_interrupted(interrupted)
         message = one_line_error(error)
         if message is None:
             raise
