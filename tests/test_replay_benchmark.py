@@ -133,3 +133,16 @@ def test_a_point_scored_again_is_the_same_recorded_curve_charged_again(replay: A
     assert task.score(point, [], 1) == first == 0.3  # a repeat with a new seed: the one recorded seed again
     assert task.epochs == 6
     assert task.score({"lr": 2.1e-3, "schedule": "constant"}, [], 0) == 0.6  # a new point: the next neighbour
+
+
+def test_every_searched_pruner_setting_runs_within_the_budget_and_the_asha_config_prunes(replay: Any) -> None:
+    table = replay.load_table("quadratic/full", limit=40)  # 40 recorded configurations, 20 epochs each
+    budget_epochs = 3 * table.full_training
+    for name, strategy in replay.VARIANTS.items():
+        task = replay.replay(table, strategy, seed=0, budget_epochs=budget_epochs, tables={})
+        assert task.epochs == budget_epochs, name  # every row spends the same budget: the clock stops it
+        assert all(c.epochs <= budget_epochs for c in task.completed), name
+    # tuneflow's named asha pruner (first rung at epoch 1, 1 in 4 promoted): most trials stop at epoch 1, so
+    # the budget buys many more trials than whole trainings.
+    task = replay.replay(table, replay.STRATEGIES["tpe + asha (r=4)"], seed=0, budget_epochs=budget_epochs, tables={})
+    assert task.pruned >= 10 and task.trials > 3 * 3
