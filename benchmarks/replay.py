@@ -674,6 +674,9 @@ def main() -> int:
                              "to replay, and every ratio inherits its noise: its median epochs at 20 seeds were "
                              "0.7-1.08x those at 200 on the recorded tables)")
     parser.add_argument("--budget", type=int, default=20, help="full trainings per search (default 20)")
+    parser.add_argument("--summary-only", action="store_true",
+                        help="print each table's one line and the summaries, not each table's rows (the pruner "
+                             "search: 20 rows per table)")
     parser.add_argument("--check", type=int, default=0, metavar="N",
                         help="retrain the first N configurations of each table and compare with it")
     parser.add_argument("--quick", action="store_true",
@@ -726,11 +729,11 @@ def main() -> int:
             progress(f"{name} {strategy}: {time.perf_counter() - started:.0f} s")
         all_runs[name] = runs
         text, summaries[name] = report_table(table, runs, time.perf_counter() - started, budget)
-        print(text, flush=True)
+        print(text.split("\n\n")[0] + "\n" if args.summary_only else text, flush=True)
     print("**Epochs to the target, x fewer than random without pruning** (median ratio, 95% bootstrap interval "
           "over seeds; the goal is >= 5x):\n")
     print(summary_table(summaries))
-    if "tpe (no pruning)" in strategies:
+    if "tpe (no pruning)" in strategies and not args.summary_only:
         print("\n**Ratios to plain TPE (no pruning)** (> 1: better than TPE):\n")
         print(to_tpe_table(all_runs, tables, budget))
     default = "tpe + median (tuneflow default)"

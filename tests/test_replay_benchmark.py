@@ -146,3 +146,17 @@ def test_every_searched_pruner_setting_runs_within_the_budget_and_the_asha_confi
     # the budget buys many more trials than whole trainings.
     task = replay.replay(table, replay.STRATEGIES["tpe + asha (r=4)"], seed=0, budget_epochs=budget_epochs, tables={})
     assert task.pruned >= 10 and task.trials > 3 * 3
+
+
+@pytest.mark.slow
+def test_the_quick_summary_run_prints_each_tables_line_with_its_ceiling_and_the_summary() -> None:
+    import subprocess
+
+    done = subprocess.run([sys.executable, str(BENCHMARKS / "replay.py"), "--quick", "--summary-only"], cwd=BENCHMARKS,
+                          capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-2000:]
+    for name in ("quadratic/full", "lstm_attention/fast"):
+        line = next(line for line in done.stdout.splitlines() if line.startswith(f"**{name}**"))
+        assert "The ceiling of pruning after random search" in line
+    assert "| strategy |" not in done.stdout  # no per-table rows: the summaries only
+    assert "| **tables with >= 5x** |" in done.stdout
