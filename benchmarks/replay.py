@@ -222,6 +222,8 @@ class ReplayTask:
     pruned: int = 0
     completed: list[Completed] = field(default_factory=list)
     used: set[int] = field(default_factory=set)
+    #: The recorded configurations ``objective`` gave, in order (for the perfect-pruner ceiling).
+    order: list[int] = field(default_factory=list)
     #: score's draws: the configuration each (table, point) was given, so the same point asked again (a repeat
     #: stage's new seeds) is the same recorded curve, trained (charged) again; a table holds one seed per
     #: configuration, so a repeat adds cost and no information.
@@ -241,6 +243,7 @@ class ReplayTask:
         params = {name: trial._suggest(name, dist) for name, dist in self.table.distributions.items()}
         index = self.table.nearest(params, self.used)
         self.used.add(index)
+        self.order.append(index)
         trial.set_user_attr("config", index)
         curve = self.table.curves[index]
         self.trials += 1
@@ -275,7 +278,10 @@ class ReplayTask:
 
     def optimize(self, sampler: optuna.samplers.BaseSampler, pruner: optuna.pruners.BasePruner) -> None:
         """One study driven until the budget is spent."""
-        study = optuna.create_study(direction=self.table.direction, sampler=sampler, pruner=pruner)
+        # A fixed name: Hyperband assigns a trial's bracket from a hash of the study's name and the trial's
+        # number, so Optuna's random default name made its rows differ from run to run.
+        study = optuna.create_study(study_name="replay", direction=self.table.direction, sampler=sampler,
+                                    pruner=pruner)
 
         def stop_when_spent(study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
             if self.epochs >= self.budget_epochs:
@@ -297,13 +303,21 @@ def _build(group: dict[str, Any], name: str, **overrides: Any) -> Any:
     return instantiate(dataclasses.asdict(group[name](**overrides)), _convert_="all")
 
 
-def single_study(sampler: str, pruner: str, **pruner_args: Any) -> Strategy:
-    from tuneflow.search.configs import PRUNERS
+def single_study(sampler: str, pruner: str, sampler_args: Mapping[str, Any] | None = None,
+                 **pruner_args: Any) -> Strategy:
+    """One study: ``sampler`` "random" or "tpe" (tuneflow's default TPE settings, ``sampler_args`` changing
+    some of them), ``pruner`` a name of tuneflow.search.configs.PRUNERS with ``pruner_args`` (a callable
+    value is called with the table)."""
+    from tuneflow.search.configs import PRUNERS, SAMPLERS
     from tuneflow.search.samplers import default_sampler
 
     def strategy(task: ReplayTask, seed: int) -> None:
-        chosen = (optuna.samplers.RandomSampler(seed=seed) if sampler == "random"
-                  else default_sampler(seed=seed, failure_aware=False))
+        if sampler == "random":
+            chosen: optuna.samplers.BaseSampler = optuna.samplers.RandomSampler(seed=seed)
+        elif sampler_args:
+            chosen = _build(SAMPLERS, sampler, seed=seed, **sampler_args)
+        else:
+            chosen = default_sampler(seed=seed, failure_aware=False)
         args = {k: (v(task.table) if callable(v) else v) for k, v in pruner_args.items()}
         task.optimize(chosen, _build(PRUNERS, pruner, **args))
 
@@ -323,9 +337,44 @@ STRATEGIES: dict[str, Strategy] = {
     # max_resource given (not "auto", which takes the first completed trial's length: an early-stopped one
     # would cap every trial's budget).
     "tpe + hyperband": single_study("tpe", "hyperband", max_resource=_max_resource),
+    # ASHA from the first epoch, reduction factor 4 (the config's default).
     "random + successive halving": single_study("random", "successive_halving", min_resource=1),
     "tpe + successive halving": single_study("tpe", "successive_halving", min_resource=1),
 }
+#: The pruner and sampler settings searched for issue 17's >= 5x goal (``--strategies variants`` runs them all):
+#: successive halving (ASHA: Optuna's SuccessiveHalvingPruner is asynchronous) and Hyperband with a first rung
+#: at 1 epoch and reduction factors 3 and 4, the median pruner with other warm-ups and start-ups, the 25th
+#: percentile, after random search, tuneflow's TPE, and TPE with 5 start-up trials (it models sooner).
+VARIANTS: dict[str, Strategy] = {
+    "random + asha (r=3)": single_study("random", "successive_halving", min_resource=1, reduction_factor=3),
+    # (random + asha (r=4) is the row "random + successive halving".)
+    "tpe + asha (r=3)": single_study("tpe", "successive_halving", min_resource=1, reduction_factor=3),
+    # tuneflow's named pruner hydra/sweeper/pruner=asha (min_resource 1, reduction factor 4).
+    "tpe + asha (r=4)": single_study("tpe", "asha"),
+    "tpe (startup 5) + asha (r=3)": single_study("tpe", "successive_halving", {"n_startup_trials": 5},
+                                                 min_resource=1, reduction_factor=3),
+    "tpe (startup 5) + asha (r=4)": single_study("tpe", "successive_halving", {"n_startup_trials": 5},
+                                                 min_resource=1, reduction_factor=4),
+    "tpe (startup 3) + asha (r=3)": single_study("tpe", "successive_halving", {"n_startup_trials": 3},
+                                                 min_resource=1, reduction_factor=3),
+    # bootstrap: a rung promotes nobody until it holds more than 2 trials, so the first trials are not
+    # trained to the end just for being the best so far.
+    "random + asha (r=3 bootstrap 2)": single_study("random", "successive_halving", min_resource=1,
+                                                     reduction_factor=3, bootstrap_count=2),
+    "tpe (startup 5) + asha (r=3 bootstrap 2)": single_study("tpe", "successive_halving", {"n_startup_trials": 5},
+                                                              min_resource=1, reduction_factor=3, bootstrap_count=2),
+    "random + hyperband (r=3)": single_study("random", "hyperband", max_resource=_max_resource, reduction_factor=3),
+    # (tpe + hyperband (r=3) is the row "tpe + hyperband".)
+    "tpe + hyperband (r=4)": single_study("tpe", "hyperband", max_resource=_max_resource, reduction_factor=4),
+    "random + median": single_study("random", "median"),
+    "tpe + median (warm-up 0)": single_study("tpe", "median", n_warmup_steps=0),
+    "tpe + median (warm-up 1)": single_study("tpe", "median", n_warmup_steps=1),
+    "tpe + median (warm-up 1 startup 3)": single_study("tpe", "median", n_warmup_steps=1, n_startup_trials=3),
+    "tpe + percentile 25 (warm-up 1)": single_study("tpe", "percentile", n_warmup_steps=1, percentile=25.0),
+    "tpe (startup 5) + median (warm-up 1)": single_study("tpe", "median", {"n_startup_trials": 5},
+                                                         n_warmup_steps=1),
+}
+STRATEGIES.update(VARIANTS)
 
 
 def packaged_strategy(name: str) -> Strategy:
@@ -395,7 +444,7 @@ def scaled_to_budget(node: Mapping[str, Any], task: ReplayTask) -> dict[str, Any
 
 #: The rows of the default run (the others run with --strategies).
 DEFAULT_STRATEGIES = ("random (no pruning)", "tpe (no pruning)", "tpe + median (tuneflow default)", "tpe + hyperband",
-                      "random + successive halving", "strategy: staged", "strategy: zones")
+                      "random + successive halving", "tpe + asha (r=4)", "strategy: staged", "strategy: zones")
 
 
 def register_strategy(name: str, strategy: Strategy) -> None:
@@ -429,10 +478,21 @@ class Run:
     trials: int
     pruned: int
     budget_seconds: float
+    #: What a perfect pruner would have spent on the same configurations in the same order: 1 epoch for each
+    #: configuration that misses the target (no pruner stops a trial before its first report), the whole
+    #: curve of the first one on target. NaN where none of them is on target (or for rows without an order).
+    ceiling_epochs: float = math.nan
 
 
 def measure(task: ReplayTask, target: float) -> Run:
     table = task.table
+    ceiling = math.nan
+    for position, index in enumerate(task.order):
+        final = table.curves[index].final
+        if math.isfinite(final) and (final >= target - 1e-12 if table.direction == "maximize"
+                                     else final <= target + 1e-12):
+            ceiling = float(position + len(table.curves[index].steps))
+            break
     good = [c for c in task.completed if (c.value >= target - 1e-12 if table.direction == "maximize"
                                           else c.value <= target + 1e-12)]
     regrets = {}
@@ -441,7 +501,7 @@ def measure(task: ReplayTask, target: float) -> Run:
         done = [c.value for c in task.completed if c.epochs <= budget * table.full_training]
         regrets[budget] = min((table.regret(v) for v in done), default=worst)
     return Run(good[0].epochs if good else math.inf, good[0].seconds if good else math.inf, regrets,
-               task.trials, task.pruned, task.seconds)
+               task.trials, task.pruned, task.seconds, ceiling)
 
 
 def ratio_interval(baseline: Sequence[float], values: Sequence[float], rng: random.Random, cap: float,
@@ -449,24 +509,26 @@ def ratio_interval(baseline: Sequence[float], values: Sequence[float], rng: rand
                    draws: int = 2000) -> tuple[float, float, float, str]:
     """stat(baseline) / stat(values) ("x fewer") and its 95% bootstrap interval over seeds, each side
     resampled on its own. A run that never reached the target counts as ``cap`` (the budget): the ratio is
-    then a bound, flagged ">=" when random's median is censored and "<=" when the strategy's is."""
+    then a bound, flagged ">=" when random's median is censored and "<=" when the strategy's is.
+    ``statistic`` is statistics.median or statistics.fmean (the bootstrap draws them with numpy, seeded from
+    ``rng``: pure Python took minutes per table once the baseline had 200 seeds)."""
+    along = np.mean if statistic is statistics.fmean else np.median
+    generator = np.random.default_rng(rng.getrandbits(64))
 
-    def capped(xs: Sequence[float]) -> list[float]:
-        return [min(x, cap) for x in xs]
+    def ratios(b: np.ndarray, v: np.ndarray) -> np.ndarray:
+        mb, mv = along(np.minimum(b, cap), axis=-1), along(np.minimum(v, cap), axis=-1)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            return np.where(mv == 0, np.where(mb == 0, math.nan, math.inf), mb / np.where(mv == 0, 1, mv))
 
-    def ratio(b: Sequence[float], v: Sequence[float]) -> float:
-        mb, mv = statistic(capped(b)), statistic(capped(v))
-        if mv == 0:
-            return math.nan if mb == 0 else math.inf
-        return mb / mv
-
+    base, mine = np.asarray(baseline, dtype=float), np.asarray(values, dtype=float)
+    point = float(ratios(base, mine))
     flag = (">=" if statistic(baseline) >= cap else "") + ("<=" if statistic(values) >= cap else "")
-    samples = sorted(ratio(rng.choices(baseline, k=len(baseline)), rng.choices(values, k=len(values)))
-                     for _ in range(draws))
-    samples = [x for x in samples if not math.isnan(x)]
-    if not samples:
-        return ratio(baseline, values), math.nan, math.nan, flag
-    return (ratio(baseline, values), samples[int(0.025 * len(samples))], samples[int(0.975 * len(samples)) - 1],
+    samples = ratios(base[generator.integers(0, len(base), (draws, len(base)))],
+                     mine[generator.integers(0, len(mine), (draws, len(mine)))])
+    samples = np.sort(samples[~np.isnan(samples)])
+    if not len(samples):
+        return point, math.nan, math.nan, flag
+    return (point, float(samples[int(0.025 * len(samples))]), float(samples[int(0.975 * len(samples)) - 1]),
             "" if flag == ">=<=" else flag)
 
 
@@ -511,12 +573,20 @@ def report_table(table: Table, runs: Mapping[str, list[Run]], seconds: float, bu
               "sim. s to target", "x less time than random [95%]",
               *(f"mean regret@{b} (x lower than random)" for b in budgets), "trials", "pruned"]
     mean_epoch = float(np.mean([s for c in table.curves for s in c.seconds]))
+    # NaN: random search never drew a configuration on target within the budget (censored, as inf).
+    ceiling = statistics.median([r.ceiling_epochs if math.isfinite(r.ceiling_epochs) else math.inf for r in base])
+    random_median = statistics.median([min(r.epochs_to_target, budget_epochs) for r in base])
     intro = (f"**{table.name}** ({table.objective}, {table.direction}): {len(table.curves)} recorded configurations"
              f"{f' ({failed} failed)' if failed else ''}, best {table.best:.4g}; target {target:.4g} "
              f"(within {tolerance:.3g} of the best: the top {TARGET_SHARE:.0%}), reached by {on_target} of them; "
              f"a full training = {table.full_training} epochs, "
              f"{mean_epoch:.3g} s per recorded epoch on average; budget {budget} full trainings; "
-             f"{len(next(iter(runs.values())))} seeds; replayed in {seconds:.0f} s.")
+             f"{len(list(runs.values())[-1])} seeds per strategy (random search: {len(base)}); "
+             f"replayed in {seconds:.0f} s. The ceiling of pruning after random search (a perfect pruner on "
+             f"random search's draws: 1 epoch per configuration off target, the first one on target trained in "
+             f"full): " + (f"{fmt(ceiling, 3)} epochs, {fmt(random_median / ceiling, 2)}x fewer than random."
+                           if math.isfinite(ceiling)
+                           else "over half of random search's runs drew no configuration on target in the budget."))
     return intro + "\n\n" + markdown_table(header, rows) + "\n", summary
 
 
@@ -528,25 +598,28 @@ def summary_table(summaries: Mapping[str, Mapping[str, tuple[float, float, float
     return markdown_table(["table", *names], rows)
 
 
-def to_tpe_table(all_runs: Mapping[str, Mapping[str, list[Run]]], tables: Mapping[str, Table], budget: int) -> str:
-    """Each row's ratios to plain TPE (issue 13 asks for them beside those to random): epochs to the target
-    and the mean regret after the whole budget, with the same bootstrap as the ratios to random."""
+def to_tpe_table(all_runs: Mapping[str, Mapping[str, list[Run]]], tables: Mapping[str, Table], budget: int,
+                 reference: str = "tpe (no pruning)") -> str:
+    """Each row's ratios to plain TPE (issue 13 asks for them beside those to random), or to another
+    ``reference`` row (tuneflow's default, for the pruner search): epochs to the target and the mean regret
+    after the whole budget, with the same bootstrap as the ratios to random."""
     rng = random.Random(0)
     last = max(b for b in REGRET_AT if b <= budget) if any(b <= budget for b in REGRET_AT) else None
     rows = []
     for name, runs in all_runs.items():
-        base = runs["tpe (no pruning)"]
+        base = runs[reference]
         cap = budget * tables[name].full_training
         for strategy, found in runs.items():
-            if strategy in ("random (no pruning)", "tpe (no pruning)"):
+            if strategy in ("random (no pruning)", reference):
                 continue
             epochs = fmt_ratio(ratio_interval([r.epochs_to_target for r in base], [r.epochs_to_target for r in found],
                                               rng, cap))
             regret = "-" if last is None else fmt_ratio(ratio_interval(
                 [r.regrets[last] for r in base], [r.regrets[last] for r in found], rng, math.inf, statistics.fmean))
             rows.append([name, strategy, epochs, regret])
-    return markdown_table(["table", "strategy", "x fewer epochs to the target than plain TPE [95%]",
-                           f"mean regret@{last} x lower than plain TPE [95%]"], rows)
+    than = "plain TPE" if reference == "tpe (no pruning)" else reference
+    return markdown_table(["table", "strategy", f"x fewer epochs to the target than {than} [95%]",
+                           f"mean regret@{last} x lower than {than} [95%]"], rows)
 
 
 # --- does the table tell the truth? --------------------------------------------------------------
@@ -584,30 +657,49 @@ CHECK_HEADER = ["configuration", "epochs (table / retrained)", "same epochs", "m
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--tables", default=",".join(ALL_TABLES))
+    parser.add_argument("--tables", default=",".join(ALL_TABLES),
+                        help="comma-separated arch/mode[:N] (N: only the table's first N configurations, the "
+                             "ones recorded first: a table replay_record.py is still extending)")
+    parser.add_argument("--table-dir", type=Path, default=TABLES,
+                        help="where the tables are (default benchmarks/replay_tables; a copy, to replay a table "
+                             "replay_record.py is still appending to)")
     parser.add_argument("--strategies", default=",".join(DEFAULT_STRATEGIES),
-                        help=f"comma-separated, of: {', '.join(STRATEGIES)}")
+                        help=f"comma-separated, of: variants (all of: {', '.join(VARIANTS)}), {', '.join(STRATEGIES)}")
     parser.add_argument("--runs", type=Path, default=None,
                         help="keep every run's measurements here (JSON lines) and reuse those already there "
                              "(same table size, strategy, seed and budget: a replay is deterministic)")
     parser.add_argument("--seeds", type=int, default=20)
+    parser.add_argument("--baseline-seeds", type=int, default=200,
+                        help="seeds of the baseline, random search without pruning (default 200: it is cheap "
+                             "to replay, and every ratio inherits its noise: its median epochs at 20 seeds were "
+                             "0.7-1.08x those at 200 on the recorded tables)")
     parser.add_argument("--budget", type=int, default=20, help="full trainings per search (default 20)")
+    parser.add_argument("--summary-only", action="store_true",
+                        help="print each table's one line and the summaries, not each table's rows (the pruner "
+                             "search: 20 rows per table)")
     parser.add_argument("--check", type=int, default=0, metavar="N",
                         help="retrain the first N configurations of each table and compare with it")
     parser.add_argument("--quick", action="store_true",
                         help="smoke run: 2 seeds, 3 strategies, quadratic + lstm_attention/fast, budget 12")
     args = parser.parse_args()
     optuna.logging.set_verbosity(optuna.logging.ERROR)
-    names = [n for n in args.tables.split(",") if (TABLES / f"{n.replace('/', '_')}.csv.gz").exists()]
-    strategies = args.strategies.split(",")
+    limits = {item.split(":")[0]: int(item.split(":")[1]) if ":" in item else None for item in args.tables.split(",")}
+    names = [n for n in limits if (args.table_dir / f"{n.replace('/', '_')}.csv.gz").exists()]
+    # "random (no pruning)" first: the baseline every ratio is taken to; "variants" names them all.
+    strategies = list(dict.fromkeys(["random (no pruning)", *(
+        name for item in args.strategies.split(",") for name in (VARIANTS if item == "variants" else [item]))]))
+    unknown = [name for name in strategies if name not in STRATEGIES]
+    if unknown:
+        parser.error(f"unknown strategy {', '.join(unknown)}; one of: variants, {', '.join(STRATEGIES)}")
     seeds, budget = args.seeds, args.budget
     if args.quick:
         names, strategies, seeds, budget = ["quadratic/full", "lstm_attention/fast"], list(STRATEGIES)[:3], 2, 12
+        args.baseline_seeds = seeds
     if args.check:
         rows = [row for name in names for row in check(name, args.check)]
         print(markdown_table(CHECK_HEADER, rows))
         return 0
-    tables = {name: load_table(name) for name in names}
+    tables = {name: load_table(name, limits.get(name), args.table_dir) for name in names}
     saved: dict[str, Run] = {}
     if args.runs and args.runs.exists():
         for line in args.runs.read_text().splitlines():
@@ -617,7 +709,8 @@ def main() -> int:
             saved[key] = Run(**record)
     summaries = {}
     all_runs: dict[str, dict[str, list[Run]]] = {}
-    print(f"Replay of {', '.join(strategies)} against {len(tables)} recorded tables, {seeds} seeds each.\n")
+    print(f"Replay of {', '.join(strategies)} against {len(tables)} recorded tables, {seeds} seeds each "
+          f"(random search without pruning, the baseline: {max(seeds, args.baseline_seeds)}).\n")
     for name, table in tables.items():
         started = time.perf_counter()
         budget_epochs = budget * table.full_training
@@ -625,7 +718,7 @@ def main() -> int:
         runs: dict[str, list[Run]] = {}
         for strategy in strategies:
             runs[strategy] = []
-            for seed in range(seeds):
+            for seed in range(max(seeds, args.baseline_seeds) if strategy == "random (no pruning)" else seeds):
                 key = f"{name}|{len(table.curves)}|{strategy}|{seed}|{budget}"
                 if key not in saved:
                     saved[key] = measure(replay(table, STRATEGIES[strategy], seed, budget_epochs, tables), target)
@@ -636,13 +729,17 @@ def main() -> int:
             progress(f"{name} {strategy}: {time.perf_counter() - started:.0f} s")
         all_runs[name] = runs
         text, summaries[name] = report_table(table, runs, time.perf_counter() - started, budget)
-        print(text, flush=True)
+        print(text.split("\n\n")[0] + "\n" if args.summary_only else text, flush=True)
     print("**Epochs to the target, x fewer than random without pruning** (median ratio, 95% bootstrap interval "
           "over seeds; the goal is >= 5x):\n")
     print(summary_table(summaries))
-    if "tpe (no pruning)" in strategies:
+    if "tpe (no pruning)" in strategies and not args.summary_only:
         print("\n**Ratios to plain TPE (no pruning)** (> 1: better than TPE):\n")
         print(to_tpe_table(all_runs, tables, budget))
+    default = "tpe + median (tuneflow default)"
+    if default in strategies and any(name in VARIANTS for name in strategies):
+        print(f"\n**Ratios to tuneflow's default, {default}** (> 1: better than the default):\n")
+        print(to_tpe_table(all_runs, tables, budget, reference=default))
     return 0
 
 

@@ -59,7 +59,11 @@ BENCHMARKS = (
     Benchmark("failures", "failures.py", (), "2-5 min"),
     # Issue 17: samplers x pruners replayed against the recorded learning curves (benchmarks/replay_tables/,
     # recorded once by replay_record.py, which run_all does not re-run: hours of training).
-    Benchmark("replay", "replay.py", (), "20-40 min"),
+    Benchmark("replay", "replay.py", (), "30-60 min"),
+    # Issue 17's pruner search on the same tables: ASHA, Hyperband, median and TPE settings, 20 seeds each.
+    Benchmark("replay_variants", "replay.py",
+              ("--summary-only", "--strategies", "variants,tpe (no pruning),tpe + median (tuneflow default),"
+                                                   "tpe + hyperband,random + successive halving"), "2-3 hours"),
 )
 
 

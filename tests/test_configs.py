@@ -84,12 +84,13 @@ def test_grid_sampler_config_takes_its_grid_from_the_search_space() -> None:
 @pytest.mark.parametrize(
     ("pruner", "cls"),
     [("median", "MedianPruner"), ("percentile", "PercentilePruner"), ("hyperband", "HyperbandPruner"),
-     ("successive_halving", "SuccessiveHalvingPruner"), ("threshold", "ThresholdPruner"),
+     ("successive_halving", "SuccessiveHalvingPruner"), ("asha", "SuccessiveHalvingPruner"),
+     ("threshold", "ThresholdPruner"),
      ("patient", "PatientPruner"), ("wilcoxon", "WilcoxonPruner"), ("none", "NopPruner")],
 )
 def test_each_pruner_config_builds_the_optuna_pruner(pruner: str, cls: str) -> None:
-    assert set(PRUNERS) == {"median", "percentile", "hyperband", "successive_halving", "threshold", "patient",
-                            "wilcoxon", "none"}
+    assert set(PRUNERS) == {"median", "percentile", "hyperband", "successive_halving", "asha", "threshold",
+                            "patient", "wilcoxon", "none"}
     bound = ["hydra.sweeper.pruner.upper=1.0"] if pruner == "threshold" else []
     cfg = compose_tuneflow("+arch=quadratic", f"hydra/sweeper/pruner={pruner}", *bound)
     assert type(instantiate(cfg.hydra.sweeper.pruner)).__name__ == cls

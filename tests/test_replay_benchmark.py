@@ -133,3 +133,30 @@ def test_a_point_scored_again_is_the_same_recorded_curve_charged_again(replay: A
     assert task.score(point, [], 1) == first == 0.3  # a repeat with a new seed: the one recorded seed again
     assert task.epochs == 6
     assert task.score({"lr": 2.1e-3, "schedule": "constant"}, [], 0) == 0.6  # a new point: the next neighbour
+
+
+def test_every_searched_pruner_setting_runs_within_the_budget_and_the_asha_config_prunes(replay: Any) -> None:
+    table = replay.load_table("quadratic/full", limit=40)  # 40 recorded configurations, 20 epochs each
+    budget_epochs = 3 * table.full_training
+    for name, strategy in replay.VARIANTS.items():
+        task = replay.replay(table, strategy, seed=0, budget_epochs=budget_epochs, tables={})
+        assert task.epochs == budget_epochs, name  # every row spends the same budget: the clock stops it
+        assert all(c.epochs <= budget_epochs for c in task.completed), name
+    # tuneflow's named asha pruner (first rung at epoch 1, 1 in 4 promoted): most trials stop at epoch 1, so
+    # the budget buys many more trials than whole trainings.
+    task = replay.replay(table, replay.STRATEGIES["tpe + asha (r=4)"], seed=0, budget_epochs=budget_epochs, tables={})
+    assert task.pruned >= 10 and task.trials > 3 * 3
+
+
+@pytest.mark.slow
+def test_the_quick_summary_run_prints_each_tables_line_with_its_ceiling_and_the_summary() -> None:
+    import subprocess
+
+    done = subprocess.run([sys.executable, str(BENCHMARKS / "replay.py"), "--quick", "--summary-only"], cwd=BENCHMARKS,
+                          capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-2000:]
+    for name in ("quadratic/full", "lstm_attention/fast"):
+        line = next(line for line in done.stdout.splitlines() if line.startswith(f"**{name}**"))
+        assert "The ceiling of pruning after random search" in line
+    assert "| strategy |" not in done.stdout  # no per-table rows: the summaries only
+    assert "| **tables with >= 5x** |" in done.stdout

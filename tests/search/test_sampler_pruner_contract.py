@@ -113,7 +113,7 @@ def test_every_pruner_builds_as_the_jobs_build_it_and_decides_on_reported_values
             study.tell(trial, value if state == TrialState.COMPLETE else None, state=state)
     if name == "none":
         assert TrialState.PRUNED not in decisions
-    if name in ("median", "percentile", "threshold", "successive_halving", "hyperband"):
+    if name in ("median", "percentile", "threshold", "successive_halving", "asha", "hyperband"):
         assert TrialState.PRUNED in decisions, f"{name} never pruned a trial that is worse at every step"
 
 

@@ -122,8 +122,8 @@ class TuneflowSweeperConf:
 
     # Optuna sampler (hydra/sweeper/sampler=tpe|random|grid|gp|cmaes|nsgaii|nsgaiii|qmc|bruteforce).
     sampler: Any = None
-    # Optuna pruner (hydra/sweeper/pruner=median|percentile|hyperband|successive_halving|threshold|patient|
-    # wilcoxon|none).
+    # Optuna pruner (hydra/sweeper/pruner=median|percentile|hyperband|successive_halving|asha|threshold|
+    # patient|wilcoxon|none).
     pruner: Any = None
     # minimize | maximize (null = minimize; tuneflow's app: its architecture's arch.direction), or a list
     # of them, one per objective, for a multi-objective study ([maximize, minimize]) as with Hydra's

@@ -241,6 +241,18 @@ class SuccessiveHalvingPrunerConfig:
 
 
 @dataclass
+class AshaPrunerConfig(SuccessiveHalvingPrunerConfig):
+    """Successive halving with its first rung at the first report (``successive_halving`` waits for a completed
+    trial to estimate it): the pruner benchmarks/replay.py measured ahead of the median pruner on most recorded
+    tables (see benchmarks/README.md, "the pruner search")."""
+
+    # Epochs (reports) before the first rung: the first one.
+    min_resource: Any = 1
+    # Keep 1/reduction_factor of the trials at each rung.
+    reduction_factor: int = 4
+
+
+@dataclass
 class ThresholdPrunerConfig:
     """Stop a trial whose metric leaves [lower, upper] (or is NaN); set at least one bound."""
 
@@ -326,6 +338,7 @@ PRUNERS: dict[str, Any] = {
     "percentile": PercentilePrunerConfig,
     "hyperband": HyperbandPrunerConfig,
     "successive_halving": SuccessiveHalvingPrunerConfig,
+    "asha": AshaPrunerConfig,
     "threshold": ThresholdPrunerConfig,
     "patient": PatientPrunerConfig,
     "wilcoxon": WilcoxonPrunerConfig,
