@@ -91,3 +91,15 @@ def test_a_finished_trial_is_folded_in_once(tmp_path: Path) -> None:
     tally.update(study.get_trials(deepcopy=True))
     assert folded == [0, 1, 2, 3, 4, 5]
     assert tally.counts()["finished"] == 6
+
+
+def test_a_study_of_two_objectives_is_counted_and_has_no_single_best() -> None:
+    study = optuna.create_study(directions=["minimize", "minimize"])
+    study.optimize(lambda trial: (trial.suggest_float("x", 0, 1), 1 - trial.params["x"]), n_trials=3)
+    study.enqueue_trial({"x": 0.5})
+    study.ask()
+    tally = StudyTally(None)
+    tally.update(study.get_trials(deepcopy=False))
+    assert tally.counts() == count_states(study.get_trials(deepcopy=False)) == {
+        "finished": 3, "running": 1, "waiting": 0, "failed": 0}
+    assert tally.best() is None

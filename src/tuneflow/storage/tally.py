@@ -121,7 +121,8 @@ class StudyTally(FinishedTrialFold):
             self._finished += 1
         elif trial.state == TrialState.FAIL:
             self._failed.add(trial.number)
-        if trial.state == TrialState.COMPLETE and trial.value is not None and self.direction is not None:
+        # No direction: several objectives, where a trial has no single ``value`` (Optuna raises) and no best.
+        if self.direction is not None and trial.state == TrialState.COMPLETE and trial.value is not None:
             self._best = _better(self._best, trial, self.direction)
 
     def look(self, unfinished: Sequence[FrozenTrial]) -> None:
