@@ -137,3 +137,27 @@ def _address(hex_address: str, width: int) -> str:
     if width == 8:
         return ".".join(str(int(hex_address[i : i + 2], 16)) for i in (6, 4, 2, 0))
     return "::" if set(hex_address) == {"0"} else hex_address
+
+
+def test_a_worker_checking_a_study_waits_while_another_worker_creates_the_tables(
+        cluster: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Optuna's RDBStorage stamps alembic_version when it finds Optuna's tables without it, even with
+    skip_table_creation: a worker's resume check must not do that while another creates the tables (CI saw
+    "duplicate key ... alembic_version" with four workers), so it waits for that worker's open lock."""
+    import threading
+    from types import SimpleNamespace
+
+    from tuneflow.storage import locks
+    from tuneflow.sweeper.plan import check_parent_run_reachable
+
+    monkeypatch.setenv("PGPASSWORD", cluster.password)
+    url = cluster.database_url("optuna")
+    settings: Any = SimpleNamespace(storage_url=url, root_dir=str(tmp_path / "mlruns"), name="being-created",
+                                    tracking_uri=cluster.tracking_uri)
+    checker = threading.Thread(target=check_parent_run_reachable, args=(settings,), daemon=True)
+    with locks.study_lock(url, settings.root_dir, settings.name, "open"):
+        checker.start()
+        checker.join(timeout=3)
+        assert checker.is_alive(), "the check read the database while another worker held the open lock"
+    checker.join(timeout=60)
+    assert not checker.is_alive()

@@ -17,7 +17,9 @@ def study_lock(url: str, root_dir: str | Path, study_name: str, purpose: str = "
     """Held while a worker creates or opens a study (``purpose="open"``), asks for trials
     (``purpose="ask"``), or ends a strategy's stage (``purpose="stage"``: writes its finalists file or
     creates the strategy's run once, whichever worker gets there first; held while one worker runs a
-    stage that must run once, such as the repeats, so it waits as long as that takes).
+    stage that must run once, such as the repeats, so it waits as long as that takes), or only reads a
+    server database that another worker may be creating (``purpose="read"``: that server's ``open`` lock
+    and nothing else, so it creates no file).
 
     Embedded SQLite or a journal file: a file lock beside the database (every worker runs on this machine). A server
     database: a PostgreSQL advisory lock, which holds across machines and is released by the server
@@ -35,7 +37,8 @@ def study_lock(url: str, root_dir: str | Path, study_name: str, purpose: str = "
             Path(root_dir).mkdir(parents=True, exist_ok=True)
             stack.enter_context(FileLock(str(Path(root_dir) / f".{_digest(study_name)}.stage.lock"), timeout=-1))
         if url.startswith("postgresql"):
-            stack.enter_context(_advisory_lock(url, f"tuneflow:{purpose}:{study_name}"))
+            key = "open" if purpose == "read" else purpose
+            stack.enter_context(_advisory_lock(url, f"tuneflow:{key}:{study_name}"))
         elif (is_sqlite(url) or is_journal(url)) and purpose == "ask":
             database = Path(url[len("sqlite:///") :]) if is_sqlite(url) else journal_path_of(url)
             stack.enter_context(FileLock(f"{database}.{_digest(study_name)}.ask.lock", timeout=600))

@@ -20,6 +20,7 @@ from tuneflow.errors import ConfigError
 from tuneflow.search import space as search_space
 from tuneflow.search import zoom
 from tuneflow.search.failure_aware import wrap as failure_aware_wrap
+from tuneflow.storage import locks
 from tuneflow.storage import urls as backends
 from tuneflow.storage.journal import journal_path_of
 from tuneflow.storage.study import StudySettings, build_pruner, open_storage, study_settings
@@ -180,10 +181,14 @@ def check_parent_run_reachable(settings: StudySettings) -> None:
     if optuna_file is not None and not optuna_file.is_file():
         return  # a new storage: a new study
     try:
-        storage = (open_storage(settings.storage_url) if journal is not None
-                   else optuna.storages.RDBStorage(settings.storage_url, skip_table_creation=True))
-        study_id = storage.get_study_id_from_name(settings.name)
-        run_id = storage.get_study_user_attrs(study_id).get(PARENT_RUN_ATTR)
+        # Under the study's open lock on a server database: even with skip_table_creation, Optuna's
+        # RDBStorage stamps the alembic_version table when it finds Optuna's tables without it, which
+        # races a worker creating them (seen: "duplicate key ... alembic_version" with four workers).
+        with locks.study_lock(settings.storage_url, settings.root_dir, settings.name, "read"):
+            storage = (open_storage(settings.storage_url) if journal is not None
+                       else optuna.storages.RDBStorage(settings.storage_url, skip_table_creation=True))
+            study_id = storage.get_study_id_from_name(settings.name)
+            run_id = storage.get_study_user_attrs(study_id).get(PARENT_RUN_ATTR)
     except Exception:  # noqa: BLE001 - no such study (KeyError), or no tables yet: nothing to resume
         return
     if not run_id:
