@@ -258,8 +258,12 @@ class ReplayTask:
         self.completed.append(Completed(self.epochs, self.seconds, curve.final))
         return curve.final
 
-    def score(self, params: Mapping[str, Any], overrides: Sequence[str], seed: int) -> float:
-        """tuneflow.strategy's objective: a whole curve, no pruning (``mode=fast`` reads the fast table)."""
+    def score(self, params: Mapping[str, Any], overrides: Sequence[str], seed: int,
+              trial: optuna.Trial | None = None) -> float:
+        """tuneflow.strategy's objective (its per-epoch form, ``ReportingObjective``): the nearest recorded
+        curve reported epoch by epoch to the stage study's ``trial`` and stopped when the stage's pruner says
+        so, as ``objective`` does; a whole curve where no trial is given (a repeat's new seeds). ``mode=fast``
+        in the overrides reads the fast table."""
         table = self.table
         if "mode=fast" in overrides:
             table = self.tables.get(f"{self.table.arch}/fast", table)
@@ -270,8 +274,13 @@ class ReplayTask:
         used.add(index)
         curve = table.curves[index]
         self.trials += 1
-        for seconds in curve.seconds:
+        for step, value, seconds in zip(curve.steps, curve.values, curve.seconds):
             self._charge(seconds)
+            if trial is not None:
+                trial.report(value, step)
+                if trial.should_prune():
+                    self.pruned += 1
+                    raise optuna.TrialPruned
         if table is self.table and math.isfinite(curve.final):
             self.completed.append(Completed(self.epochs, self.seconds, curve.final))
         return curve.final
@@ -377,20 +386,29 @@ VARIANTS: dict[str, Strategy] = {
 STRATEGIES.update(VARIANTS)
 
 
-def packaged_strategy(name: str) -> Strategy:
+def packaged_strategy(name: str, stages: Mapping[str, Mapping[str, Any]] | None = None, scale: bool = True,
+                      pruned_cost: float = 1.0) -> Strategy:
     """tuneflow's packaged strategy ``conf/strategy/<name>.yaml`` (staged, zones) on ``task.score``, through
-    ``tuneflow.strategy.runner.run_with_objective``: the same stage code as ``+strategy=NAME``, every stage
-    study's epochs (fast or full) and seconds charged to the task's clock like any other row's."""
+    ``tuneflow.strategy.runner.run_with_objective``: the same stage code as ``+strategy=NAME``, each stage
+    study's trials reporting their curves epoch by epoch and pruned by the stage's pruner (as the sweeper's
+    trials are), every epoch reported (fast or full) and its seconds charged to the task's clock like any
+    other row's.
+
+    ``stages``: stage name -> keys changed (a setting searched, e.g. another pruner); ``scale``: the stage
+    budgets scaled to the task's budget (``scaled_to_budget``, ``pruned_cost`` there), or the packaged
+    budgets as they are, the clock cutting the strategy where the budget ends."""
 
     def strategy(task: ReplayTask, seed: int) -> None:
         from tuneflow.strategy.runner import run_with_objective
 
         table = task.table
         space, defaults = _composed(table.arch, "full")
-        node = scaled_to_budget(_packaged(name), task)
+        node = changed(_packaged(name), stages or {})
+        if scale:
+            node = scaled_to_budget(node, task, pruned_cost)
         with tempfile.TemporaryDirectory(prefix="replay-strategy-") as folder:
             run_with_objective(task.score, {**node, "seed": seed}, space, Path(folder), direction=table.direction,
-                               defaults=defaults, study=name)
+                               defaults=defaults, study=name, reports=True)
 
     return strategy
 
@@ -403,7 +421,16 @@ def _packaged(name: str) -> dict[str, Any]:
     return dict(yaml.safe_load(files("tuneflow").joinpath(f"conf/strategy/{name}.yaml").read_text()))
 
 
-def scaled_to_budget(node: Mapping[str, Any], task: ReplayTask) -> dict[str, Any]:
+def changed(node: Mapping[str, Any], stages: Mapping[str, Mapping[str, Any]]) -> dict[str, Any]:
+    """The strategy with some stages' keys changed (``None`` as a stage's changes: the stage left out)."""
+    unknown = [name for name in stages if name not in [stage["name"] for stage in node["stages"]]]
+    if unknown:
+        raise KeyError(f"strategy {node['name']} has no stage {unknown[0]!r}")
+    return {**node, "stages": [{**stage, **stages.get(stage["name"], {})} for stage in node["stages"]
+                               if stage["name"] not in stages or stages[stage["name"]] is not None]}
+
+
+def scaled_to_budget(node: Mapping[str, Any], task: ReplayTask, pruned_cost: float = 1.0) -> dict[str, Any]:
     """The strategy with its stage budgets scaled to the replay's budget in epochs (the other rows' budget).
 
     The packaged budgets (staged: 30 fast + 20 + 30 + 20 trials, then decay and repeat) are sized for a
@@ -434,7 +461,10 @@ def scaled_to_budget(node: Mapping[str, Any], task: ReplayTask) -> dict[str, Any
     # A stage whose parameters the arch lacks (staged's lr stage on quadratic) is skipped: no share.
     searching = [s for s in stages if s["kind"] in ("search", "zones")
                  and (s.get("params", "all") in ("all", "rest") or any(p in space for p in s["params"]))]
-    cost = {id(s): fast_cost if "mode=fast" in (s.get("overrides") or []) else 1.0 for s in searching}
+    # A trial of a stage with a pruner counted at pruned_cost of a training (an estimate of the share a
+    # pruner leaves it: the budget is planned before any trial runs).
+    cost = {id(s): (fast_cost if "mode=fast" in (s.get("overrides") or []) else 1.0)
+            * (1.0 if s.get("pruner", "median") == "none" else pruned_cost) for s in searching}
     planned = sum(int(s.get("n_trials", 20)) * cost[id(s)] for s in searching)
     factor = max(budget - reserved, 0.0) / planned
     for stage in searching:

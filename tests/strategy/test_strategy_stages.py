@@ -202,3 +202,38 @@ def test_the_grid_points_of_a_small_budget_are_spread_over_the_grid(seed: int) -
     points = spread_points({"a": list(range(64))}, 8, seed)
     assert sorted(p["a"] // 8 for p in points) == list(range(8))
     assert points != spread_points({"a": list(range(64))}, 8, seed + 10)
+
+
+def test_a_reporting_objective_is_pruned_by_each_stage_s_own_pruner(tmp_path: Path) -> None:
+    # The synthetic curve (final loss + 10/epoch over 20 epochs), reported epoch by epoch as a tuneflow trial
+    # reports it: the stage with the median pruner stops bad configurations early, the one without none.
+    epochs: dict[str, list[int]] = {}
+
+    def curve(params: Mapping[str, Any], overrides: Sequence[str], seed: int, trial: optuna.Trial | None) -> float:
+        final = final_loss({**params, "second_optimum": SECOND})
+        reported = epochs.setdefault(trial.study.study_name if trial is not None else "none", [])
+        reported.append(0)
+        for epoch in range(1, 21):
+            reported[-1] = epoch
+            if trial is not None:
+                trial.report(final + 10.0 / epoch, epoch)
+                if trial.should_prune():
+                    raise optuna.TrialPruned
+        return final
+
+    strategy = {"name": "pruned", "stages": [
+        {"name": "open", "kind": "search", "sampler": "random", "pruner": "none", "n_trials": 12, "top_k": 4},
+        {"name": "pruned", "kind": "search", "sampler": "random", "pruner": "asha", "n_trials": 12, "top_k": 2}]}
+    result, backend = run_with_objective(curve, strategy, SPACE, tmp_path, study="s", reports=True)
+    assert epochs["s/open"] == [20] * 12
+    assert len(epochs["s/pruned"]) == 12 and min(epochs["s/pruned"]) < 20  # pruned trials trained less
+    study = optuna.load_study(study_name="s/pruned", storage=backend.storage)
+    pruned = [t for t in study.trials if t.state == optuna.trial.TrialState.PRUNED]
+    assert len(pruned) == sum(e < 20 for e in epochs["s/pruned"]) > 0
+    # (The open stage's finalists were added with their values, Optuna's add_trial: they trained nothing.)
+    trained = [t for t in study.trials if "tuneflow_known_from" not in t.user_attrs]
+    assert len(trained) == 12 and [len(t.intermediate_values) for t in trained] == epochs["s/pruned"]
+    # Only completed trials are handed on: a pruned trial's last report is no final value.
+    best = files.read(tmp_path / "pruned.yaml")
+    assert {c["trial"] for c in best.finalists} <= {t.number for t in study.trials
+                                                     if t.state == optuna.trial.TrialState.COMPLETE}

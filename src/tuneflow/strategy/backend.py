@@ -3,7 +3,9 @@
 - ``tuneflow.strategy.sweeper_backend.SweeperBackend``: each study through tuneflow's sweeper (Hydra jobs,
   MLflow runs, pruning, resume, many workers): ``python -m tuneflow +arch=NAME -m +strategy=staged``;
 - ``ObjectiveBackend`` here: plain Optuna studies of a Python function ``objective(params, overrides,
-  seed)``, for benchmarks and for replaying recorded objectives (``run_with_objective``).
+  seed)``, for benchmarks and for replaying recorded objectives (``run_with_objective``); with
+  ``reports=True`` the function also gets the Optuna trial, reports each epoch to it and is pruned by the
+  stage's pruner, as a trial of the sweeper is.
 """
 
 from __future__ import annotations
@@ -27,6 +29,11 @@ KNOWN_ATTR = "tuneflow_known_from"
 #: A configuration's score: objective(params, overrides, seed) -> value (``overrides`` as the stage gives
 #: them to its trials, e.g. ["mode=fast"]).
 Objective = Callable[[Mapping[str, Any], Sequence[str], int], float]
+#: The per-epoch form (``ObjectiveBackend(..., reports=True)``): objective(params, overrides, seed, trial)
+#: reports each epoch's value to ``trial`` and asks ``trial.should_prune()`` after it, raising
+#: ``optuna.TrialPruned`` when told to, as a tuneflow trial's reporter does; the stage's pruner decides.
+#: ``trial`` is None where no study runs the call (a repeat's new seeds: trained whole).
+ReportingObjective = Callable[[Mapping[str, Any], Sequence[str], int, "optuna.Trial | None"], float]
 
 
 @dataclass
@@ -150,12 +157,16 @@ def candidates_of(study: optuna.Study, fixed: Mapping[str, Any]) -> list[dict[st
 
 class ObjectiveBackend:
     """Stages as plain Optuna studies of a Python objective (no Hydra, no MLflow): the same stage logic
-    the sweeper runs, on any function. Used by benchmarks (many seeds in seconds) and tests."""
+    the sweeper runs, on any function. Used by benchmarks (many seeds in seconds) and tests.
 
-    def __init__(self, objective: Objective, space: Mapping[str, str], *, study: str = "strategy",
-                 direction: str = "minimize", defaults: Mapping[str, Any] | None = None,
-                 storage: Any = None) -> None:
+    ``reports``: ``objective`` is a ``ReportingObjective`` and each stage study gets its stage's pruner (the
+    sweeper's pruning, epoch by epoch); otherwise every call is a whole training and nothing is pruned."""
+
+    def __init__(self, objective: Objective | ReportingObjective, space: Mapping[str, str], *,
+                 study: str = "strategy", direction: str = "minimize", defaults: Mapping[str, Any] | None = None,
+                 storage: Any = None, reports: bool = False) -> None:
         self.objective = objective
+        self.reports = reports
         self.space = dict(space)
         self.study = study
         self.direction = direction
@@ -176,10 +187,20 @@ class ObjectiveBackend:
     def stage_lock(self, stage: str) -> AbstractContextManager[None]:
         return contextlib.nullcontext()  # one process: nothing to share
 
-    def _call(self, name: str, params: Mapping[str, Any], overrides: Sequence[str], seed: int) -> float:
+    def _call(self, name: str, params: Mapping[str, Any], overrides: Sequence[str], seed: int,
+              trial: optuna.Trial | None = None) -> float:
         full = {**self.defaults, **params}
         self.calls.append((name, full, list(overrides), seed))
-        return float(self.objective(full, overrides, seed))
+        if self.reports:
+            return float(self.objective(full, overrides, seed, trial))  # type: ignore[call-arg]
+        return float(self.objective(full, overrides, seed))  # type: ignore[call-arg]
+
+    def _pruner(self, request: StudyRequest) -> optuna.pruners.BasePruner:
+        """The stage's pruner where the objective reports its epochs (a whole-curve objective has nothing
+        to prune on: Optuna's pruners need intermediate values)."""
+        from tuneflow.storage.study import build_pruner
+
+        return build_pruner(pruner_config(request.pruner)) if self.reports else optuna.pruners.NopPruner()
 
     def run_study(self, request: StudyRequest) -> list[dict[str, Any]]:
         from tuneflow.search import space as search_space
@@ -191,7 +212,7 @@ class ObjectiveBackend:
             sampler_cfg["search_space"] = search_space.grid_of(request.distributions)
         study = optuna.create_study(study_name=name, storage=self.storage, direction=self.direction,  # type: ignore[arg-type]
                                     sampler=build_sampler(sampler_cfg, failure_aware=request.sampler != "grid"),
-                                    load_if_exists=True)
+                                    pruner=self._pruner(request), load_if_exists=True)
         if not study.trials:
             add_known(study, request)
             for point in request.enqueue:
@@ -207,7 +228,10 @@ class ObjectiveBackend:
         for _ in range(max(0, budget - finished)):
             trial = study.ask(request.distributions)
             try:
-                value = self._call(name, {**request.fixed, **trial.params}, request.overrides, 0)
+                value = self._call(name, {**request.fixed, **trial.params}, request.overrides, 0, trial)
+            except optuna.TrialPruned:  # its reports are its record (Optuna's tell keeps the last as its value)
+                study.tell(trial, state=TrialState.PRUNED)
+                continue
             except Exception:  # noqa: BLE001 - a failing configuration is a FAIL trial; the study goes on
                 study.tell(trial, state=TrialState.FAIL)
                 continue

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from tuneflow.strategy import handoff as files
-from tuneflow.strategy.backend import Backend, Objective, ObjectiveBackend
+from tuneflow.strategy.backend import Backend, Objective, ObjectiveBackend, ReportingObjective
 from tuneflow.strategy.config import StageConfig, StrategyConfig, strategy_config
 from tuneflow.strategy.handoff import Handoff
 from tuneflow.strategy.stages import KINDS, Context
@@ -106,14 +106,18 @@ def header_of(strategy: StrategyConfig, stage: StageConfig, study: str) -> str:
             "Delete it (and the stage's studies) to run the stage again.")
 
 
-def run_with_objective(objective: Objective, strategy: StrategyConfig | Mapping[str, Any], space: Mapping[str, str],
-                       folder: Path, *, direction: str = "minimize", defaults: Mapping[str, Any] | None = None,
-                       storage: Any = None, study: str = "strategy") -> tuple[Handoff, ObjectiveBackend]:
+def run_with_objective(objective: Objective | ReportingObjective, strategy: StrategyConfig | Mapping[str, Any],
+                       space: Mapping[str, str], folder: Path, *, direction: str = "minimize",
+                       defaults: Mapping[str, Any] | None = None, storage: Any = None, study: str = "strategy",
+                       reports: bool = False) -> tuple[Handoff, ObjectiveBackend]:
     """A strategy on a Python objective (``objective(params, overrides, seed) -> value``): the same stages
-    as ``python -m tuneflow ... +strategy=NAME``, without Hydra or MLflow. For benchmarks and replays."""
+    as ``python -m tuneflow ... +strategy=NAME``, without Hydra or MLflow. For benchmarks and replays.
+
+    ``reports=True``: ``objective(params, overrides, seed, trial)`` reports each epoch to the Optuna trial
+    and each stage's pruner prunes it, as in the sweeper (``tuneflow.strategy.backend.ReportingObjective``)."""
     config = strategy if isinstance(strategy, StrategyConfig) else strategy_config(strategy)
     backend = ObjectiveBackend(objective, space, study=study, direction=direction, defaults=defaults,
-                               storage=storage)
+                               storage=storage, reports=reports)
     return run_strategy(config, backend, folder), backend
 
 
