@@ -198,8 +198,9 @@ def load_table(name: str, limit: int | None = None, directory: Path = TABLES) ->
 # --- one replayed search -------------------------------------------------------------------------
 
 
-class BudgetSpent(Exception):
-    """The simulated clock ran out: the strategy stops."""
+class BudgetSpent(BaseException):
+    """The simulated clock ran out: the strategy stops. (Not an Exception: a strategy's stage study takes
+    an Exception for a failed configuration and goes on to the next trial and stage.)"""
 
 
 @dataclass
@@ -262,28 +263,42 @@ class ReplayTask:
               trial: optuna.Trial | None = None) -> float:
         """tuneflow.strategy's objective (its per-epoch form, ``ReportingObjective``): the nearest recorded
         curve reported epoch by epoch to the stage study's ``trial`` and stopped when the stage's pruner says
-        so, as ``objective`` does; a whole curve where no trial is given (a repeat's new seeds). ``mode=fast``
-        in the overrides reads the fast table."""
-        table = self.table
+        so, as ``objective`` does; a whole curve where no trial is given (a repeat's new seeds).
+
+        ``mode=fast`` in the overrides reads the arch's fast table where one was recorded (lstm_attention);
+        otherwise, for an arch whose fast mode only lowers its epochs (quadratic, mlp, cnn: conf/mode/fast.yaml),
+        the full curve's first ``fast_epochs`` epochs, the best of them as the trial's value (the trainer
+        restores its best epoch); an arch fast mode leaves unchanged (lightgbm) trains its full curve."""
+        table, cut = self.table, None
         if "mode=fast" in overrides:
-            table = self.tables.get(f"{self.table.arch}/fast", table)
-        used = self.used if table is self.table else self.used_elsewhere.setdefault(table.name, set())
-        key = (table.name, json.dumps({k: params[k] for k in table.distributions}, sort_keys=True, default=str))
+            fast = self.tables.get(f"{self.table.arch}/fast")
+            table = fast if fast is not None else table
+            # (A table of several date ranges without its fast table: fast mode changes the data, no cut.)
+            one_range = self.table.full_training == _composed(self.table.arch, "full")[1].get("epochs")
+            cut = fast_epochs(self.table.arch) if fast is None and one_range else None
+        pool = table.name + ("@fast" if cut else "")
+        used = self.used if pool == self.table.name else self.used_elsewhere.setdefault(pool, set())
+        key = (pool, json.dumps({k: params[k] for k in table.distributions}, sort_keys=True, default=str))
         index = self.assigned[key] if key in self.assigned else table.nearest(params, used)
         self.assigned[key] = index
         used.add(index)
         curve = table.curves[index]
+        steps, values, seconds_per = curve.steps[:cut], curve.values[:cut], curve.seconds[:cut]
+        final = curve.final
+        if cut is not None and math.isfinite(final):
+            final = max(values) if table.direction == "maximize" else min(values)
         self.trials += 1
-        for step, value, seconds in zip(curve.steps, curve.values, curve.seconds):
+        for step, value, seconds in zip(steps, values, seconds_per):
             self._charge(seconds)
             if trial is not None:
                 trial.report(value, step)
                 if trial.should_prune():
                     self.pruned += 1
                     raise optuna.TrialPruned
-        if table is self.table and math.isfinite(curve.final):
-            self.completed.append(Completed(self.epochs, self.seconds, curve.final))
-        return curve.final
+        if table is self.table and math.isfinite(final):
+            # A fast trial's model counts too (real training counts any completed trial on target).
+            self.completed.append(Completed(self.epochs, self.seconds, final))
+        return final
 
     def optimize(self, sampler: optuna.samplers.BaseSampler, pruner: optuna.pruners.BasePruner) -> None:
         """One study driven until the budget is spent."""
@@ -300,6 +315,13 @@ class ReplayTask:
             study.optimize(self.objective, callbacks=[stop_when_spent], catch=(RuntimeError,))
         except BudgetSpent:
             pass
+
+
+@functools.cache
+def fast_epochs(arch: str) -> int | None:
+    """The epochs ``mode=fast`` gives an arch whose fast mode only lowers its epochs (None: it does not)."""
+    fast, full = _composed(arch, "fast")[1].get("epochs"), _composed(arch, "full")[1].get("epochs")
+    return int(fast) if fast is not None and fast != full else None
 
 
 Strategy = Callable[[ReplayTask, int], None]
@@ -447,7 +469,8 @@ def scaled_to_budget(node: Mapping[str, Any], task: ReplayTask, pruned_cost: flo
     table = task.table
     budget = task.budget_epochs / table.full_training
     fast = task.tables.get(f"{table.arch}/fast")
-    fast_cost = fast.full_training / table.full_training if fast is not None else 1.0
+    cut = fast_epochs(table.arch) if table.full_training == _composed(table.arch, "full")[1].get("epochs") else None
+    fast_cost = (fast.full_training if fast is not None else cut or table.full_training) / table.full_training
     space, defaults = _composed(table.arch, "full")
     stages = [dict(stage) for stage in node["stages"]]
     reserved = 0.0
@@ -483,8 +506,31 @@ def register_strategy(name: str, strategy: Strategy) -> None:
     STRATEGIES[name] = strategy
 
 
-register_strategy("strategy: staged", packaged_strategy("staged"))
-register_strategy("strategy: zones", packaged_strategy("zones"))
+# As a user runs them: the packaged stage budgets, the clock cutting the strategy where the budget ends.
+register_strategy("strategy: staged", packaged_strategy("staged", scale=False))
+register_strategy("strategy: zones", packaged_strategy("zones", scale=False))
+#: The stage pruners staged.yaml and zones.yaml shipped with before ASHA (``--strategies strategy-variants``
+#: runs these rows, and the packaged strategies with their budgets scaled to the replay's, beside the rows
+#: above): the before/after of that change, on the same replay.
+BEFORE_ASHA = {
+    "staged": {"screen": {"pruner": "none"}, "lr": {"pruner": "median"}, "rest": {"pruner": "median"},
+               "zones": {"pruner": "median"}},
+    "zones": {"grid": {"pruner": "none"}, "refine": {"pruner": "none"}},
+}
+STRATEGY_VARIANTS: dict[str, Strategy] = {
+    "strategy: staged (before: median pruners)": packaged_strategy("staged", BEFORE_ASHA["staged"], scale=False),
+    "strategy: zones (before: no pruning)": packaged_strategy("zones", BEFORE_ASHA["zones"], scale=False),
+    "strategy: staged (budgets scaled)": packaged_strategy("staged"),
+    "strategy: zones (budgets scaled)": packaged_strategy("zones"),
+    # time_to_good.py's strategy rows (its stage budgets: about 60 trials in all), to compare with real
+    # training (run with --budget 60 and --target-share 0.04: its quadratic target, val_loss <= 1.5).
+    "strategy: staged (time_to_good budgets)": packaged_strategy(
+        "staged", {"screen": {"n_trials": 20}, "lr": {"n_trials": 10}, "rest": {"n_trials": 15},
+                   "zones": {"n_trials": 8}}, scale=False),
+    "strategy: zones (time_to_good budgets)": packaged_strategy(
+        "zones", {"grid": {"n_trials": 36}, "refine": {"n_trials": 16}}, scale=False),
+}
+STRATEGIES.update(STRATEGY_VARIANTS)
 
 
 def replay(table: Table, strategy: Strategy, seed: int, budget_epochs: int,
@@ -694,10 +740,14 @@ def main() -> int:
                         help="where the tables are (default benchmarks/replay_tables; a copy, to replay a table "
                              "replay_record.py is still appending to)")
     parser.add_argument("--strategies", default=",".join(DEFAULT_STRATEGIES),
-                        help=f"comma-separated, of: variants (all of: {', '.join(VARIANTS)}), {', '.join(STRATEGIES)}")
+                        help=f"comma-separated, of: variants (all of: {', '.join(VARIANTS)}), strategy-variants (all of: "
+                             f"{', '.join(STRATEGY_VARIANTS)}), {', '.join(STRATEGIES)}")
     parser.add_argument("--runs", type=Path, default=None,
                         help="keep every run's measurements here (JSON lines) and reuse those already there "
                              "(same table size, strategy, seed and budget: a replay is deterministic)")
+    parser.add_argument("--target-share", type=float, default=0.05,
+                        help="the target: as good as this share of the table's configurations (default "
+                             "0.05; 0.04 on quadratic is time_to_good.py's target, val_loss <= 1.5)")
     parser.add_argument("--seeds", type=int, default=20)
     parser.add_argument("--baseline-seeds", type=int, default=200,
                         help="seeds of the baseline, random search without pruning (default 200: it is cheap "
@@ -712,12 +762,14 @@ def main() -> int:
     parser.add_argument("--quick", action="store_true",
                         help="smoke run: 2 seeds, 3 strategies, quadratic + lstm_attention/fast, budget 12")
     args = parser.parse_args()
+    globals()["TARGET_SHARE"] = args.target_share  # read by Table.tolerance and the report
     optuna.logging.set_verbosity(optuna.logging.ERROR)
     limits = {item.split(":")[0]: int(item.split(":")[1]) if ":" in item else None for item in args.tables.split(",")}
     names = [n for n in limits if (args.table_dir / f"{n.replace('/', '_')}.csv.gz").exists()]
     # "random (no pruning)" first: the baseline every ratio is taken to; "variants" names them all.
     strategies = list(dict.fromkeys(["random (no pruning)", *(
-        name for item in args.strategies.split(",") for name in (VARIANTS if item == "variants" else [item]))]))
+        name for item in args.strategies.split(",")
+        for name in (VARIANTS if item == "variants" else STRATEGY_VARIANTS if item == "strategy-variants" else [item]))]))
     unknown = [name for name in strategies if name not in STRATEGIES]
     if unknown:
         parser.error(f"unknown strategy {', '.join(unknown)}; one of: variants, {', '.join(STRATEGIES)}")
@@ -749,7 +801,8 @@ def main() -> int:
         for strategy in strategies:
             runs[strategy] = []
             for seed in range(max(seeds, args.baseline_seeds) if strategy == "random (no pruning)" else seeds):
-                key = f"{name}|{len(table.curves)}|{strategy}|{seed}|{budget}"
+                key = f"{name}|{len(table.curves)}|{strategy}|{seed}|{budget}" + (
+                    f"|share={args.target_share}" if args.target_share != 0.05 else "")
                 if key not in saved:
                     saved[key] = measure(replay(table, STRATEGIES[strategy], seed, budget_epochs, tables), target)
                     if args.runs:

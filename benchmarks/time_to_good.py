@@ -297,14 +297,21 @@ def run_strategy(arch_name: str, strategy: str, seed: int, max_trials: int, targ
     # it the default, so that Ctrl-C (stop) works.
     process = subprocess.Popen(command, cwd=folder, env=env, stdout=log, stderr=subprocess.STDOUT,
                                preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    stopped = False
     while process.poll() is None:
         time.sleep(POLL_SECONDS)
         if reached_target(folder, arch, target):
             stop(process)
+            stopped = True
     log.close()
     result = measure(folder, arch_name, arch, strategy, seed, target)
     result.process_seconds = time.perf_counter() - started
-    if process.returncode not in (0, 130, -signal.SIGINT, -signal.SIGTERM, -signal.SIGKILL):
+    if stopped and process.returncode not in (0, 130, -signal.SIGINT, -signal.SIGTERM, -signal.SIGKILL):
+        # The run was stopped here once on target, and what is measured is in the storage already; a
+        # Ctrl-C that lands while a stage study ends its MLflow parent run can end tuneflow with exit 2
+        # ("cannot end the parent run: This transaction is closed"): said, not fatal to the benchmark.
+        progress(f"tuneflow exited {process.returncode} after the stop on target; see {folder / 'tuneflow.log'}")
+    elif process.returncode not in (0, 130, -signal.SIGINT, -signal.SIGTERM, -signal.SIGKILL):
         sys.exit(f"time_to_good: error: tuneflow exited {process.returncode}; see {folder / 'tuneflow.log'}")
     if keep is not None:
         keep.mkdir(parents=True, exist_ok=True)

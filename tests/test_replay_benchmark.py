@@ -89,7 +89,7 @@ def test_ratios_to_random_are_flagged_as_bounds_when_random_never_got_there(repl
 
 
 @pytest.mark.parametrize("name", ["staged", "zones"])
-def test_a_packaged_strategy_is_a_row_charged_for_every_stage_study_within_the_budget(replay: Any, name: str) -> None:
+def test_a_packaged_strategy_is_a_row_charged_for_every_epoch_its_stage_trials_report(replay: Any, name: str) -> None:
     table = replay.load_table("quadratic/full", limit=40)  # 40 recorded configurations, 20 epochs each
     budget_epochs = 8 * table.full_training
     plan = replay.scaled_to_budget(replay._packaged(name), replay.ReplayTask(table, budget_epochs))
@@ -97,18 +97,29 @@ def test_a_packaged_strategy_is_a_row_charged_for_every_stage_study_within_the_b
     assert (repeat["top"], repeat["seeds"]) == (3, 2)
     searching = [s for s in plan["stages"] if s["kind"] in ("search", "zones") and s["name"] != "lr"]
     # quadratic has neither the lr group nor the decay schemes' parameters: the search stages share the
-    # 8 trainings left after the repeat's 6 (rounding: at least 2 trials each).
-    assert sum(s["n_trials"] for s in searching) <= 8 - 6 + 2 * len(searching)
+    # 8 trainings left after the repeat's 6 (rounding: at least 2 trials each), a fast-mode trial counted
+    # at 4 of the 20 epochs.
+    fast = {s["name"]: 4 / 20 if "mode=fast" in (s.get("overrides") or []) else 1.0 for s in searching}
+    assert sum(s["n_trials"] * fast[s["name"]] for s in searching) <= 8 - 6 + 2 * len(searching)
 
-    calls: list[int] = []
+    calls: list[tuple[int, int, bool]] = []  # (epochs charged, epochs reported to the trial, pruned)
     score = replay.ReplayTask.score
 
-    def counted(task: Any, params: Any, overrides: Any, seed: int) -> float:
-        before = task.epochs
+    def counted(task: Any, params: Any, overrides: Any, seed: int, trial: Any = None) -> float:
+        before, reports = task.epochs, []
+        if trial is not None:
+            report = trial.report
+            trial.report = lambda value, step: (reports.append(step), report(value, step))
         try:
-            return float(score(task, params, overrides, seed))
-        finally:
-            calls.append(task.epochs - before)
+            value = float(score(task, params, overrides, seed, trial))
+        except optuna.TrialPruned:
+            calls.append((task.epochs - before, len(reports), True))
+            raise
+        except replay.BudgetSpent:
+            calls.append((task.epochs - before, -1, False))
+            raise
+        calls.append((task.epochs - before, len(reports) if trial is not None else task.epochs - before, False))
+        return value
 
     replay.ReplayTask.score = counted
     try:
@@ -116,13 +127,29 @@ def test_a_packaged_strategy_is_a_row_charged_for_every_stage_study_within_the_b
                              tables={table.name: table})
     finally:
         replay.ReplayTask.score = score
-    # Every stage study's trials went through task.score and were charged to the one clock, up to the budget.
-    assert len(calls) == task.trials > len(plan["stages"])
-    assert sum(calls) == task.epochs <= budget_epochs
+    # Every stage trial went through task.score, reported its epochs to its stage study's trial and was
+    # charged for those only, on the one clock, up to the budget; the stages' pruner (ASHA) stopped some.
+    finished = [c for c in calls if c[0] == c[1]]
+    assert len(calls) - len(finished) <= 1  # the last one, cut by the clock
+    assert sum(c[0] for c in calls) == task.epochs <= budget_epochs
     assert task.epochs > budget_epochs - table.full_training
+    pruned = [c for c in calls if c[2]]
+    assert pruned and len(pruned) == task.pruned and all(c[0] < table.full_training for c in pruned)
     assert task.completed and all(c.epochs <= budget_epochs for c in task.completed)
     run = replay.measure(task, table.target)
     assert run.regrets[5] >= run.regrets[20] >= 0
+
+
+def test_a_fast_mode_trial_of_an_arch_without_a_fast_table_is_its_curve_s_first_fast_epochs(replay: Any) -> None:
+    table = replay.load_table("quadratic/full", limit=40)  # quadratic's mode=fast: 4 epochs of 20
+    task = replay.ReplayTask(table, budget_epochs=100)
+    point = dict(table.configs[0])
+    value = task.score(point, ["mode=fast"], 0)
+    curve = table.curves[task.assigned[("quadratic/full@fast", next(iter(task.assigned))[1])]]
+    assert task.epochs == 4 and value == min(curve.values[:4]) > curve.final
+    assert task.completed[-1].value == value  # a fast model counts as any completed trial does
+    task.score(point, [], 0)  # the same point in full mode: a pool of its own, the whole curve
+    assert task.epochs == 4 + 20
 
 
 def test_a_point_scored_again_is_the_same_recorded_curve_charged_again(replay: Any) -> None:
