@@ -529,6 +529,13 @@ STRATEGY_VARIANTS: dict[str, Strategy] = {
                    "zones": {"n_trials": 8}}, scale=False),
     "strategy: zones (time_to_good budgets)": packaged_strategy(
         "zones", {"grid": {"n_trials": 36}, "refine": {"n_trials": 16}}, scale=False),
+    "strategy: staged (time_to_good budgets; before)": packaged_strategy(
+        "staged", {name: {**changes, **{"screen": {"n_trials": 20}, "lr": {"n_trials": 10}, "rest": {"n_trials": 15},
+                                         "zones": {"n_trials": 8}}[name]}
+                   for name, changes in BEFORE_ASHA["staged"].items()}, scale=False),
+    "strategy: zones (time_to_good budgets; before)": packaged_strategy(
+        "zones", {"grid": {"n_trials": 36, "pruner": "none"}, "refine": {"n_trials": 16, "pruner": "none"}},
+        scale=False),
 }
 STRATEGIES.update(STRATEGY_VARIANTS)
 

@@ -60,6 +60,14 @@ BENCHMARKS = (
     # Issue 17: samplers x pruners replayed against the recorded learning curves (benchmarks/replay_tables/,
     # recorded once by replay_record.py, which run_all does not re-run: hours of training).
     Benchmark("replay", "replay.py", (), "30-60 min"),
+    # Issue 13's strategies on the same tables: as shipped (ASHA in every search stage), before ASHA, and with
+    # their budgets scaled to the replay's, beside plain TPE and TPE + ASHA.
+    Benchmark("replay_strategies", "replay.py",
+              ("--strategies", "tpe (no pruning),tpe + asha (r=4),strategy: staged,strategy: zones,"
+                                                   "strategy: staged (before: median pruners),"
+                                                   "strategy: zones (before: no pruning),"
+                                                   "strategy: staged (budgets scaled),strategy: zones (budgets scaled)"),
+              "3-10 min"),
     # Issue 17's pruner search on the same tables: ASHA, Hyperband, median and TPE settings, 20 seeds each.
     Benchmark("replay_variants", "replay.py",
               ("--summary-only", "--strategies", "variants,tpe (no pruning),tpe + median (tuneflow default),"
