@@ -34,12 +34,17 @@ pruning, with 95% percentile intervals from a bootstrap over seeds (each side re
 Strategies are functions ``strategy(task, seed)`` that drive ``task.objective`` (an Optuna objective) until
 the budget is spent (``task.optimize`` does that for a single study). tuneflow's staged strategies
 (conf/strategy/staged.yaml and zones.yaml) are rows too ("strategy: staged", "strategy: zones"), registered
-through ``register_strategy`` and run by ``tuneflow.strategy.runner.run_with_objective`` with
-``task.score`` as their ``objective(params, overrides, seed) -> float`` (whole curves, no pruning, every
-stage study charged to the same clock; ``mode=fast`` in the overrides reads lstm_attention's fast table),
-their stage budgets scaled to the same budget in epochs (``scaled_to_budget``).
+through ``register_strategy`` and run by ``tuneflow.strategy.runner.run_with_objective(..., reports=True)``
+with ``task.score`` as their per-epoch objective (each stage trial reports its curve to its stage study's
+Optuna trial and is pruned by the stage's pruner, as the sweeper's trials are; only the epochs reported are
+charged, every stage study on the same clock; ``mode=fast`` reads lstm_attention's fast table, or the first
+4 epochs of an arch whose fast mode only shortens training), with their packaged stage budgets, the clock
+cutting them where the budget ends. ``--strategies strategy-variants`` adds them as they shipped before ASHA,
+with budgets scaled to the replay's (``scaled_to_budget``), and with time_to_good.py's budgets.
 
 Usage: python benchmarks/replay.py [--seeds 20] [--tables mlp/full,...] [--budget 60]
+       python benchmarks/replay.py --tables quadratic/full --budget 60 --target-share 0.04
+           --strategies "tpe (no pruning),strategy-variants"   (one line: beside time_to_good.py's quadratic run)
        python benchmarks/replay.py --check 3    # retrain 3 recorded configurations per table and compare
        python benchmarks/replay.py --quick
 """
@@ -457,13 +462,13 @@ def scaled_to_budget(node: Mapping[str, Any], task: ReplayTask, pruned_cost: flo
 
     The packaged budgets (staged: 30 fast + 20 + 30 + 20 trials, then decay and repeat) are sized for a
     real project, several times the replay's 20 full trainings. Kept: the stage order and kinds, each stage's
-    sampler and pruner (the stage studies run whole curves: ObjectiveBackend has no pruning, so a stage's
-    pruner is not applied here), top_k, the decay schemes. Scaled: repeat to its minimum (its 3 best, 2
+    sampler and pruner, top_k, the decay schemes. Scaled: repeat to its minimum (its 3 best, 2
     seeds: on a table a repeat re-charges the same recorded curve, cost without information); decay counted
     as one zone's best times the schemes (where the arch has the schemes' parameters); what is left of the
     budget, in full trainings, is shared by the search and zones stages that apply in proportion to their
     packaged n_trials, a fast stage's trial counted at its share of a full training (the fast table's
-    longest curve over the full one's). More zones than one or a
+    longest curve over the full one's, or the fast epochs over the full ones), a trial of a stage with a pruner
+    at ``pruned_cost`` of its cost. More zones than one or a
     stage's rounding can overrun the plan: the clock then cuts the strategy where the budget ends, as it cuts
     every row."""
     table = task.table
