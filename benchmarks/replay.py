@@ -272,8 +272,8 @@ class ReplayTask:
 
         ``mode=fast`` in the overrides reads the arch's fast table where one was recorded (lstm_attention);
         otherwise, for an arch whose fast mode only lowers its epochs (quadratic, mlp, cnn: conf/mode/fast.yaml),
-        the full curve's first ``fast_epochs`` epochs, the best of them as the trial's value (the trainer
-        restores its best epoch); an arch fast mode leaves unchanged (lightgbm) trains its full curve."""
+        the full curve's first ``fast_epochs`` epochs, the last of them as the trial's value; an arch fast
+        mode leaves unchanged (lightgbm) trains its full curve."""
         table, cut = self.table, None
         if "mode=fast" in overrides:
             fast = self.tables.get(f"{self.table.arch}/fast")
@@ -291,7 +291,11 @@ class ReplayTask:
         steps, values, seconds_per = curve.steps[:cut], curve.values[:cut], curve.seconds[:cut]
         final = curve.final
         if cut is not None and math.isfinite(final):
-            final = max(values) if table.direction == "maximize" else min(values)
+            # The last of the fast epochs. Checked (mlp, cnn: 9 configurations trained in fast mode beside the
+            # full table): the 4 epochs' values are the full curve's first 4 exactly; the trial's value (the
+            # objective at the epoch of the best val_loss, which the trainer restores) equals the last epoch's
+            # in 7 of 9, the best epoch's objective in 5 of 9.
+            final = values[-1]
         self.trials += 1
         for step, value, seconds in zip(steps, values, seconds_per):
             self._charge(seconds)

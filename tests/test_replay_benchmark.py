@@ -146,7 +146,7 @@ def test_a_fast_mode_trial_of_an_arch_without_a_fast_table_is_its_curve_s_first_
     point = dict(table.configs[0])
     value = task.score(point, ["mode=fast"], 0)
     curve = table.curves[task.assigned[("quadratic/full@fast", next(iter(task.assigned))[1])]]
-    assert task.epochs == 4 and value == min(curve.values[:4]) > curve.final
+    assert task.epochs == 4 and value == curve.values[3] > curve.final
     assert task.completed[-1].value == value  # a fast model counts as any completed trial does
     task.score(point, [], 0)  # the same point in full mode: a pool of its own, the whole curve
     assert task.epochs == 4 + 20
