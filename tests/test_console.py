@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
+from typing import Any
 
 import pytest
 from conftest import run_tuneflow
@@ -123,3 +124,56 @@ def test_a_fixable_error_without_an_interrupt_behind_it_is_still_one_error_line(
         _clean_up_that_fails_during(KeyboardInterrupt())
     except ConfigAttributeError as error:
         assert isinstance(interrupt_behind(error), KeyboardInterrupt)
+
+
+class _StoreClosedByTheInterrupt:
+    """An MLflow client whose store call is cut by a Ctrl-C and then fails as SQLAlchemy does: the
+    interrupt is only the context of the store's own error ("This transaction is closed")."""
+
+    def __init__(self) -> None:
+        self.calls: list[str] = []
+
+    def log_artifact(self, run_id: str, path: str) -> None:
+        self.calls.append("log_artifact")
+
+    def set_terminated(self, run_id: str, status: str) -> None:
+        self.calls.append("set_terminated")
+        try:
+            raise KeyboardInterrupt
+        except KeyboardInterrupt:
+            raise RuntimeError("This transaction is closed") from None
+
+    def get_run(self, run_id: str) -> Any:
+        self.calls.append("get_run")
+        raise RuntimeError("This transaction is closed")
+
+
+def test_ctrl_c_while_the_study_ends_its_parent_run_ends_as_interrupted_after_every_clean_up_step(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import optuna
+
+    from tuneflow.sweeper import sweep
+    from tuneflow.sweeper.opening import OpenStudy
+
+    monkeypatch.setattr(sweep, "summarise_to_parent", lambda *args: None)
+    client = _StoreClosedByTheInterrupt()
+    opened = OpenStudy(study=optuna.create_study(), storage=None, client=client, parent_run_id="parent")
+    with pytest.raises(KeyboardInterrupt):
+        sweep.finish_study(opened, tmp_path / "trials.csv", "FINISHED")
+    # The steps after the interrupted one still ran (nothing left RUNNING that could be closed).
+    assert client.calls == ["log_artifact", "set_terminated", "get_run"]
+    assert (tmp_path / "trials.csv").exists()
+
+
+def test_a_store_failure_while_the_study_ends_without_an_interrupt_is_still_its_one_line(tmp_path: Path,
+                                                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    import optuna
+
+    from tuneflow.sweeper import sweep
+    from tuneflow.sweeper.opening import OpenStudy
+
+    monkeypatch.setattr(sweep, "summarise_to_parent", lambda *args: None)
+    client = _StoreClosedByTheInterrupt()
+    client.set_terminated = lambda run_id, status: (_ for _ in ()).throw(RuntimeError("disk full"))  # type: ignore[method-assign]
+    opened = OpenStudy(study=optuna.create_study(), storage=None, client=client, parent_run_id="parent")
+    assert sweep.finish_study(opened, tmp_path / "trials.csv", "FINISHED") == "cannot end the parent run: disk full"

@@ -30,6 +30,7 @@ from hydra.types import HydraContext, TaskFunction
 from omegaconf import DictConfig, ListConfig, OmegaConf
 from optuna.trial import TrialState
 
+from tuneflow.console import interrupt_behind
 from tuneflow.errors import ConfigError, TuneflowError
 from tuneflow.search import space as search_space
 from tuneflow.storage.creation import store_failure
@@ -337,13 +338,19 @@ def finish_study(opened: OpenStudy, csv_path: Path, status: str) -> str | None:
              opened.client, opened.client.get_run(opened.parent_run_id).info.experiment_id, opened.study)),
     ]
     first: str | None = None
+    interrupted: KeyboardInterrupt | None = None
     for what, step in steps:
         try:
             step()
         except Exception as error:  # noqa: BLE001 - the other steps must still run; reported below
+            # A Ctrl-C landing inside a store call can surface as that store's error ("This transaction
+            # is closed"); the user stopped the run, so it ends as the interrupt, not as one error line.
+            interrupted = interrupted or interrupt_behind(error)
             line = f"cannot {what}: {store_failure(error) or first_line(error)}"
             log.warning(line)
             first = first or line
+    if interrupted is not None:
+        raise interrupted
     return first
 
 
