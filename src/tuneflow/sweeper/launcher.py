@@ -7,9 +7,10 @@ callbacks), at a fraction of its cost per job:
 - Job configs come from ``JobConfigs``: composed by Hydra once per set of group choices, copied with
   each job's values, instead of composed from scratch per job (~200 ms -> ~10 ms on 2 cores).
 - ``run_job`` below is Hydra's ``hydra.core.utils.run_job`` without what only costs time: the job's
-  ``hydra`` node is not copied again (Hydra: four times per job; ``hydra_view``), and ``.hydra/hydra.yaml`` (Hydra's own 180-line
-  settings, ~20 ms to write per job) is written once per multirun, in the sweep folder, instead of
-  once per job; the job's ``hydra.*`` values that differ from it are in ``overrides.yaml``.
+  ``hydra`` node is not copied again (Hydra: four times per job; ``hydra_view``), and
+  ``.hydra/hydra.yaml`` (Hydra's own 180-line settings, ~20 ms to write per job) is written once per
+  multirun, in the sweep folder, instead of once per job; the job's ``hydra.*`` values that differ from
+  it are in ``overrides.yaml``.
 
 ``hydra/launcher=basic`` (or ``joblib``) selects Hydra's own launchers again.
 """
@@ -112,7 +113,7 @@ def job_output_dir(config: DictConfig) -> str:
 def hydra_view(config: DictConfig) -> DictConfig:
     """What ``HydraConfig.set_config`` makes of a job's config for ``HydraConfig.get()`` (a config holding
     only the read-only ``hydra`` node, whose parent stays the job's config so that interpolations reach
-    the app's values), without its deep copy of the node (~6 ms per job): the job's config is already a
+    the app's values), without its deep copy of the node (~6 ms per job on 2 busy cores): the job's config is already a
     copy of its own (``JobConfigs``), which nothing changes after the job. OmegaConf's
     ``no_deepcopy_set_nodes`` flag (what ``OmegaConf.unsafe_merge`` sets) skips the copy."""
     OmegaConf.set_readonly(config.hydra, True)
