@@ -31,7 +31,8 @@ configures, tuneflow's SQLite settings included, can reach another) and in a fre
   tuneflow-journal, tuneflow-user-app-launcher-journal  tuneflow and the user app with
                        hydra/sweeper/storage=journal (Optuna's journal file with heartbeats) instead of SQLite.
   tuneflow-before      With --baseline SRC: tuneflow from another checkout's src/ (e.g. the commit before
-                       this work), run the same way.
+                       this work), run the same way; <variant>-before (tuneflow-journal-before, ...) the
+                       same for each other variant.
 
 The in-process variants are timed around study.optimize (imports and study creation excluded) after a
 warm-up study of 3 trials in another folder of the same process (first-use costs). Before anything is
@@ -355,6 +356,9 @@ def main() -> None:
     if args.baseline:
         check_baseline(args.baseline)
         tuneflow_variants["tuneflow-before"] = ((), args.baseline)
+        # Every other variant's twin on the baseline's code (with --only: the ones named).
+        tuneflow_variants.update({f"{name}-before": (extra, args.baseline)
+                                  for name, extra in TUNEFLOW_VARIANTS.items() if name != "tuneflow"})
     wanted = set(args.only or [*IN_PROCESS, *tuneflow_variants])
     began = time.perf_counter()
 

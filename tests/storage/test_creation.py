@@ -149,3 +149,25 @@ def test_mlflow_killed_in_its_migrations_leaves_a_store_tuneflow_rebuilds(tmp_pa
     experiment = client.create_experiment("after")
     assert client.create_run(experiment).info.status == "RUNNING"
     assert creation.state_of(tmp_path / "optuna.db", "optuna") == "complete"
+
+
+@pytest.mark.slow  # MLflow's migrations, twice
+def test_the_mlflow_store_built_without_disk_waits_is_the_one_mlflow_builds(tmp_path: Path) -> None:
+    from mlflow.store.tracking.sqlalchemy_store import SqlAlchemyStore
+
+    def schema(path: Path) -> list[tuple[str, ...]]:
+        with sqlite3.connect(path) as connection:
+            # A table's constraints as a set: MLflow's own migrations order them by Python's string hashes.
+            rows = [(kind, name, *sorted(str(sql).split(", \n\t")))
+                    for kind, name, sql in connection.execute("SELECT type, name, sql FROM sqlite_master ORDER BY name")]
+            rows += connection.execute("SELECT version_num FROM alembic_version").fetchall()
+            rows += connection.execute("SELECT experiment_id, name, lifecycle_stage FROM experiments").fetchall()
+        return rows
+
+    SqlAlchemyStore(f"sqlite:///{tmp_path / 'mlflow_own.db'}", (tmp_path / "a").as_uri()).engine.dispose()
+    assert creation.create_atomically(tmp_path / "mlflow.db",
+                                      lambda temporary: creation.build_mlflow_db(temporary, (tmp_path / "a").as_uri()))
+    assert creation.state_of(tmp_path / "mlflow.db", "mlflow") == "complete"
+    assert schema(tmp_path / "mlflow.db") == schema(tmp_path / "mlflow_own.db")
+    with sqlite3.connect(tmp_path / "mlflow.db") as connection:  # the in-memory journal was the build's only
+        assert connection.execute("PRAGMA journal_mode").fetchone() == ("delete",)

@@ -13,7 +13,7 @@ import pytest
 from hydra import initialize_config_module
 from hydra.core.global_hydra import GlobalHydra
 from hydra.types import RunMode
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig, OmegaConf, open_dict
 
 from tuneflow.sweeper.job_configs import JobConfigs, same_config
 
@@ -103,6 +103,13 @@ def test_copies_are_independent(hydra_loader: Any) -> None:
     third = configs.load(trial(2, "params.x=3.0"))
     assert (first.params.x, second.params.x, third.params.x) == (1.0, 2.0, 3.0)
     assert list(second.hydra.overrides.task) == ["+arch=quadratic", "params.x=2.0"]
+    # A job that changes its config changes no later job's (each is a copy of the unchanged template).
+    with open_dict(first):
+        first.params.extra = 1
+        first.params.y = 9.0
+    fourth = configs.load(trial(3, "params.x=4.0"))
+    assert "extra" not in fourth.params
+    assert fourth.params.y == hydra_loader.load_sweep_config(configs.master_config, trial(3, "params.x=4.0")).params.y
 
 
 @pytest.mark.parametrize(

@@ -29,6 +29,8 @@ def what_a_job_sees(cfg: DictConfig) -> dict[str, Any]:
         "output_dir": Path(hydra.runtime.output_dir).name,
         "log_file": Path(logging_file).name,
         "mode": str(hydra.mode),
+        "hydra_config_keys": list(HydraConfig.instance().cfg),  # type: ignore[arg-type]
+        "hydra_is_read_only": OmegaConf.is_readonly(hydra),
     }
 
 

@@ -77,3 +77,12 @@ def test_a_trial_costs_a_handful_of_mlflow_requests(
         assert run.data.metrics["objective"] == pytest.approx(outcome.value)
     else:
         assert "synthetic failure" in run.data.tags["tuneflow.error"]
+    if state == "COMPLETE" and log_model:
+        # The model's requirements are pinned explicitly (MLflow infers them otherwise: seconds per model).
+        from importlib.metadata import version
+
+        from mlflow.artifacts import download_artifacts
+
+        requirements = Path(download_artifacts(f"runs:/{outcome.run_id}/model/requirements.txt",
+                                               tracking_uri=client.tracking_uri)).read_text().split()
+        assert {f"cloudpickle=={version('cloudpickle')}", f"tuneflow=={version('tuneflow')}"} <= set(requirements)

@@ -18,6 +18,7 @@ SQLAlchemy globally, so another library's SQLite connections in the same process
 
 from __future__ import annotations
 
+import os
 import sqlite3
 from pathlib import Path
 from typing import Any
@@ -67,6 +68,33 @@ def synchronous_normal(engine: Any) -> None:
     event.listen(engine, "connect", on_connect)
     engine._tuneflow_synchronous_normal = True
     engine.dispose()
+
+
+def unsynchronized(engine: Any) -> None:
+    """No disk waits on one SQLAlchemy ``engine``'s connections (``synchronous=OFF``, rollback journal
+    in memory): for an engine that builds a store in a temporary file no one else opens, which is
+    discarded if the build stops half-way and synced once, whole, before it is used (``fsync_file``).
+    A listener on that engine only."""
+    from sqlalchemy import event
+
+    if engine.dialect.name != "sqlite":
+        return
+
+    def on_connect(connection: Any, _record: Any) -> None:
+        connection.execute("PRAGMA synchronous=OFF")
+        connection.execute("PRAGMA journal_mode=MEMORY")
+
+    event.listen(engine, "connect", on_connect)
+    engine.dispose()
+
+
+def fsync_file(path: str | Path) -> None:
+    """Wait until the file's content is on the disk."""
+    descriptor = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(descriptor)
+    finally:
+        os.close(descriptor)
 
 
 def db_path_of(url: str) -> Path | None:

@@ -55,6 +55,9 @@ class JobConfigs:
         self.master_config = master_config
         self.parser = OverridesParser.create()
         self._templates: dict[tuple[str, ...], DictConfig | None] = {}
+        #: Each template pickled once (``copy_config``: a copy is a pickle round trip, and a template
+        #: never changes once composed: only the unpickling is left per job).
+        self._pickled: dict[tuple[str, ...], bytes] = {}
         self._is_group: dict[str, bool] = {}
         #: How many job configs were built each way (tests and benchmarks read these).
         self.composed_by_hydra = 0
@@ -127,11 +130,23 @@ class JobConfigs:
             template, same = None, False
         if not same:
             log.debug(f"job configs of {' '.join(split.structure)} are composed by Hydra for every job")
+            self._pickled.pop(split.structure, None)
         self._templates[split.structure] = template if same else _HYDRA_ONLY
         return composed
 
+    def _copy_of(self, template: DictConfig, structure: tuple[str, ...]) -> DictConfig:
+        """A fresh copy of the template of ``structure``."""
+        pickled = self._pickled.get(structure)
+        if pickled is None:
+            try:
+                pickled = pickle.dumps(template, protocol=pickle.HIGHEST_PROTOCOL)
+            except Exception:  # noqa: BLE001 - something in the config does not pickle
+                return copy_config(template)
+            self._pickled[structure] = pickled
+        return pickle.loads(pickled)  # type: ignore[no-any-return]
+
     def _copy_with_values(self, template: DictConfig, split: SplitOverrides) -> DictConfig:
-        cfg = copy_config(template)
+        cfg = self._copy_of(template, split.structure)
         # What ConfigLoaderImpl._apply_overrides_to_config does for a plain `key=value`.
         for override in split.values:
             OmegaConf.update(cfg, override.key_or_group, override.value(), merge=True)

@@ -13,7 +13,7 @@ import tempfile
 import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from functools import lru_cache
+from functools import cache, lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -259,17 +259,13 @@ def save_model(model: Any, flavor: str | None, directory: Path, input_example: A
     per model.
     """
     import importlib
-    from importlib.metadata import PackageNotFoundError, version
 
     flavor = flavor or infer_flavor(model)
     if "pip_requirements" not in kwargs and "extra_pip_requirements" not in kwargs:
-        requirements = []
-        for package in (_FLAVOR_PACKAGES.get(flavor, flavor), "tuneflow"):
-            try:
-                requirements.append(f"{package}=={version(package)}")
-            except PackageNotFoundError:
-                pass
-        kwargs["pip_requirements"] = requirements
+        kwargs["pip_requirements"] = [
+            f"{package}=={installed}" for package in (_FLAVOR_PACKAGES.get(flavor, flavor), "tuneflow")
+            if (installed := installed_version(package)) is not None
+        ]
     if flavor == "pytorch":
         import logging
 
@@ -297,6 +293,19 @@ def save_model(model: Any, flavor: str | None, directory: Path, input_example: A
     except ImportError:
         raise ValueError(f"model flavor is {flavor!r}, but MLflow has no flavor mlflow.{flavor}") from None
     module.save_model(model, str(directory), **kwargs)
+
+
+@cache
+def installed_version(package: str) -> str | None:
+    """The installed version of a distribution (None: not installed), looked up once per process: each
+    lookup reads and parses the distribution's metadata file (~0.5 ms), and every trial saving a model
+    asked twice."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version(package)
+    except PackageNotFoundError:
+        return None
 
 
 def _predict_model_class() -> type:
