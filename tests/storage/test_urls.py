@@ -19,7 +19,8 @@ POSTGRES = {"kind": "postgres", "host": "db", "port": "5433", "user": "ann", "da
 @pytest.mark.parametrize(
     ("node", "url"),
     [
-        (None, "sqlite:///ROOT/optuna.db"),
+        (None, "journal://ROOT/optuna.journal"),
+        ({"kind": "journal", "url": None}, "journal://ROOT/optuna.journal"),
         ({"kind": "sqlite", "url": None}, "sqlite:///ROOT/optuna.db"),
         ({"kind": "sqlite", "url": "sqlite:///other.db"}, "sqlite:///other.db"),
         (POSTGRES, "postgresql+psycopg2://ann@db:5433/optuna"),

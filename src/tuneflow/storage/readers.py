@@ -2,9 +2,10 @@
 without disturbing a study that is still running.
 
 ``tuneflow report|repeat|ui STUDY`` accept ``--root-dir`` (default ``mlruns``), ``--storage`` (default
-``sqlite:///<root-dir>/optuna.db``, as the sweeper's) and ``--tracking-uri`` (default
-``$MLFLOW_TRACKING_URI``, else ``sqlite:///<root-dir>/mlflow.db``). Reading takes no lock: SQLite runs in
-WAL mode, so readers and the study's writers never wait for each other.
+``journal:///<root-dir>/optuna.journal``, or ``sqlite:///<root-dir>/optuna.db`` where only that exists, as
+the sweeper's) and ``--tracking-uri`` (default ``$MLFLOW_TRACKING_URI``, else
+``sqlite:///<root-dir>/mlflow.db``). Reading takes no lock: a journal is only appended to, and SQLite runs
+in WAL mode, so readers and the study's writers never wait for each other.
 """
 
 from __future__ import annotations
@@ -40,8 +41,8 @@ def add_store_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("study", help="the study's name (hydra.sweeper.study_name; default: the arch's name)")
     parser.add_argument("--root-dir", default="mlruns", help="the study's root_dir (default: mlruns)")
     parser.add_argument("--storage", default=None,
-                        help="Optuna storage URL (default: sqlite:///ROOT_DIR/optuna.db, as the sweeper's; "
-                             "ROOT_DIR/optuna.journal where only that exists)")
+                        help="Optuna storage URL (default: journal:///ROOT_DIR/optuna.journal, as the sweeper's; "
+                             "sqlite:///ROOT_DIR/optuna.db where only that exists)")
     parser.add_argument("--tracking-uri", default=None,
                         help="MLflow tracking URI (default: $MLFLOW_TRACKING_URI, else sqlite:///ROOT_DIR/mlflow.db)")
 
@@ -106,7 +107,7 @@ def read_storage(location: StudyLocation) -> optuna.storages.BaseStorage:
             raise ConfigError(f"no Optuna storage at {url}; run the study first, or give --root-dir/--storage")
         from tuneflow.storage.journal import check_journal
 
-        check_journal(journal, creation.FIX)
+        check_journal(journal, creation.FIX, repair=False)  # reading writes nothing: the next writer repairs
         from tuneflow.storage.study import open_storage
 
         return open_storage(url)

@@ -117,7 +117,7 @@ def open_parent_run(client: Any, study: optuna.Study, plan: SweepPlan) -> str:
 
 
 def refuse_runs_of_a_lost_study(client: Any, name: str, experiment: str) -> None:
-    """A study the Optuna storage does not hold, whose trial runs MLflow does (its ``optuna.db`` was emptied,
+    """A study the Optuna storage does not hold, whose trial runs MLflow does (its ``optuna.journal`` was emptied,
     deleted or replaced): a new study of that name would number its trials from 0 again, beside the old
     runs, under the old parent run. Refused before anything is created."""
     found = client.get_experiment_by_name(experiment)
