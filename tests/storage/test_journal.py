@@ -240,3 +240,22 @@ def test_a_sweep_on_the_journal_then_report_reads_it_without_being_told_where(tm
     report = run_tuneflow(tmp_path, "report", "quadratic")
     assert report.returncode == 0, report.output
     assert (root / "studies" / "quadratic" / "report" / "top_trials.csv").is_file()
+
+
+@pytest.mark.slow
+def test_a_project_an_earlier_tuneflow_made_on_sqlite_resumes_there(tmp_path: Path) -> None:
+    """Its root_dir holds optuna.db and no optuna.journal: the default command, report and the workers'
+    resolved storage keep using the SQLite file, so its studies resume instead of starting anew."""
+    from conftest import run_tuneflow
+
+    sweep = ("+arch=quadratic", "-m", "hydra/sweeper/pruner=none", "tracking.log_model=false")
+    earlier = run_tuneflow(tmp_path, *sweep, "hydra.sweeper.n_trials=2", "hydra/sweeper/storage=sqlite")
+    assert earlier.returncode == 0, earlier.output
+    root = tmp_path / "mlruns"
+    resumed = run_tuneflow(tmp_path, *sweep, "hydra.sweeper.n_trials=3")
+    assert resumed.returncode == 0, resumed.output
+    assert not (root / "optuna.journal").exists()
+    study = optuna.load_study(study_name="quadratic", storage=f"sqlite:///{root / 'optuna.db'}")
+    assert [t.state.name for t in study.trials] == ["COMPLETE"] * 3, "the earlier study resumed: 1 more trial"
+    report = run_tuneflow(tmp_path, "report", "quadratic")
+    assert report.returncode == 0, report.output
