@@ -259,3 +259,35 @@ def test_a_project_an_earlier_tuneflow_made_on_sqlite_resumes_there(tmp_path: Pa
     assert [t.state.name for t in study.trials] == ["COMPLETE"] * 3, "the earlier study resumed: 1 more trial"
     report = run_tuneflow(tmp_path, "report", "quadratic")
     assert report.returncode == 0, report.output
+
+
+def test_a_full_disk_while_appending_is_the_disk_s_line_naming_the_journal(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The append that fills the disk writes part of its record, then fails: the sweeper's one line
+    (``store_failure``) names the journal, and the next append drops the part written."""
+    import errno
+
+    from tuneflow.storage import journal
+    from tuneflow.storage.creation import store_failure
+
+    path = a_journal(tmp_path)
+    whole = path.read_bytes()
+    study = optuna.load_study(study_name="quadratic", storage=HeartbeatJournalStorage(path))
+    real_write, room = os.write, [10]
+
+    def full_disk(fd: int, data: bytes) -> int:  # what write(2) does: what fits, then ENOSPC
+        if not room[0]:
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        written = real_write(fd, bytes(data[: room[0]]))
+        room[0] -= written
+        return written
+
+    monkeypatch.setattr(journal.os, "write", full_disk)
+    with pytest.raises(OSError) as failed:
+        study.optimize(lambda trial: trial.suggest_float("x", 0, 1), n_trials=1)
+    assert store_failure(failed.value) == f"No space left on device: {path} (is the disk full, or the folder read-only?)"
+    assert path.read_bytes() == whole + whole[:10]
+    monkeypatch.setattr(journal.os, "write", real_write)
+    study = optuna.load_study(study_name="quadratic", storage=HeartbeatJournalStorage(path))
+    study.optimize(lambda trial: trial.suggest_float("x", 0, 1), n_trials=1)
+    assert [t.state.name for t in study.trials] == ["COMPLETE"] * 4

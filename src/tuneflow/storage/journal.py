@@ -1,4 +1,5 @@
-"""Optuna's journal file storage, with heartbeats: ``hydra/sweeper/storage=journal`` (``journal:///PATH``).
+"""Optuna's journal file storage, with heartbeats: the embedded default (``<root_dir>/optuna.journal``,
+``hydra/sweeper/storage=journal``, ``journal:///PATH``).
 
 Optuna's ``JournalStorage`` keeps a study as an append-only log of operations in one file
 (``JournalFileBackend``: each write appended under a file lock), replayed in memory by each process: a no-op
@@ -156,6 +157,8 @@ class UnsyncedJournalFileBackend(JournalFileBackend):
                 view = memoryview(data)
                 while view:  # os.write may write less than asked (a signal, a full disk raises)
                     view = view[os.write(fd, view):]
+            except OSError as error:  # os.write's error names no file: the one line that reports it should
+                raise OSError(error.errno, error.strerror, self._file_path) from error
             finally:
                 os.close(fd)
 
