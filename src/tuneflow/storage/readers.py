@@ -74,8 +74,9 @@ class StudyLocation:
             tracking_uri=resolve_tracking_uri(args.tracking_uri, root_dir),
         )
         tracking_from = "--tracking-uri" if args.tracking_uri else "MLFLOW_TRACKING_URI"
-        sqlite_file = storage_url[len("sqlite:///"):] if storage_url.startswith("sqlite:///") else None
-        if sqlite_file is not None and not Path(sqlite_file).is_file():
+        stored = (Path(storage_url[len("sqlite:///"):]) if storage_url.startswith("sqlite:///")
+                  else journal_path_of(storage_url))
+        if stored is not None and not stored.is_file():
             raise ConfigError(f"no Optuna storage at {storage_url}; run the study first, or give --root-dir/--storage")
         # Reading must not create an empty MLflow store (MLflow makes the database when it opens it).
         if location.tracking_uri.startswith("sqlite:///") and not Path(location.tracking_uri[len("sqlite:///"):]).is_file():
