@@ -3,20 +3,22 @@
 Each trial: 2 float params (x, y), 20 per-epoch values reported to Optuna (no pruning), a final value.
 TPE with tuneflow's default settings everywhere (multivariate, constant liar, seed 0), so sampling costs
 the same in every row. Every variant runs in its own Python process (nothing one variant imports or
-configures, tuneflow's SQLite settings included, can reach another) and in a fresh temporary folder.
+configures, tuneflow's storage settings included, can reach another) and in a fresh temporary folder.
 
   optuna-memory        Optuna alone, in-memory storage: the floor.
   optuna-sqlite        Optuna on SQLite as a user writes it, optuna.create_study(storage="sqlite:///...")
                        with Optuna's defaults: storage-only.
-  optuna-sqlite-tuned  The same study on tuneflow's storage (tuneflow.storage.study.open_storage: WAL journal,
-                       synchronous=NORMAL): what the storage tuneflow uses costs on its own.
-  optuna-journal       The same study on hydra/sweeper/storage=journal's storage (Optuna's journal file,
-                       tuneflow.storage.journal: file heartbeats, every append fsync'ed).
+  optuna-sqlite-tuned  The same study on tuneflow's SQLite storage (hydra/sweeper/storage=sqlite;
+                       tuneflow.storage.study.open_storage: WAL journal, synchronous=NORMAL).
+  optuna-journal       The same study on tuneflow's default storage (Optuna's journal file,
+                       tuneflow.storage.journal: file heartbeats, appends not fsync'ed): what the storage
+                       tuneflow uses costs on its own.
   naive-mlflow         The script users write: optuna-sqlite + `with mlflow.start_run():` per trial, one
                        MLflow call per value (2 log_param, 20 step log_metric, 1 final log_metric),
                        tracking URI sqlite:///<tmp>/mlflow.db.
   tuneflow             `python -m tuneflow +arch=quadratic -m hydra.sweeper.n_trials=N hydra/sweeper/pruner=none
-                       hydra.sweeper.sampler.seed=0` as a subprocess: a Hydra job per trial, MLflow run
+                       hydra.sweeper.sampler.seed=0` as a subprocess, on the default storage (Optuna's
+                       journal file under mlruns/): a Hydra job per trial, MLflow run
                        with params, config.yaml, 20 step metrics, final metrics, a pickled model.
                        "(process)": wall time of the whole process (interpreter start, imports, Hydra,
                        store creation, summary). "(in-study)": first trial's datetime_start to last
@@ -28,8 +30,9 @@ configures, tuneflow's SQLite settings included, can reach another) and in a fre
                        Hydra's basic launcher (what the app gets by default: each job composed by Hydra).
   tuneflow-user-app-launcher  The same app with `override hydra/launcher: tuneflow` in its defaults.
   tuneflow-basic-launcher  The same with hydra/launcher=basic (Hydra composes every job from scratch).
-  tuneflow-journal, tuneflow-user-app-launcher-journal  tuneflow and the user app with
-                       hydra/sweeper/storage=journal (Optuna's journal file with heartbeats) instead of SQLite.
+  tuneflow-sqlite, tuneflow-user-app-launcher-sqlite  tuneflow and the user app with
+                       hydra/sweeper/storage=sqlite (tuneflow's SQLite storage, the default before the
+                       journal) instead of the journal.
   tuneflow-before      With --baseline SRC: tuneflow from another checkout's src/ (e.g. the commit before
                        this work), run the same way; <variant>-before (tuneflow-journal-before, ...) the
                        same for each other variant.
@@ -71,8 +74,8 @@ TUNEFLOW_VARIANTS: dict[str, tuple[str, ...]] = {
     "tuneflow-basic-launcher": ("hydra/launcher=basic",),
     "tuneflow-user-app": ("user-app",),
     "tuneflow-user-app-launcher": ("user-app", "tuneflow"),
-    "tuneflow-journal": ("hydra/sweeper/storage=journal",),
-    "tuneflow-user-app-launcher-journal": ("user-app", "tuneflow", "hydra/sweeper/storage=journal"),
+    "tuneflow-sqlite": ("hydra/sweeper/storage=sqlite",),
+    "tuneflow-user-app-launcher-sqlite": ("user-app", "tuneflow", "hydra/sweeper/storage=sqlite"),
 }
 
 

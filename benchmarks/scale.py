@@ -1,9 +1,10 @@
 """Scale: what one suggestion, the sweeper's per-trial bookkeeping, the CSV export and an MLflow search over
 all runs cost when a study holds 100, 1,000 and 10,000 trials, and how much memory that takes.
 
-The study is tuneflow's default: the sampler ``tuneflow.search.samplers.default_sampler`` on the default storage
-(SQLite under the project folder, built by ``tuneflow.storage.study.open_storage`` as the sweeper builds it, with
-heartbeats), over the MLP's default search space (8 hyperparameters). Its trials look like tuneflow's:
+The study is tuneflow's: the sampler ``tuneflow.search.samplers.default_sampler`` on SQLite
+(``hydra/sweeper/storage=sqlite``, the default before the journal: under the project folder, built by
+``tuneflow.storage.study.open_storage`` as the sweeper builds it, with heartbeats; the journal copy below is
+the default now), over the MLP's default search space (8 hyperparameters). Its trials look like tuneflow's:
 8 params, a value, 20 per-epoch intermediate values, the user attributes the trial runner sets (MLflow run
 id, final metrics). The MLflow store holds one run per trial, shaped like tuneflow's trial runs (tags,
 12 params, 20 steps of 3 metrics, 5 final metrics).
@@ -75,9 +76,9 @@ from tuneflow.search.samplers import default_sampler
 from tuneflow.storage.study import (
     StudySettings,
     best_trial_or_none,
-    default_storage_url,
     open_storage,
 )
+from tuneflow.storage.urls import sqlite_storage_url
 from tuneflow.sweeper.asking import TrialAsker
 from tuneflow.sweeper.plan import SweepPlan
 from tuneflow.tracking import trials_csv as tuneflow_results
@@ -392,7 +393,9 @@ class Scale:
         self.folder = folder
         self.root = folder / "mlruns"
         self.space = mlp_search_space()
-        self.url = default_storage_url(self.root)
+        # SQLite (hydra/sweeper/storage=sqlite, the default before the journal): the journal copy beside it
+        # is what the default costs now.
+        self.url = sqlite_storage_url(self.root)
         self.storage = open_storage(self.url, heartbeat_interval=60)
         self.study = optuna.create_study(study_name=STUDY, storage=self.storage, sampler=default_sampler(seed=0))
         self.study_id = self.storage.get_study_id_from_name(STUDY)

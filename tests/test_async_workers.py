@@ -147,10 +147,10 @@ def test_sigterm_and_ctrl_c_to_the_driver_stop_the_workers_and_the_same_command_
     stop_twice_then_resume(project, tuneflow_env(), "term", "local")
 
 
-def test_a_relative_sqlite_file_is_refused_on_slurm_and_nothing_is_created(project: Path) -> None:
+def test_a_relative_journal_file_is_refused_on_slurm_and_nothing_is_created(project: Path) -> None:
     code, output = finish(start_tuneflow(project, *FAST, *workers("slurm")))
     assert code == 2, output[-3000:]
-    assert ("tuneflow: error: hydra.sweeper.storage is SQLite at a relative path (mlruns/optuna.db), which "
+    assert ("tuneflow: error: hydra.sweeper.storage is a journal file at a relative path (mlruns/optuna.journal), which "
             "workers.engine=slurm resolves on each node; use hydra/sweeper/storage=postgres") in output
     assert "Traceback" not in output
     assert not (project / "mlruns").exists()

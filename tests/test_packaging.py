@@ -55,4 +55,4 @@ def test_a_study_runs_from_the_installed_wheel(wheel: Path, tmp_path: Path) -> N
     )
     assert result.returncode == 0, result.stdout + result.stderr
     assert "[2/2] trial 1" in result.stdout + result.stderr
-    assert os.path.exists(project / "mlruns" / "optuna.db")
+    assert os.path.exists(project / "mlruns" / "optuna.journal")

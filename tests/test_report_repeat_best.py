@@ -182,7 +182,7 @@ def test_best_config_retrains_the_winner_in_one_run_with_its_model(project: Path
 def test_bad_input_is_one_line_with_status_2(project: Path, capsys: Any, monkeypatch: Any) -> None:
     unknown = tuneflow_command(project, "report", "nope")  # through the console script's dispatch
     assert unknown.returncode == 2
-    assert unknown.stderr.strip() == (f"tuneflow: error: no study 'nope' in sqlite:///{project / 'mlruns' / 'optuna.db'}; "
+    assert unknown.stderr.strip() == (f"tuneflow: error: no study 'nope' in journal://{project / 'mlruns' / 'optuna.journal'}; "
                                       "studies there: quadratic")
     with pytest.raises(SystemExit) as exit_status:
         in_process(project, "repeat", "quadratic", "--top", "1", capsys=capsys, monkeypatch=monkeypatch)

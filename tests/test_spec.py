@@ -134,7 +134,7 @@ def test_a_bad_spec_exits_2_from_the_command_line(tmp_path: Path) -> None:
                             env=tuneflow_env(), capture_output=True, text=True, timeout=120)
     assert result.returncode == 2
     assert result.stderr.startswith("tuneflow: error: unknown architecture 'lstm'")
-    assert not (tmp_path / "mlruns" / "optuna.db").exists()
+    assert not (tmp_path / "mlruns").exists()
 
 
 def test_a_missing_file_is_one_line(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:

@@ -1,7 +1,7 @@
 """Workers get killed (pre-emption, out of memory): nothing completed is lost, a killed worker's trial is
 failed by its stale heartbeat and retried with the same params by another worker, and the study still
-ends with exactly n_trials finished trials. The same story on the embedded default (SQLite, two workers
-on one machine), on Optuna's journal file (hydra/sweeper/storage=journal, file heartbeats) and on the local
+ends with exactly n_trials finished trials. The same story on the embedded default (Optuna's journal file
+with file heartbeats, two workers on one machine), on SQLite (hydra/sweeper/storage=sqlite) and on the local
 cluster (PostgreSQL + an MLflow server, four workers)."""
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from topology import JournalTopology, ServerTopology, Topology, finished, wait_until
+from topology import ServerTopology, SqliteTopology, Topology, finished, wait_until
 
 pytestmark = pytest.mark.slow
 
@@ -28,12 +28,12 @@ def worker_args(study: str) -> list[str]:
             "hydra.sweeper.progress_interval=0.1", f"hydra.sweeper.study_name={study}"]
 
 
-@pytest.fixture(params=["embedded", "journal", "postgres"])
+@pytest.fixture(params=["embedded", "sqlite", "postgres"])
 def topology(request: pytest.FixtureRequest, project: Path) -> Any:
     if request.param == "embedded":
         topology = Topology(project)
-    elif request.param == "journal":
-        topology = JournalTopology(project)
+    elif request.param == "sqlite":
+        topology = SqliteTopology(project)
     else:
         topology = ServerTopology(project, cluster=request.getfixturevalue("cluster"))
     yield topology
@@ -147,9 +147,10 @@ def test_a_trial_whose_worker_died_before_its_first_heartbeat_is_retried_too(pro
     import optuna
     from optuna.distributions import FloatDistribution
 
+    from tuneflow.storage.study import open_storage
+
     topology = Topology(project)
-    storage = f"sqlite:///{project / 'mlruns' / 'optuna.db'}"
-    (project / "mlruns").mkdir()
+    storage = open_storage(f"journal://{project / 'mlruns' / 'optuna.journal'}")  # the embedded default's
     orphan_study = optuna.create_study(study_name="orphan", storage=storage, direction="minimize")
     orphan = orphan_study.ask({"x": FloatDistribution(-5.0, 5.0), "y": FloatDistribution(-5.0, 5.0)})
 

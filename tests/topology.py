@@ -1,4 +1,5 @@
-"""Where workers run in the tests: the embedded default (SQLite files in the project) or the
+"""Where workers run in the tests: the embedded default (Optuna's journal file and MLflow's SQLite in the
+project), Optuna's SQLite file instead (``hydra/sweeper/storage=sqlite``) or the
 multi-worker topology of ``tuneflow.deploy.local_cluster`` (PostgreSQL + an MLflow server), behind one face:
 start a worker, read the study back from Optuna, read its runs back from MLflow."""
 
@@ -132,24 +133,22 @@ class Topology:
 
 
 @dataclass
-class JournalTopology(Topology):
-    """The embedded default with the Optuna study in a journal file (``hydra/sweeper/storage=journal``):
-    two workers on one machine appending to ``mlruns/optuna.journal``, with file heartbeats."""
+class SqliteTopology(Topology):
+    """The embedded stores with the Optuna study in an SQLite file (``hydra/sweeper/storage=sqlite``, the
+    default before the journal): two workers on one machine sharing ``mlruns/optuna.db``, with heartbeats."""
 
-    name: str = "journal"
+    name: str = "sqlite"
 
     def start_worker(self, *args: str) -> subprocess.Popen[str]:
-        return super().start_worker(*args, "hydra/sweeper/storage=journal")
+        return super().start_worker(*args, "hydra/sweeper/storage=sqlite")
 
     def study(self, name: str) -> Any:
         import optuna
-        from optuna.storages.journal import JournalFileBackend, JournalFileOpenLock, JournalStorage
 
-        path = self.project / "mlruns" / "optuna.journal"
-        if not path.is_file():  # Optuna's backend would create it: reading must not
+        path = self.project / "mlruns" / "optuna.db"
+        if not path.is_file():  # Optuna's RDBStorage would create it: reading must not
             raise FileNotFoundError(path)
-        backend = JournalFileBackend(str(path), lock_obj=JournalFileOpenLock(str(path)))
-        return optuna.load_study(study_name=name, storage=JournalStorage(backend))
+        return optuna.load_study(study_name=name, storage=f"sqlite:///{path}")
 
 
 @dataclass

@@ -206,4 +206,5 @@ def test_the_storage_url_shorthand_of_earlier_versions_still_means_the_url(proje
     result = run_tuneflow(project, "+arch=quadratic", "-m", "hydra.sweeper.n_trials=1", "tracking.log_model=false",
                           f"hydra.sweeper.storage=sqlite:///{project / 'elsewhere.db'}")
     assert result.returncode == 0, result.output
-    assert (project / "elsewhere.db").exists() and not (project / "mlruns" / "optuna.db").exists()
+    assert (project / "elsewhere.db").exists()
+    assert not (project / "mlruns" / "optuna.db").exists() and not (project / "mlruns" / "optuna.journal").exists()

@@ -84,14 +84,19 @@ def test_the_journal_storage_config_and_urls(tmp_path: Path) -> None:
         check_storage(f"journal://{tmp_path}")
 
 
-def test_readers_open_the_journal_where_only_it_exists(tmp_path: Path) -> None:
+def test_the_default_is_the_journal_but_an_earlier_tuneflow_s_sqlite_file_stays_in_use(tmp_path: Path) -> None:
+    """Readers and the sweeper's default (the journal node, null or no storage) agree on the file."""
     root = tmp_path / "mlruns"
-    assert stored_storage_url(root).startswith("sqlite:///"), "no store yet: the default"
+    journal, sqlite = f"journal://{(root / 'optuna.journal').resolve()}", f"sqlite:///{(root / 'optuna.db').resolve()}"
+    defaults = (lambda: stored_storage_url(root), lambda: storage_url({"kind": "journal", "url": None}, root),
+                lambda: storage_url(None, root))
+    assert [url() for url in defaults] == [journal] * 3, "no store yet: the journal"
     root.mkdir()
-    (root / "optuna.journal").touch()
-    assert stored_storage_url(root).startswith("journal://")
     (root / "optuna.db").touch()
-    assert stored_storage_url(root).startswith("sqlite:///"), "an SQLite store keeps its precedence"
+    assert [url() for url in defaults] == [sqlite] * 3, "only optuna.db: a project an earlier tuneflow made"
+    (root / "optuna.journal").touch()
+    assert [url() for url in defaults] == [journal] * 3, "the journal, once it exists"
+    assert storage_url({"kind": "sqlite", "url": None}, root) == sqlite, "hydra/sweeper/storage=sqlite"
 
 
 def a_journal(tmp_path: Path) -> Path:
@@ -101,44 +106,93 @@ def a_journal(tmp_path: Path) -> Path:
     return path
 
 
-@pytest.mark.parametrize(("damage", "problem"), [
-    ("garbage", "is not an Optuna journal (its first line is not a journal record); "),
-    ("truncated", ": its last record is cut short (a full disk or a crash while it was written); delete that "
-                  "last, incomplete line to resume from the records before it, or "),
-])
-def test_a_damaged_journal_is_refused_before_optuna_reads_or_appends_to_it(
-        tmp_path: Path, damage: str, problem: str) -> None:
+def test_a_file_that_is_no_journal_is_refused_and_left_as_it_is(tmp_path: Path) -> None:
     from tuneflow.storage.creation import FIX, prepare_optuna_store
+
+    path = tmp_path / "optuna.journal"
+    for text in (b"\x00garbage\xff" * 4096, b'{"not": "a record"}\n{"op_code": 0}', b"garbage, no newline"):
+        path.write_bytes(text)
+        with pytest.raises(ConfigError) as refused:
+            prepare_optuna_store(f"journal://{path}")
+        assert str(refused.value) == f"{path} is not an Optuna journal (its first line is not a journal record); {FIX}"
+        assert path.read_bytes() == text
+
+
+@pytest.mark.parametrize("cut", ["mid-record", "first-record"])
+def test_a_last_record_cut_short_is_dropped_under_the_lock_with_one_warning(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture, cut: str) -> None:
+    from tuneflow.storage.creation import prepare_optuna_store
 
     path = a_journal(tmp_path)
     data = path.read_bytes()
-    path.write_bytes(b"\x00garbage\xff" * 4096 if damage == "garbage" else data[: len(data) // 3])
-    before = path.read_bytes()
-    with pytest.raises(ConfigError) as refused:
+    whole = data[: data.rindex(b"\n", 0, len(data) - 1) + 1] if cut == "mid-record" else b""
+    path.write_bytes(data[: len(whole) + 25])
+    with caplog.at_level("WARNING", logger="tuneflow.storage.journal"):
         prepare_optuna_store(f"journal://{path}")
-    assert str(refused.value) == f"{path}{'' if problem.startswith(':') else ' '}{problem}{FIX}"
-    assert path.read_bytes() == before
-    if damage == "truncated":  # what the message says to do: the study resumes from the whole records
-        path.write_bytes(before[: before.rindex(b"\n") + 1])
-        prepare_optuna_store(f"journal://{path}")
-        assert optuna.load_study(study_name="quadratic", storage=HeartbeatJournalStorage(path)).trials
+    assert path.read_bytes() == whole
+    (warning,) = caplog.messages
+    assert warning.startswith(f"{path}: dropped its last 25 bytes, a record cut short"), warning
+    assert not Path(f"{path}.lock").exists(), "the journal's lock is released"
+    if cut == "mid-record":  # the study resumes from the whole records, and appends to them
+        study = optuna.load_study(study_name="quadratic", storage=HeartbeatJournalStorage(path))
+        study.optimize(lambda trial: trial.suggest_float("x", 0, 1), n_trials=1)
+        assert len(optuna.load_study(study_name="quadratic", storage=HeartbeatJournalStorage(path)).trials) == 4
+
+
+def test_the_repair_waits_for_the_journal_lock(tmp_path: Path) -> None:
+    """A last line without its newline may be an append in progress: it is only dropped under the lock."""
+    import threading
+
+    from tuneflow.storage.journal import check_journal, open_lock
+
+    path = a_journal(tmp_path)
+    whole = path.read_bytes()
+    lock = open_lock(path)
+    lock.acquire()
+    path.write_bytes(whole + b'{"op_code":4,"wor')  # a writer mid-append, holding the lock
+    checked = threading.Thread(target=check_journal, args=(path, "fix"))
+    checked.start()
+    time.sleep(0.5)
+    assert checked.is_alive(), "the repair waits while a writer holds the lock"
+    with path.open("ab") as journal:
+        journal.write(b'ker_id":"w"}\n')  # the append finishes
+    lock.release()
+    checked.join(timeout=30)
+    assert path.read_bytes() == whole + b'{"op_code":4,"worker_id":"w"}\n', "a finished append is kept"
+
+
+def test_an_append_after_a_record_cut_short_drops_it_first(tmp_path: Path) -> None:
+    """A worker whose append filled the disk leaves a record cut short while others still run: the next
+    append drops it instead of following it (Optuna's reader stops at a broken line: every later record
+    would be lost)."""
+    path = a_journal(tmp_path)
+    running = optuna.load_study(study_name="quadratic", storage=HeartbeatJournalStorage(path))
+    with path.open("ab") as journal:
+        journal.write(b'{"op_code":5,"worker_id":"dead","trial_id":3,"sta')
+    running.optimize(lambda trial: trial.suggest_float("x", 0, 1), n_trials=2)
+    study = optuna.load_study(study_name="quadratic", storage=HeartbeatJournalStorage(path))
+    assert [t.state.name for t in study.trials] == ["COMPLETE"] * 5
+    assert b'"dead"' not in path.read_bytes()
 
 
 @pytest.mark.slow
-def test_a_damaged_journal_is_one_line_in_the_sweeper_and_in_report(tmp_path: Path) -> None:
+def test_report_reads_a_journal_cut_short_as_it_is_and_the_sweeper_repairs_it(tmp_path: Path) -> None:
     from conftest import run_tuneflow
 
-    path = a_journal(tmp_path)
-    data = path.read_bytes()
-    path.write_bytes(data[:-5])
-    for args in (["+arch=quadratic", "-m", "hydra.sweeper.n_trials=4", "hydra/sweeper/storage=journal"],
-                 ["report", "quadratic"]):
-        result = run_tuneflow(tmp_path, *args)
-        assert result.returncode == 2, result.output
-        assert "Traceback" not in result.stderr
-        assert result.stderr.strip().splitlines()[-1].startswith(
-            f"tuneflow: error: {path}: its last record is cut short"), result.stderr
-        assert path.read_bytes() == data[:-5]
+    sweep = ("+arch=quadratic", "-m", "hydra/sweeper/pruner=none", "tracking.log_model=false")
+    assert run_tuneflow(tmp_path, *sweep, "hydra.sweeper.n_trials=2").returncode == 0
+    path = tmp_path / "mlruns" / "optuna.journal"
+    data = path.read_bytes()[:-5]
+    path.write_bytes(data)
+    report = run_tuneflow(tmp_path, "report", "quadratic")
+    assert report.returncode == 0, report.output
+    assert path.read_bytes() == data, "a reader writes nothing"
+    done = run_tuneflow(tmp_path, *sweep, "hydra.sweeper.n_trials=3")
+    assert done.returncode == 0, done.output
+    dropped = len(data) - (data.rindex(b"\n") + 1)
+    assert f"{path}: dropped its last {dropped} bytes, a record cut short" in done.output
+    study = optuna.load_study(study_name="quadratic", storage=HeartbeatJournalStorage(path))
+    assert len([t for t in study.trials if t.state.is_finished()]) >= 3
 
 
 @pytest.mark.slow
@@ -186,3 +240,54 @@ def test_a_sweep_on_the_journal_then_report_reads_it_without_being_told_where(tm
     report = run_tuneflow(tmp_path, "report", "quadratic")
     assert report.returncode == 0, report.output
     assert (root / "studies" / "quadratic" / "report" / "top_trials.csv").is_file()
+
+
+@pytest.mark.slow
+def test_a_project_an_earlier_tuneflow_made_on_sqlite_resumes_there(tmp_path: Path) -> None:
+    """Its root_dir holds optuna.db and no optuna.journal: the default command, report and the workers'
+    resolved storage keep using the SQLite file, so its studies resume instead of starting anew."""
+    from conftest import run_tuneflow
+
+    sweep = ("+arch=quadratic", "-m", "hydra/sweeper/pruner=none", "tracking.log_model=false")
+    earlier = run_tuneflow(tmp_path, *sweep, "hydra.sweeper.n_trials=2", "hydra/sweeper/storage=sqlite")
+    assert earlier.returncode == 0, earlier.output
+    root = tmp_path / "mlruns"
+    resumed = run_tuneflow(tmp_path, *sweep, "hydra.sweeper.n_trials=3")
+    assert resumed.returncode == 0, resumed.output
+    assert not (root / "optuna.journal").exists()
+    study = optuna.load_study(study_name="quadratic", storage=f"sqlite:///{root / 'optuna.db'}")
+    assert [t.state.name for t in study.trials] == ["COMPLETE"] * 3, "the earlier study resumed: 1 more trial"
+    report = run_tuneflow(tmp_path, "report", "quadratic")
+    assert report.returncode == 0, report.output
+
+
+def test_a_full_disk_while_appending_is_the_disk_s_line_naming_the_journal(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The append that fills the disk writes part of its record, then fails: the sweeper's one line
+    (``store_failure``) names the journal, and the next append drops the part written."""
+    import errno
+
+    from tuneflow.storage import journal
+    from tuneflow.storage.creation import store_failure
+
+    path = a_journal(tmp_path)
+    whole = path.read_bytes()
+    study = optuna.load_study(study_name="quadratic", storage=HeartbeatJournalStorage(path))
+    real_write, room = os.write, [10]
+
+    def full_disk(fd: int, data: bytes) -> int:  # what write(2) does: what fits, then ENOSPC
+        if not room[0]:
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        written = real_write(fd, bytes(data[: room[0]]))
+        room[0] -= written
+        return written
+
+    monkeypatch.setattr(journal.os, "write", full_disk)
+    with pytest.raises(OSError) as failed:
+        study.optimize(lambda trial: trial.suggest_float("x", 0, 1), n_trials=1)
+    assert store_failure(failed.value) == f"No space left on device: {path} (is the disk full, or the folder read-only?)"
+    assert path.read_bytes() == whole + whole[:10]
+    monkeypatch.setattr(journal.os, "write", real_write)
+    study = optuna.load_study(study_name="quadratic", storage=HeartbeatJournalStorage(path))
+    study.optimize(lambda trial: trial.suggest_float("x", 0, 1), n_trials=1)
+    assert [t.state.name for t in study.trials] == ["COMPLETE"] * 4

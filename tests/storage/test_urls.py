@@ -19,14 +19,15 @@ POSTGRES = {"kind": "postgres", "host": "db", "port": "5433", "user": "ann", "da
 @pytest.mark.parametrize(
     ("node", "url"),
     [
-        (None, "sqlite:///ROOT/optuna.db"),
+        (None, "journal://ROOT/optuna.journal"),
+        ({"kind": "journal", "url": None}, "journal://ROOT/optuna.journal"),
         ({"kind": "sqlite", "url": None}, "sqlite:///ROOT/optuna.db"),
         ({"kind": "sqlite", "url": "sqlite:///other.db"}, "sqlite:///other.db"),
         (POSTGRES, "postgresql+psycopg2://ann@db:5433/optuna"),
         ({**POSTGRES, "url": "postgresql+psycopg2://bob@h/x"}, "postgresql+psycopg2://bob@h/x"),
         ("mysql+pymysql://bob@h/x", "mysql+pymysql://bob@h/x"),
     ],
-    ids=["default", "sqlite", "sqlite url", "postgres", "url wins", "plain string"],
+    ids=["default", "journal", "sqlite", "sqlite url", "postgres", "url wins", "plain string"],
 )
 def test_the_storage_a_config_names(node: Any, url: str, tmp_path: Path) -> None:
     assert backends.storage_url(node, tmp_path) == url.replace("ROOT", str(tmp_path.resolve()))

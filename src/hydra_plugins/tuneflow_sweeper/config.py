@@ -25,7 +25,7 @@ from tuneflow.search.configs import (  # the samplers and pruners live in tunefl
 
 @dataclass
 class SqliteStorageConfig:
-    """The embedded default: one SQLite file under root_dir, no server; workers share this machine."""
+    """One SQLite file under root_dir (<root_dir>/optuna.db), no server; workers share this machine."""
 
     kind: str = "sqlite"
     # A SQLAlchemy URL used instead of everything above it; null = sqlite:///<root_dir>/optuna.db.
@@ -34,8 +34,9 @@ class SqliteStorageConfig:
 
 @dataclass
 class JournalStorageConfig:
-    """Optuna's journal file under root_dir (<root_dir>/optuna.journal), with file heartbeats: about a third
-    of SQLite's storage cost per trial; workers share this machine (or a shared file system)."""
+    """The embedded default: Optuna's journal file under root_dir (<root_dir>/optuna.journal), with file
+    heartbeats: an eighth of SQLite's storage cost per trial; workers share this machine (or a shared
+    file system). A root_dir that holds only an optuna.db (an earlier tuneflow's default) keeps using it."""
 
     kind: str = "journal"
     # A URL used instead: journal:///PATH (or any storage URL); null = journal:///<root_dir>/optuna.journal.
@@ -117,7 +118,7 @@ class TuneflowSweeperConf:
     _recursive_: bool = False
     # _self_ first, so the chosen sampler and pruner configs fill the fields below.
     defaults: List[Any] = field(
-        default_factory=lambda: ["_self_", {"sampler": DEFAULT_SAMPLER}, {"pruner": DEFAULT_PRUNER}, {"storage": "sqlite"}]
+        default_factory=lambda: ["_self_", {"sampler": DEFAULT_SAMPLER}, {"pruner": DEFAULT_PRUNER}, {"storage": "journal"}]
     )
 
     # Optuna sampler (hydra/sweeper/sampler=tpe|random|grid|gp|cmaes|nsgaii|nsgaiii|qmc|bruteforce).
@@ -139,7 +140,8 @@ class TuneflowSweeperConf:
     # a list naming each objective ([val_accuracy, train_seconds]), read from the task's dict; null =
     # the task returns a sequence of values, logged as objective_0, objective_1, ...
     objective: Any = None
-    # Optuna storage (hydra/sweeper/storage=sqlite|postgres, or hydra.sweeper.storage.url=URL).
+    # Optuna storage (hydra/sweeper/storage=journal|sqlite|postgres, or hydra.sweeper.storage.url=URL);
+    # default: the journal file <root_dir>/optuna.journal.
     storage: Any = None
     # Finished (complete or pruned) trials the study should hold in total, across runs and workers.
     n_trials: int = 20
@@ -160,7 +162,7 @@ class TuneflowSweeperConf:
     # A config node that bare keys of `params` live under (tuneflow's app: params, so lr = params.lr);
     # null = every key is a config path.
     params_node: Optional[str] = None
-    # Folder of the embedded stores (Optuna's and MLflow's SQLite, artifacts, CSVs), relative to the
+    # Folder of the embedded stores (Optuna's journal, MLflow's SQLite, artifacts, CSVs), relative to the
     # folder the command runs in.
     root_dir: str = "mlruns"
     # MLflow tracking URI; null = $MLFLOW_TRACKING_URI if set, else SQLite under root_dir.

@@ -1,4 +1,5 @@
-"""Creating the embedded stores (``mlruns/optuna.db``, ``mlruns/mlflow.db``) so that a kill or a full disk
+"""Creating the embedded SQLite stores (``mlruns/mlflow.db``; ``mlruns/optuna.db`` with
+``hydra/sweeper/storage=sqlite``) so that a kill or a full disk
 at any moment leaves either no store or a whole one, and checking a store before it is read.
 
 Optuna and MLflow create their tables (and MLflow runs ~100 schema migrations, ~1 s) in the database

@@ -1,4 +1,5 @@
-"""Optuna's journal file storage, with heartbeats: ``hydra/sweeper/storage=journal`` (``journal:///PATH``).
+"""Optuna's journal file storage, with heartbeats: the embedded default (``<root_dir>/optuna.journal``,
+``hydra/sweeper/storage=journal``, ``journal:///PATH``).
 
 Optuna's ``JournalStorage`` keeps a study as an append-only log of operations in one file
 (``JournalFileBackend``: each write appended under a file lock), replayed in memory by each process: a no-op
@@ -17,13 +18,16 @@ What a ``kill -9`` leaves: every append is a single ``write`` of whole lines, so
 records (what ``write`` returned is the kernel's, whatever happens to the process); its file lock is broken by
 the next writer after ``LOCK_GRACE_S``. Appends are not ``fsync``'ed (``UnsyncedJournalFileBackend``): the
 same trade as ``synchronous=NORMAL`` on tuneflow's SQLite stores (``tuneflow.storage.sqlite``): only an OS
-crash or power loss can lose the last records, and a last record cut short is then refused with one line
-(``check_journal``).
+crash or power loss can lose the last records. A last record cut short (that, a full disk, or a writer killed
+between the ``write`` calls of a long record) is dropped under the journal's lock, with one warning
+(``drop_cut_short_record``): at the sweeper's start and before every append, so no record is ever appended
+after a broken line (Optuna's reader stops at one, and every record after it would be unreadable).
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import os
 import time
 from collections.abc import Callable
@@ -37,6 +41,8 @@ from optuna.storages.journal._file import get_lock_file
 from optuna.trial import FrozenTrial, TrialState
 
 from tuneflow.errors import ConfigError
+
+log = logging.getLogger(__name__)
 
 #: The scheme of tuneflow's journal URLs: ``journal:///ABSOLUTE/PATH`` (or ``journal://RELATIVE/PATH``).
 SCHEME = "journal://"
@@ -59,11 +65,11 @@ def journal_url(path: str | Path) -> str:
     return f"{SCHEME}{Path(path)}"
 
 
-def check_journal(path: Path, fix: str) -> None:
-    """A journal Optuna can read and append to: missing, empty, or whole records, one JSON object a line.
-    Optuna's reader skips a last line cut short (a crash or a full disk while it was written) and stops at
-    one that is not JSON, so a later append would follow the broken line and every record after it would be
-    unreadable: refused instead, with one line naming the file (``fix`` says what to do)."""
+def check_journal(path: Path, fix: str, *, repair: bool = True) -> None:
+    """A journal Optuna can read and append to: missing, empty, or records, one JSON object a line. A file
+    whose first line is no journal record is not one (refused with one line; ``fix`` says what to do). A last
+    record cut short is dropped under the journal's lock (``drop_cut_short_record``) when ``repair``; a reader
+    (``repair=False``) leaves it: Optuna's reader skips an unfinished last line, and the next writer drops it."""
     if not path.exists():
         return
     if not path.is_file():
@@ -74,20 +80,57 @@ def check_journal(path: Path, fix: str) -> None:
             return
         journal.seek(-1, os.SEEK_END)
         last = journal.read(1)
+    if not _is_record(first):
+        raise ConfigError(f"{path} is not an Optuna journal (its first line is not a journal record); {fix}")
+    if last != b"\n" and repair:
+        with get_lock_file(open_lock(path)):
+            fd = os.open(path, os.O_RDWR)
+            try:
+                drop_cut_short_record(fd, path)
+            finally:
+                os.close(fd)
+
+
+def _is_record(first_line: bytes) -> bool:
+    """A whole first line that is a journal record, or the start of one that was cut short (a journal whose
+    first append never finished): Optuna writes each record as ``{"op_code":...}``."""
+    if not first_line.endswith(b"\n"):
+        return first_line.startswith(b'{"op_code":')
     try:
-        record = json.loads(first)
+        record = json.loads(first_line)
     except ValueError:
-        record = None
-    if not isinstance(record, dict) or "op_code" not in record:
-        problem = "its first line is not a journal record"
-    elif last != b"\n":
-        # A write that failed (a full disk) or an OS crash; or a file cut short by other damage, which
-        # cannot be told apart from it: the user decides whether the records before it are the study.
-        raise ConfigError(f"{path}: its last record is cut short (a full disk or a crash while it was written); "
-                          f"delete that last, incomplete line to resume from the records before it, or {fix}")
-    else:
-        return
-    raise ConfigError(f"{path} is not an Optuna journal ({problem}); {fix}")
+        return False
+    return isinstance(record, dict) and "op_code" in record
+
+
+def open_lock(path: Path) -> JournalFileOpenLock:
+    """The lock every tuneflow writer of the journal appends under (the open lock, O_EXCL, not Optuna's
+    default symlink lock: it works on any local or NFSv3+ file system; both use ``<journal>.lock``, so they
+    exclude each other, and optuna-dashboard's writes wait for tuneflow's)."""
+    return JournalFileOpenLock(str(path), grace_period=LOCK_GRACE_S)
+
+
+def drop_cut_short_record(fd: int, path: Path) -> int:
+    """Truncate the journal open as ``fd`` to just after its last newline; the bytes dropped (0 when it ends
+    with one). Only under the journal's lock: no writer is then mid-append, so a last line without its newline
+    is an append that never finished (a full disk, an OS crash, a writer killed between two ``write`` calls),
+    and nothing it held was ever readable: Optuna's reader skips such a line. Left there, the next append
+    would follow it, and Optuna's reader stops at a broken line: every later record would be lost."""
+    size = os.fstat(fd).st_size
+    end = size
+    while end > 0:
+        start = max(0, end - 65536)
+        newline = os.pread(fd, end - start, start).rfind(b"\n")
+        if newline >= 0:
+            end = start + newline + 1
+            break
+        end = start
+    dropped = size - end
+    if dropped:
+        os.ftruncate(fd, end)
+        log.warning(f"{path}: dropped its last {dropped} bytes, a record cut short (an append that never "
+                    "finished, so nothing in it was ever read); the records before it are whole")
+    return dropped
 
 
 def heartbeat_dir(path: Path) -> Path:
@@ -98,13 +141,26 @@ def heartbeat_dir(path: Path) -> Path:
 class UnsyncedJournalFileBackend(JournalFileBackend):
     """Optuna's ``JournalFileBackend`` without its ``fsync`` after every append (Optuna has no option for it):
     20 reports make 20 appends per trial, and on this project's shared disk the ``fsync`` made a no-op trial
-    cost 60-100 ms instead of 4-6 ms. The append itself is Optuna's: the same lock, one ``write`` of whole lines."""
+    cost 60-100 ms instead of 4-6 ms. The append is otherwise Optuna's: the same lock, one ``write`` of whole
+    lines (``O_APPEND``), after dropping a record left cut short."""
 
     def append_logs(self, logs: list[dict[str, Any]]) -> None:
+        data = ("\n".join(json.dumps(record, separators=(",", ":")) for record in logs) + "\n").encode("utf-8")
         with get_lock_file(self._lock):
-            text = "\n".join(json.dumps(log, separators=(",", ":")) for log in logs) + "\n"
-            with open(self._file_path, "ab") as journal:
-                journal.write(text.encode("utf-8"))
+            fd = os.open(self._file_path, os.O_RDWR | os.O_APPEND)
+            try:
+                # One fstat and a one-byte read per append: a record another writer left cut short (a full
+                # disk) is dropped before this one follows it (see drop_cut_short_record).
+                size = os.fstat(fd).st_size
+                if size and os.pread(fd, 1, size - 1) != b"\n":
+                    drop_cut_short_record(fd, Path(self._file_path))
+                view = memoryview(data)
+                while view:  # os.write may write less than asked (a signal, a full disk raises)
+                    view = view[os.write(fd, view):]
+            except OSError as error:  # os.write's error names no file: the one line that reports it should
+                raise OSError(error.errno, error.strerror, self._file_path) from error
+            finally:
+                os.close(fd)
 
 
 class HeartbeatJournalStorage(JournalStorage, BaseHeartbeat):
@@ -120,9 +176,7 @@ class HeartbeatJournalStorage(JournalStorage, BaseHeartbeat):
     ) -> None:
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        # The open lock (O_EXCL), not the symlink lock: it works on any local or NFSv3+ file system.
-        lock = JournalFileOpenLock(str(self.path), grace_period=LOCK_GRACE_S)
-        super().__init__(UnsyncedJournalFileBackend(str(self.path), lock_obj=lock))
+        super().__init__(UnsyncedJournalFileBackend(str(self.path), lock_obj=open_lock(self.path)))
         self.heartbeat_interval = heartbeat_interval
         self.grace_period = grace_period if grace_period is not None else (
             None if heartbeat_interval is None else 2 * heartbeat_interval)

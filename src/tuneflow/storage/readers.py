@@ -2,9 +2,10 @@
 without disturbing a study that is still running.
 
 ``tuneflow report|repeat|ui STUDY`` accept ``--root-dir`` (default ``mlruns``), ``--storage`` (default
-``sqlite:///<root-dir>/optuna.db``, as the sweeper's) and ``--tracking-uri`` (default
-``$MLFLOW_TRACKING_URI``, else ``sqlite:///<root-dir>/mlflow.db``). Reading takes no lock: SQLite runs in
-WAL mode, so readers and the study's writers never wait for each other.
+``journal:///<root-dir>/optuna.journal``, or ``sqlite:///<root-dir>/optuna.db`` where only that exists, as
+the sweeper's) and ``--tracking-uri`` (default ``$MLFLOW_TRACKING_URI``, else
+``sqlite:///<root-dir>/mlflow.db``). Reading takes no lock: a journal is only appended to, and SQLite runs
+in WAL mode, so readers and the study's writers never wait for each other.
 """
 
 from __future__ import annotations
@@ -40,8 +41,8 @@ def add_store_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("study", help="the study's name (hydra.sweeper.study_name; default: the arch's name)")
     parser.add_argument("--root-dir", default="mlruns", help="the study's root_dir (default: mlruns)")
     parser.add_argument("--storage", default=None,
-                        help="Optuna storage URL (default: sqlite:///ROOT_DIR/optuna.db, as the sweeper's; "
-                             "ROOT_DIR/optuna.journal where only that exists)")
+                        help="Optuna storage URL (default: journal:///ROOT_DIR/optuna.journal, as the sweeper's; "
+                             "sqlite:///ROOT_DIR/optuna.db where only that exists)")
     parser.add_argument("--tracking-uri", default=None,
                         help="MLflow tracking URI (default: $MLFLOW_TRACKING_URI, else sqlite:///ROOT_DIR/mlflow.db)")
 
@@ -73,8 +74,9 @@ class StudyLocation:
             tracking_uri=resolve_tracking_uri(args.tracking_uri, root_dir),
         )
         tracking_from = "--tracking-uri" if args.tracking_uri else "MLFLOW_TRACKING_URI"
-        sqlite_file = storage_url[len("sqlite:///"):] if storage_url.startswith("sqlite:///") else None
-        if sqlite_file is not None and not Path(sqlite_file).is_file():
+        stored = (Path(storage_url[len("sqlite:///"):]) if storage_url.startswith("sqlite:///")
+                  else journal_path_of(storage_url))
+        if stored is not None and not stored.is_file():
             raise ConfigError(f"no Optuna storage at {storage_url}; run the study first, or give --root-dir/--storage")
         # Reading must not create an empty MLflow store (MLflow makes the database when it opens it).
         if location.tracking_uri.startswith("sqlite:///") and not Path(location.tracking_uri[len("sqlite:///"):]).is_file():
@@ -106,7 +108,7 @@ def read_storage(location: StudyLocation) -> optuna.storages.BaseStorage:
             raise ConfigError(f"no Optuna storage at {url}; run the study first, or give --root-dir/--storage")
         from tuneflow.storage.journal import check_journal
 
-        check_journal(journal, creation.FIX)
+        check_journal(journal, creation.FIX, repair=False)  # reading writes nothing: the next writer repairs
         from tuneflow.storage.study import open_storage
 
         return open_storage(url)

@@ -1,4 +1,5 @@
-"""SQLite settings of tuneflow's embedded stores (``mlruns/optuna.db``, ``mlruns/mlflow.db``).
+"""SQLite settings of tuneflow's embedded SQLite stores (``mlruns/mlflow.db``; ``mlruns/optuna.db`` with
+``hydra/sweeper/storage=sqlite``).
 
 - WAL journal (a property of the database file, set once): readers (dashboards, other workers) do not
   wait for a writer, and a commit appends to the log instead of rewriting the file with a rollback

@@ -1,7 +1,7 @@
 """Where a study's records live: the Optuna storage URL and the MLflow tracking server, checked.
 
-- ``storage_url``: the storage URL a ``hydra/sweeper/storage`` config names (embedded SQLite under
-  ``root_dir``, PostgreSQL from host/port/user/database, or a raw URL).
+- ``storage_url``: the storage URL a ``hydra/sweeper/storage`` config names (the embedded journal file
+  under ``root_dir``, SQLite there, PostgreSQL from host/port/user/database, or a raw URL).
 - ``check_storage`` / ``check_tracking``: refuse a URL that cannot work (wrong scheme, missing driver,
   a password written into it, a server that does not answer or is not MLflow, a folder that cannot be
   written) before anything is created; ``with_installed_driver`` reads ``postgresql://`` as the installed driver.
@@ -90,17 +90,34 @@ def expand_storage_shorthand(argv: list[str]) -> list[str]:
 # --- the storage URL ----------------------------------------------------------------------------
 
 
+#: The embedded default's file under ``root_dir``: Optuna's journal (``tuneflow.storage.journal``).
+JOURNAL_FILE = "optuna.journal"
+#: ``hydra/sweeper/storage=sqlite``'s file under ``root_dir``; the default of tuneflow before the journal's.
+SQLITE_FILE = "optuna.db"
+
+
+def embedded_file(root_dir: str | Path) -> Path:
+    """The embedded default's file, ``<root_dir>/optuna.journal``; but ``<root_dir>/optuna.db`` where only
+    that exists (a project an earlier tuneflow made: its studies resume there). As given, not resolved."""
+    root = Path(root_dir)
+    if (root / SQLITE_FILE).exists() and not (root / JOURNAL_FILE).exists():
+        return root / SQLITE_FILE
+    return root / JOURNAL_FILE
+
+
 def default_storage_url(root_dir: str | Path) -> str:
-    """The embedded default: one SQLite file under the project's ``root_dir``."""
-    path = Path(root_dir).resolve() / "optuna.db"
-    return f"sqlite:///{path}"
+    """The embedded default (``embedded_file``), as a storage URL: ``journal:///...`` (or ``sqlite:///...``)."""
+    path = embedded_file(root_dir)
+    return sqlite_storage_url(root_dir) if path.name == SQLITE_FILE else default_journal_url(root_dir)
+
+
+def sqlite_storage_url(root_dir: str | Path) -> str:
+    """``hydra/sweeper/storage=sqlite``: one SQLite file under ``root_dir``."""
+    return f"sqlite:///{Path(root_dir).resolve() / SQLITE_FILE}"
 
 
 def stored_storage_url(root_dir: str | Path) -> str:
-    """What a reader (reports, ``tuneflow ui``) opens when no storage is named: the default SQLite file,
-    or the journal file ``hydra/sweeper/storage=journal`` writes where only that exists."""
-    if not (Path(root_dir) / "optuna.db").exists() and (Path(root_dir) / "optuna.journal").is_file():
-        return default_journal_url(root_dir)
+    """What a reader (reports, ``tuneflow ui``) opens when no storage is named: the sweeper's default."""
     return default_storage_url(root_dir)
 
 
@@ -108,7 +125,8 @@ def storage_url(node: Any, root_dir: str | Path) -> str:
     """The Optuna storage URL of a ``hydra.sweeper.storage`` config (see the sweeper's config.py).
 
     ``url`` wins when set; otherwise a ``postgres`` node is assembled from host, port, user and
-    database (without a password: libpq adds it), and a ``sqlite`` node is the file under root_dir.
+    database (without a password: libpq adds it), a ``sqlite`` node is the SQLite file under root_dir, and
+    the ``journal`` node (the default) is the embedded default (``embedded_file``).
     """
     if node is None or node == "":
         return default_storage_url(root_dir)
@@ -120,16 +138,16 @@ def storage_url(node: Any, root_dir: str | Path) -> str:
         return with_installed_driver(str(node["url"]))
     if node.get("kind") == "postgres":
         return _postgres_url(node)
-    if node.get("kind") == "journal":
-        return default_journal_url(root_dir)
+    if node.get("kind") == "sqlite":
+        return sqlite_storage_url(root_dir)
     return default_storage_url(root_dir)
 
 
 def default_journal_url(root_dir: str | Path) -> str:
-    """``hydra/sweeper/storage=journal``: Optuna's journal file under ``root_dir`` (``tuneflow.storage.journal``)."""
+    """Optuna's journal file under ``root_dir`` (``tuneflow.storage.journal``)."""
     from tuneflow.storage.journal import journal_url
 
-    return journal_url(Path(root_dir).resolve() / "optuna.journal")
+    return journal_url(Path(root_dir).resolve() / JOURNAL_FILE)
 
 
 def _postgres_url(node: Mapping[str, Any]) -> str:

@@ -67,16 +67,21 @@ def open_study(plan: SweepPlan) -> OpenStudy:
                 f"hydra.sweeper.storage: cannot open {backends.shown(settings.storage_url)}: "
                 f"{backends.first_line(error)}"
             ) from None
-        if settings.name not in optuna.get_all_study_names(storage):
+        pruner = optuna.pruners.NopPruner()  # pruning happens in the jobs, with the configured pruner
+        if settings.name in optuna.get_all_study_names(storage):
+            # Loaded, not created again: on a journal, create_study(load_if_exists=True) appends a create
+            # record that replay then ignores, so every start (a refused resume too) would change the file.
+            study = optuna.load_study(study_name=settings.name, storage=storage, sampler=plan.sampler, pruner=pruner)
+        else:
             refuse_runs_of_a_lost_study(client, settings.name, settings.experiment)
-        study = optuna.create_study(
-            study_name=settings.name,
-            storage=storage,
-            sampler=plan.sampler,
-            pruner=optuna.pruners.NopPruner(),  # pruning happens in the jobs, with the configured pruner
-            directions=list(settings.directions),  # type: ignore[arg-type]
-            load_if_exists=True,
-        )
+            study = optuna.create_study(
+                study_name=settings.name,
+                storage=storage,
+                sampler=plan.sampler,
+                pruner=pruner,
+                directions=list(settings.directions),  # type: ignore[arg-type]
+                load_if_exists=True,
+            )
         # Before anything is written: a resume that changes what the study means (another architecture
         # mostly has another direction too: this names the real difference) is refused here.
         meaning.check_and_record(study, plan)
@@ -117,7 +122,7 @@ def open_parent_run(client: Any, study: optuna.Study, plan: SweepPlan) -> str:
 
 
 def refuse_runs_of_a_lost_study(client: Any, name: str, experiment: str) -> None:
-    """A study the Optuna storage does not hold, whose trial runs MLflow does (its ``optuna.db`` was emptied,
+    """A study the Optuna storage does not hold, whose trial runs MLflow does (its ``optuna.journal`` was emptied,
     deleted or replaced): a new study of that name would number its trials from 0 again, beside the old
     runs, under the old parent run. Refused before anything is created."""
     found = client.get_experiment_by_name(experiment)

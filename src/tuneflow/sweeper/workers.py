@@ -122,16 +122,16 @@ def _relative_sqlite(sweeper_cfg: Mapping[str, Any], root_dir: str) -> bool:
 
 
 def _configured_path(sweeper_cfg: Mapping[str, Any], root_dir: str) -> str:
-    """The SQLite or journal file as the user wrote it (the default: ``<root_dir>/optuna.db``)."""
+    """The SQLite or journal file as the user wrote it (the default: ``<root_dir>/optuna.journal``)."""
     node = sweeper_cfg.get("storage")
     url = node if isinstance(node, str) else (node or {}).get("url") if isinstance(node, Mapping) else None
     if url and str(url).startswith("sqlite:///"):
         return str(url)[len("sqlite:///"):]
     if url and is_journal(str(url)):
         return str(url)[len("journal://"):]
-    if isinstance(node, Mapping) and node.get("kind") == "journal":
-        return str(Path(root_dir) / "optuna.journal")
-    return str(Path(root_dir) / "optuna.db")
+    if isinstance(node, Mapping) and node.get("kind") == "sqlite":
+        return str(Path(root_dir) / backends.SQLITE_FILE)
+    return str(backends.embedded_file(root_dir))
 
 
 def _absolute_sqlite(url: str) -> str:
