@@ -32,9 +32,11 @@ Measured at each size (after filling up to it):
                      tuneflow's default MedianPruner): 20 ``trial.report`` + ``should_prune``, as
                      ``tuneflow.report`` does; the first includes loading the job's study, "report" is the
                      median of the others.
-  journal            the same trials in Optuna's ``JournalStorage(JournalFileBackend)`` file, 35 operations per
-                     trial as the sweeper writes them: a worker joining replays the file, then its first
-                     ``read_and_ask`` (no heartbeats: the journal has none); file size.
+  journal            the same trials in Optuna's journal file (35 operations per trial as the sweeper writes
+                     them), opened as tuneflow opens ``journal:///PATH`` (``open_storage``: Optuna's
+                     ``JournalStorage`` with tuneflow's file heartbeats): a worker joining replays the file, its
+                     first ``read_and_ask``, its first job's reports; then the live sweeper's ask / tell /
+                     bookkeeping on that storage, as above; file size.
   CSV                ``tuneflow.tracking.trials_csv.write_trials_csv`` of the whole study; the sweeper rewrites it
                      at most once per max(2 s, 20 x its duration), so its share of the sweeper's time is
                      bounded (the share column: the most it can be at that size).
@@ -386,6 +388,30 @@ def job_reports(study: optuna.Study, settings: StudySettings, number: int) -> di
 
 
 
+def timed_asks(study: optuna.Study, storage: Any, plan: SweepPlan, suggestions: int, prefix: str = "") -> dict[str, float]:
+    """The live sweeper on ``study``: ``suggestions`` batches of one trial, each a ``read_and_ask`` (Optuna's
+    ask inside, timed apart from tuneflow's bookkeeping) and a tell; medians, wall and CPU."""
+    asker = TimedAsker(study, storage, plan)
+    if hasattr(asker, "tally"):  # the sweeper has been running (a checkout from before the tally has none)
+        asker.tally.update(study.get_trials(deepcopy=False))
+    asks, ask_cpus, tells, bookkeeping, bookkeeping_cpus = [], [], [], [], []
+    for _ in range(suggestions):
+        asker.ask_wall = asker.ask_cpu = 0.0
+        wall, cpu = time.perf_counter(), time.process_time()
+        read = asker.read_and_ask(0)
+        total_wall, total_cpu = time.perf_counter() - wall, time.process_time() - cpu
+        asks.append(asker.ask_wall)
+        ask_cpus.append(asker.ask_cpu)
+        bookkeeping.append(total_wall - asker.ask_wall)
+        bookkeeping_cpus.append(total_cpu - asker.ask_cpu)
+        for trial in read.asked:
+            tells.append(seconds_of(lambda: study.tell(trial, 1.0)))  # noqa: B023 - called at once
+    return {f"{prefix}ask_ms": 1000 * statistics.median(asks), f"{prefix}ask_cpu_ms": 1000 * statistics.median(ask_cpus),
+            f"{prefix}tell_ms": 1000 * statistics.median(tells),
+            f"{prefix}bookkeeping_ms": 1000 * statistics.median(bookkeeping),
+            f"{prefix}bookkeeping_cpu_ms": 1000 * statistics.median(bookkeeping_cpus)}
+
+
 class Scale:
     def __init__(self, folder: Path) -> None:
         from tuneflow.tracking import runs as tracking
@@ -467,28 +493,10 @@ class Scale:
                                sweeper_plan(self.url, self.root, self.space, default_sampler(seed=1), 60))
         row.update({f"cold_{key}": value for key, value in joined.items() if "report" not in key})
         row.update({key: value for key, value in joined.items() if "report" in key})
-        row.update(self.measure_journal())
+        row.update(self.measure_journal(suggestions))
         # The live sweeper: each batch of one trial is a read_and_ask (Optuna's ask inside), then a tell.
-        asker = TimedAsker(self.study, self.storage,
-                           sweeper_plan(self.url, self.root, self.space, self.study.sampler, 60))
-        if hasattr(asker, "tally"):  # the sweeper has been running (a checkout from before the tally has none)
-            asker.tally.update(self.study.get_trials(deepcopy=False))
-        asks, ask_cpus, tells, bookkeeping, bookkeeping_cpus = [], [], [], [], []
-        for _ in range(suggestions):
-            asker.ask_wall = asker.ask_cpu = 0.0
-            wall, cpu = time.perf_counter(), time.process_time()
-            read = asker.read_and_ask(0)
-            total_wall, total_cpu = time.perf_counter() - wall, time.process_time() - cpu
-            asks.append(asker.ask_wall)
-            ask_cpus.append(asker.ask_cpu)
-            bookkeeping.append(total_wall - asker.ask_wall)
-            bookkeeping_cpus.append(total_cpu - asker.ask_cpu)
-            for trial in read.asked:
-                tells.append(seconds_of(lambda: self.study.tell(trial, 1.0)))  # noqa: B023 - called at once
-        row["ask_ms"], row["ask_cpu_ms"] = 1000 * statistics.median(asks), 1000 * statistics.median(ask_cpus)
-        row["tell_ms"] = 1000 * statistics.median(tells)
-        row["bookkeeping_ms"] = 1000 * statistics.median(bookkeeping)
-        row["bookkeeping_cpu_ms"] = 1000 * statistics.median(bookkeeping_cpus)
+        row.update(timed_asks(self.study, self.storage,
+                              sweeper_plan(self.url, self.root, self.space, self.study.sampler, 60), suggestions))
         csv_path = tuneflow_results.results_csv_path(self.root, STUDY)
         row["csv_s"] = seconds_of(lambda: tuneflow_results.write_trials_csv(self.study, csv_path))
         row["csv_rows"] = sum(1 for _ in csv_path.open()) - 1
@@ -500,21 +508,29 @@ class Scale:
         row["rss_mb"], row["peak_rss_mb"] = rss_mb(), peak_rss_mb()
         return row
 
-    def measure_journal(self) -> dict[str, float]:
-        """The same trials in Optuna's journal file: a worker joining replays the whole file (on a copy, so
-        its own trial does not end up in the journal the next size appends to). No heartbeats."""
+    def measure_journal(self, suggestions: int) -> dict[str, float]:
+        """The same trials in Optuna's journal file, opened as tuneflow opens ``hydra/sweeper/storage=journal``
+        (``open_storage``: ``HeartbeatJournalStorage``, file heartbeats): a worker joining replays the whole
+        file, asks, runs its first job's reports; then the live sweeper's asks and tells on that storage. All on
+        a copy, so these trials do not end up in the journal the next size appends to."""
         import shutil
 
-        from optuna.storages.journal import JournalFileBackend, JournalStorage
+        from tuneflow.storage.journal import heartbeat_dir, journal_url
 
         copy = self.journal.path.with_name("joining.log")
         shutil.copyfile(self.journal.path, copy)
-        joined, _ = join_study(lambda: JournalStorage(JournalFileBackend(str(copy))),
-                               sweeper_plan(f"journal:{copy}", self.root, self.space, default_sampler(seed=1), None),
-                               run_job=False)
+        url = journal_url(copy)
+        joined, study = join_study(lambda: open_storage(url, heartbeat_interval=60),
+                                   sweeper_plan(url, self.root, self.space, default_sampler(seed=1), 60))
+        row = {"journal_first_s": joined["first_s"], "journal_first_cpu_s": joined["first_cpu_s"],
+               "journal_read_cpu_s": joined["read_cpu_s"], "journal_mb": self.journal.path.stat().st_size / 2**20,
+               "journal_first_report_cpu_s": joined["first_report_cpu_s"],
+               "journal_report_cpu_ms": joined["report_cpu_ms"]}
+        row.update(timed_asks(study, study._storage, sweeper_plan(url, self.root, self.space, study.sampler, 60),
+                              suggestions, prefix="journal_"))
         copy.unlink()
-        return {"journal_first_s": joined["first_s"], "journal_first_cpu_s": joined["first_cpu_s"],
-                "journal_read_cpu_s": joined["read_cpu_s"], "journal_mb": self.journal.path.stat().st_size / 2**20}
+        shutil.rmtree(heartbeat_dir(copy), ignore_errors=True)
+        return row
 
     def best_run(self) -> list[Any]:
         """The best trial's MLflow run the way tuneflow finds it (the parent run's summary, ``tuneflow report``):
@@ -570,6 +586,11 @@ def results_table(rows: list[dict[str, float]]) -> str:
         ("report ms", "report_ms", "{:.1f}"), ("report CPU ms", "report_cpu_ms", "{:.1f}"),
         ("journal: first ask s", "journal_first_s", "{:.2f}"), ("journal CPU s", "journal_first_cpu_s", "{:.2f}"),
         ("journal replay CPU s", "journal_read_cpu_s", "{:.2f}"), ("journal MB", "journal_mb", "{:.1f}"),
+        ("journal: first report CPU s", "journal_first_report_cpu_s", "{:.2f}"),
+        ("journal: report CPU ms", "journal_report_cpu_ms", "{:.1f}"),
+        ("journal: ask ms", "journal_ask_ms", "{:.1f}"), ("journal: ask CPU ms", "journal_ask_cpu_ms", "{:.1f}"),
+        ("journal: tell ms", "journal_tell_ms", "{:.1f}"),
+        ("journal: bookkeeping CPU ms", "journal_bookkeeping_cpu_ms", "{:.1f}"),
         ("CSV export s", "csv_s", "{:.2f}"),
         ("CSV share of sweeper time %", "csv_share_pct", "{:.1f}"),
         ("MLflow search, paged s", "search_paged_s", "{:.2f}"),
