@@ -633,7 +633,8 @@ def main() -> None:
     def per_item(key: str) -> str:
         return f"{1000 * fills[key] / counts[key]:.0f} ms" if counts[key] else "-"
 
-    print(f"Study of the MLP's default space, tuneflow's default sampler on its default SQLite storage; "
+    print(f"Study of the MLP's default space, tuneflow's default sampler on SQLite (hydra/sweeper/storage=sqlite); "
+          f"the journal columns: the same trials on the journal, the embedded default; "
           f"{suggestions} timed suggestions per size (medians). All {rows[-1]['search_found']:.0f} MLflow runs "
           f"found by the paged search at the last size; every CSV row written ({rows[-1]['csv_rows']:.0f}).\n")
     print(results_table(rows))
