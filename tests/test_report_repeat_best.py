@@ -8,6 +8,7 @@ of standard deviation 0.5. Repeats must call the 0-vs-4 gap real and the 0-vs-0.
 from __future__ import annotations
 
 import csv
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -61,7 +62,24 @@ def project(tmp_path_factory: pytest.TempPathFactory) -> Path:
         "hydra.sweeper.params.y=choice(-1.0)", "params.noise=0.5", "params.epochs=3",
     )
     assert tuned.returncode == 0, tuned.output
+    # The study as tuning left it, before any test reports or repeats in `folder`.
+    shutil.copytree(folder, folder.with_name(folder.name + "-tuned"))
     return folder
+
+
+@pytest.fixture
+def just_tuned(project: Path, tmp_path: Path) -> Path:
+    """A copy of the project as tuning left it (no repeats yet, whatever other tests did to `project`)."""
+    return Path(shutil.copytree(project.with_name(project.name + "-tuned"), tmp_path / "project"))
+
+
+@pytest.fixture(scope="module")
+def repeated(project: Path) -> Result:
+    """The finalists repeated once, 4 new seeds each: what the tests that read repeats start from (each test
+    asks for what it needs, so none depends on another having run first)."""
+    result = tuneflow_command(project, "repeat", "quadratic", "--top", "3", "--seeds", "4")
+    assert result.returncode == 0, result.output
+    return result
 
 
 def trial_with_x(study: Any, x: float) -> Any:
@@ -73,8 +91,9 @@ def test_trials_record_the_overrides_that_recompose_them(project: Path) -> None:
         assert trial.user_attrs["tuneflow_overrides"] == ["+arch=quadratic", "params.noise=0.5", "params.epochs=3"]
 
 
-def test_report_writes_tables_plots_and_the_best_config_and_logs_them(project: Path, capsys: Any,
+def test_report_writes_tables_plots_and_the_best_config_and_logs_them(just_tuned: Path, capsys: Any,
                                                                      monkeypatch: Any) -> None:
+    project = just_tuned
     result = in_process(project, "report", "quadratic", "--top", "2", capsys=capsys, monkeypatch=monkeypatch)
     assert result.returncode == 0, result.output
     study = load_study(project, "quadratic")
@@ -98,9 +117,12 @@ def test_report_writes_tables_plots_and_the_best_config_and_logs_them(project: P
     assert f"x: {best_two[0].params['x']}" in exported and "chosen as the study's best trial" in exported
 
 
-def test_report_of_a_running_study_uses_only_finished_trials(project: Path, capsys: Any, monkeypatch: Any) -> None:
+def test_report_of_a_running_study_uses_only_finished_trials(project: Path, tmp_path: Path, capsys: Any,
+                                                             monkeypatch: Any) -> None:
     import optuna
 
+    # On a copy of the project: the extra trial must not reach the other tests' study.
+    project = Path(shutil.copytree(project, tmp_path / "copy"))
     study = load_study(project, "quadratic")
     running = study.ask()  # another worker's trial, still running
     try:
@@ -114,11 +136,8 @@ def test_report_of_a_running_study_uses_only_finished_trials(project: Path, caps
         study.tell(running, state=optuna.trial.TrialState.FAIL)
 
 
-def test_repeat_tells_a_real_gap_from_noise_and_exports_the_winner(project: Path, capsys: Any,
-                                                                   monkeypatch: Any) -> None:
-    result = in_process(project, "repeat", "quadratic", "--top", "3", "--seeds", "4", capsys=capsys,
-                        monkeypatch=monkeypatch)
-    assert result.returncode == 0, result.output
+def test_repeat_tells_a_real_gap_from_noise(project: Path, repeated: Result) -> None:
+    result = repeated
     study = load_study(project, "quadratic")
     far = trial_with_x(study, 4.0).number
     rows = list(csv.DictReader((project / "mlruns" / "studies" / "quadratic" / "significance.csv").open()))
@@ -133,11 +152,9 @@ def test_repeat_tells_a_real_gap_from_noise_and_exports_the_winner(project: Path
         expected = TRUE_LOSS[study.trials[int(row["trial"])].params["x"]] + CURVE_AT_EPOCH_3
         assert float(row["ci_low"]) <= float(row["mean"]) <= float(row["ci_high"])
         assert abs(float(row["mean"]) - expected) < 1.0
-    exported = (project / "conf" / "best" / "quadratic.yaml").read_text()
-    assert "chosen by its repeats" in exported
 
 
-def test_each_repeat_is_an_mlflow_run_linked_to_its_trial(project: Path) -> None:
+def test_each_repeat_is_an_mlflow_run_linked_to_its_trial(project: Path, repeated: Result) -> None:
     study = load_study(project, "quadratic")
     parent = study.user_attrs["mlflow_parent_run_id"]
     repeats = study_runs(project, "quadratic", role="repeat")
@@ -156,15 +173,23 @@ def test_each_repeat_is_an_mlflow_run_linked_to_its_trial(project: Path) -> None
     assert "better than #3" in mlflow_client(project).get_run(parent).data.tags["tuneflow.verdict"]
 
 
-def test_repeat_again_reuses_the_finished_repeats(project: Path, capsys: Any, monkeypatch: Any) -> None:
+def test_repeat_again_reuses_the_finished_repeats_and_exports_the_winner(project: Path, repeated: Result,
+                                                                         capsys: Any, monkeypatch: Any) -> None:
     result = in_process(project, "repeat", "quadratic", "--top", "3", "--seeds", "4", capsys=capsys,
                         monkeypatch=monkeypatch)
     assert result.returncode == 0, result.output
     assert "(12 already done)" in result.stdout
     assert len(study_runs(project, "quadratic", role="repeat")) == 12
+    exported = (project / "conf" / "best" / "quadratic.yaml").read_text()
+    assert "chosen by its repeats" in exported
 
 
-def test_best_config_retrains_the_winner_in_one_run_with_its_model(project: Path) -> None:
+def test_best_config_retrains_the_winner_in_one_run_with_its_model(project: Path, repeated: Result, capsys: Any,
+                                                                   monkeypatch: Any) -> None:
+    # The export is the repeats' winner (a report run since would have replaced it with the best trial).
+    exported = in_process(project, "repeat", "quadratic", "--top", "3", "--seeds", "4", capsys=capsys,
+                          monkeypatch=monkeypatch)
+    assert exported.returncode == 0, exported.output
     study = load_study(project, "quadratic")
     leader = int(next(csv.DictReader((project / "mlruns" / "studies" / "quadratic" / "significance.csv").open()))["trial"])
     result = run_tuneflow(project, "+best=quadratic")
@@ -179,7 +204,8 @@ def test_best_config_retrains_the_winner_in_one_run_with_its_model(project: Path
     assert run.data.metrics["objective"] == pytest.approx(study.trials[leader].value)
 
 
-def test_bad_input_is_one_line_with_status_2(project: Path, capsys: Any, monkeypatch: Any) -> None:
+def test_bad_input_is_one_line_with_status_2(project: Path, repeated: Result, capsys: Any, monkeypatch: Any) -> None:
+    # `repeated` exported conf/best/quadratic.yaml: the project has a best config group to name a wrong one of.
     unknown = tuneflow_command(project, "report", "nope")  # through the console script's dispatch
     assert unknown.returncode == 2
     assert unknown.stderr.strip() == (f"tuneflow: error: no study 'nope' in journal://{project / 'mlruns' / 'optuna.journal'}; "
