@@ -6,6 +6,7 @@ records byte for byte as they were) or is repaired by the next run, never in a s
 from __future__ import annotations
 
 import hashlib
+import re
 import resource
 import signal
 import subprocess
@@ -89,8 +90,7 @@ def test_a_full_disk_on_the_first_run_is_one_line_and_the_run_after_it_works(pro
 
 def test_a_full_disk_in_the_middle_of_a_study_is_one_line(project: Path) -> None:
     # On SQLite (hydra/sweeper/storage=sqlite) Optuna's store reaches the limit first, in the sweeper's own
-    # writes. The journal grows far slower than MLflow's store, so the journal's own full disk is
-    # tests/storage/test_journal.py's (test_a_full_disk_while_appending_is_the_disk_s_line_naming_the_journal).
+    # writes.
     result = run_python(project, TUNEFLOW, "+arch=quadratic", "-m", "hydra.sweeper.n_trials=40",
                         "hydra/sweeper/storage=sqlite", limit_bytes=990_000)
     assert result.returncode == 2
@@ -98,6 +98,20 @@ def test_a_full_disk_in_the_middle_of_a_study_is_one_line(project: Path) -> None
     stores = f"sqlite:///{project / 'mlruns' / 'optuna.db'} or sqlite:///{project / 'mlruns' / 'mlflow.db'}"
     assert line.startswith(f"tuneflow: error: study 'quadratic': cannot write to {stores}: "), line
     assert line.endswith("(is the disk full, or the folder read-only?)"), line
+
+
+def test_a_full_disk_in_the_middle_of_a_study_on_the_journal_stops_at_the_first_trial_mlflow_refuses(
+        project: Path) -> None:
+    # The journal (the default) grows far slower than MLflow's store, so MLflow's store reaches the limit
+    # first, inside a trial: the study stops there with the store's line, not after max_failure_rate failed
+    # trials. (The journal's own full disk: tests/storage/test_journal.py.)
+    result = run_python(project, TUNEFLOW, "+arch=quadratic", "-m", "hydra.sweeper.n_trials=40", limit_bytes=990_000)
+    assert result.returncode == 2
+    line = one_error_line(result)
+    assert re.fullmatch(rf"tuneflow: error: trial \d+: cannot write to sqlite:///{re.escape(str(project))}/mlruns/"
+                        r"mlflow\.db: .+ \(is the disk full, or the folder read-only\?\)", line), line
+    study = load_study(project, "quadratic")
+    assert sum(t.state.name == "FAIL" for t in study.trials) == 1, "the study stopped at the first refused trial"
 
 
 # A journal cut short is no damage but an append that never finished: the next run drops it

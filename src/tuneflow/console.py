@@ -31,8 +31,9 @@ def quiet_library_warnings() -> None:
     warnings.filterwarnings("ignore", category=ExperimentalWarning)
     # MLflow's tracking store uses a SQLAlchemy loader that SQLAlchemy 2.1 deprecates: MLflow's to change.
     warnings.filterwarnings("ignore", message=".*``noload`` loader strategy is deprecated.*", category=Warning)
-    # MLflow announces creating and migrating its tables on a new store, at INFO.
-    logging.getLogger("mlflow.store.db.utils").setLevel(logging.WARNING)
+    # MLflow announces creating and migrating its tables on a new store, at INFO; and logs a database error
+    # with its traceback at ERROR before raising it, which tuneflow turns into one line (a full disk).
+    logging.getLogger("mlflow.store.db.utils").setLevel(logging.CRITICAL)
     logging.getLogger("alembic").setLevel(logging.WARNING)
     os.environ.setdefault("PYTHONWARNINGS", "ignore::FutureWarning")
     # With a tracking server MLflow prints two "View run" links per trial, and fetches the run to do so.

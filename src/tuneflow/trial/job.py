@@ -108,7 +108,17 @@ def run_trial(
         # Heartbeats from the start: a worker killed while it sets up the MLflow run leaves a trial that
         # goes stale and is retried, not one RUNNING forever.
         with Heartbeat(storage, trial_id, settings.heartbeat_interval):
-            outcome = _run_tracked(task, cfg, settings, number, started, study, storage, trial, trial_id, live, log)
+            try:
+                outcome = _run_tracked(task, cfg, settings, number, started, study, storage, trial, trial_id, live,
+                                       log)
+            except Exception as error:
+                # The trial's MLflow run could not even be opened or closed: a tracking store that refuses
+                # writes stops the study with its one line; anything else is the sweeper's FAIL as before.
+                full = _store_full(error, settings)
+                if full is None:
+                    raise
+                outcome = TrialOutcome(number=number, state="FAIL", error=describe_failure(error), usage_error=full,
+                                       seconds=time.perf_counter() - started)
     finally:
         live.close()
     log.info(progress.outcome_text(outcome.state, outcome.value, outcome.pruned_at_step, outcome.error,
@@ -187,7 +197,7 @@ def _run_tracked(
         raise
     except BaseException as error:  # noqa: BLE001 - one failing trial must not stop the study
         outcome.state, outcome.error = "FAIL", describe_failure(error)
-        outcome.usage_error = str(error) if isinstance(error, ObjectiveMissing) else None
+        outcome.usage_error = str(error) if isinstance(error, ObjectiveMissing) else _store_full(error, settings)
         _safe(lambda: tracking.log_text(store, traceback.format_exc(), "error.txt"))
         log.error(traceback.format_exc().rstrip())
         _safe(lambda: buffer.flush(tags={"tuneflow.error": outcome.error[:4000], tracking.STATE_TAG: "FAIL",
@@ -198,6 +208,16 @@ def _run_tracked(
         _safe(lambda k=key, v=value: trial.set_user_attr(k, v))
     tracking.terminate(client, run_id, outcome.state)
     return outcome
+
+
+def _store_full(error: BaseException, settings: StudySettings) -> str | None:
+    """The tracking store's one line when ``error`` is that store refusing writes (a full disk, a read-only
+    folder): every later trial would fail the same way, so the sweeper stops with it (``usage_error``)."""
+    from tuneflow.storage.creation import store_failure
+    from tuneflow.storage.urls import shown
+
+    failure = store_failure(error)
+    return None if failure is None else f"cannot write to {shown(settings.tracking_uri)}: {failure}"
 
 
 def _ended_name(settings: StudySettings, number: int, state: str) -> dict[str, str]:
@@ -316,7 +336,9 @@ def describe_failure(error: BaseException) -> str:
     """One line for the console, the CSV and the run's ``tuneflow.error`` tag."""
     if isinstance(error, SystemExit):
         return f"SystemExit: the task called sys.exit({error.code!r})"
-    return f"{type(error).__name__}: {error}"
+    # One line: SQLAlchemy's messages (through MLflow's) add a "(Background on this error ...)" line.
+    first = next((line.strip() for line in str(error).splitlines() if line.strip()), "")
+    return f"{type(error).__name__}: {first}"
 
 
 def run_params(cfg: DictConfig, sampled: Mapping[str, Any], settings: StudySettings) -> dict[str, Any]:
