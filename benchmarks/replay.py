@@ -417,56 +417,14 @@ VARIANTS: dict[str, Strategy] = {
 STRATEGIES.update(VARIANTS)
 
 
-class QmcThenTpe(optuna.samplers.BaseSampler):
-    """Scrambled Sobol points for the first ``n_startup_trials`` trials, then tuneflow's TPE (its settings,
-    ``n_startup_trials`` 0: it models from the Sobol trials on). Benchmark-only: Optuna's TPESampler draws its
-    start-up trials from its own RandomSampler and takes no other start-up sampler, so the two are chained
-    here by trial number (one sampler answers a whole trial)."""
-
-    def __init__(self, seed: int | None, n_startup_trials: int = 10, **tpe_args: Any) -> None:
-        from tuneflow.search.configs import SAMPLERS
-
-        self._n = n_startup_trials
-        self._qmc = optuna.samplers.QMCSampler(seed=seed, scramble=True, warn_independent_sampling=False,
-                                               warn_asynchronous_seeding=False)
-        self._tpe = _build(SAMPLERS, "tpe", seed=seed, n_startup_trials=0, **tpe_args)
-
-    def _for(self, trial: optuna.trial.FrozenTrial) -> optuna.samplers.BaseSampler:
-        return self._qmc if trial.number < self._n else self._tpe
-
-    def infer_relative_search_space(self, study: optuna.Study, trial: optuna.trial.FrozenTrial) -> dict[str, Any]:
-        return self._for(trial).infer_relative_search_space(study, trial)
-
-    def sample_relative(self, study: optuna.Study, trial: optuna.trial.FrozenTrial,
-                        search_space: dict[str, Any]) -> dict[str, Any]:
-        return self._for(trial).sample_relative(study, trial, search_space)
-
-    def sample_independent(self, study: optuna.Study, trial: optuna.trial.FrozenTrial, param_name: str,
-                           param_distribution: optuna.distributions.BaseDistribution) -> Any:
-        return self._for(trial).sample_independent(study, trial, param_name, param_distribution)
-
-    def before_trial(self, study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
-        self._for(trial).before_trial(study, trial)
-
-    def after_trial(self, study: optuna.Study, trial: optuna.trial.FrozenTrial, state: optuna.trial.TrialState,
-                    values: Sequence[float] | None) -> None:
-        self._for(trial).after_trial(study, trial, state, values)
-
-    def reseed_rng(self) -> None:
-        self._qmc.reseed_rng()
-        self._tpe.reseed_rng()
-
-
 def _sampler(name: str, seed: int, **args: Any) -> optuna.samplers.BaseSampler:
-    """A sampler of the sampler search: "default" (tuneflow's default sampler, as single_study's "tpe"),
-    "qmc+tpe" (QmcThenTpe), or a name of tuneflow.search.configs.SAMPLERS with ``args``."""
+    """A sampler of the sampler search: "default" (tuneflow's default sampler, as single_study's "tpe") or a
+    name of tuneflow.search.configs.SAMPLERS with ``args`` ("qmc_tpe": Sobol points, then TPE)."""
     from tuneflow.search.configs import SAMPLERS
     from tuneflow.search.samplers import default_sampler
 
     if name == "default":
         return default_sampler(seed=seed, failure_aware=False)
-    if name == "qmc+tpe":
-        return QmcThenTpe(seed, **args)
     quiet = {"warn_independent_sampling": False} if name in ("gp", "cmaes") else {}
     return _build(SAMPLERS, name, seed=seed, **{**quiet, **args})
 
@@ -495,9 +453,12 @@ SAMPLER_VARIANTS: dict[str, Strategy] = {
     "tpe (startup 5) + median": single_study("tpe", "median", {"n_startup_trials": 5}),
     "tpe (independent) + asha (r=4)": single_study("tpe", "asha", {"multivariate": False}),
     "tpe (independent) + median": single_study("tpe", "median", {"multivariate": False}),
-    "qmc (10) then tpe + asha (r=4)": sampler_study("qmc+tpe", "asha"),
-    "qmc (10) then tpe + median": sampler_study("qmc+tpe", "median"),
-    "qmc (5) then tpe + asha (r=4)": sampler_study("qmc+tpe", "asha", {"n_startup_trials": 5}),
+    # hydra/sweeper/sampler=qmc_tpe (tuneflow.search.samplers.QmcThenTpeSampler: 5 Sobol trials, then TPE
+    # with tuneflow's settings), and with 10 Sobol trials (TPE's own start-up length).
+    "qmc (10) then tpe + asha (r=4)": sampler_study("qmc_tpe", "asha", {"n_startup_trials": 10}),
+    "qmc (10) then tpe + median": sampler_study("qmc_tpe", "median", {"n_startup_trials": 10}),
+    "qmc (5) then tpe + asha (r=4)": sampler_study("qmc_tpe", "asha"),
+    "qmc (5) then tpe + median": sampler_study("qmc_tpe", "median"),
     "gp + asha (r=4)": sampler_study("gp", "asha"),
     "gp + median": sampler_study("gp", "median"),
     "gp (startup 5; deterministic) + asha (r=4)": sampler_study("gp", "asha", {"n_startup_trials": 5,
@@ -799,7 +760,7 @@ def summary_table(summaries: Mapping[str, Mapping[str, tuple[float, float, float
 
 
 def to_tpe_table(all_runs: Mapping[str, Mapping[str, list[Run]]], tables: Mapping[str, Table], budget: int,
-                 reference: str = "tpe (no pruning)") -> str:
+                 reference: str = "tpe (no pruning)", only: Callable[[str], bool] | None = None) -> str:
     """Each row's ratios to plain TPE (issue 13 asks for them beside those to random), or to another
     ``reference`` row (tuneflow's default, for the pruner search): epochs to the target and the mean regret
     after the whole budget, with the same bootstrap as the ratios to random."""
@@ -810,7 +771,7 @@ def to_tpe_table(all_runs: Mapping[str, Mapping[str, list[Run]]], tables: Mappin
         base = runs[reference]
         cap = budget * tables[name].full_training
         for strategy, found in runs.items():
-            if strategy in ("random (no pruning)", reference):
+            if strategy in ("random (no pruning)", reference) or (only is not None and not only(strategy)):
                 continue
             epochs = fmt_ratio(ratio_interval([r.epochs_to_target for r in base], [r.epochs_to_target for r in found],
                                               rng, cap))
@@ -829,7 +790,7 @@ ASK_COST_SAMPLERS: dict[str, tuple[str, dict[str, Any]]] = {
     "tuneflow default (TPE multivariate, constant liar)": ("default", {}),
     "tpe (startup 5)": ("tpe", {"n_startup_trials": 5}),
     "tpe (independent)": ("tpe", {"multivariate": False}),
-    "qmc (10) then tpe": ("qmc+tpe", {}),
+    "qmc_tpe (5 Sobol, then tpe)": ("qmc_tpe", {}),
     "gp": ("gp", {}),
     "gp (deterministic)": ("gp", {"deterministic_objective": True}),
     "cmaes": ("cmaes", {}),
@@ -1003,6 +964,11 @@ def main() -> int:
     if default in strategies and any(name in VARIANTS or name in SAMPLER_VARIANTS for name in strategies):
         print(f"\n**Ratios to tuneflow's default, {default}** (> 1: better than the default):\n")
         print(to_tpe_table(all_runs, tables, budget, reference=default))
+    asha = "tpe + asha (r=4)"
+    if asha in strategies and any(name in SAMPLER_VARIANTS and name.endswith(asha[3:]) for name in strategies):
+        # The sampler search's question: another sampler under the same pruner (ASHA r=4).
+        print(f"\n**Ratios to tuneflow's default sampler with ASHA, {asha}** (> 1: the sampler does better):\n")
+        print(to_tpe_table(all_runs, tables, budget, reference=asha, only=lambda name: name.endswith(asha[3:])))
     return 0
 
 

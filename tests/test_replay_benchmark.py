@@ -189,7 +189,7 @@ def test_the_quick_summary_run_prints_each_tables_line_with_its_ceiling_and_the_
     assert "| **tables with >= 5x** |" in done.stdout
 
 
-def test_every_searched_sampler_runs_within_the_budget_and_qmc_then_tpe_hands_over_at_its_startup(replay: Any) -> None:
+def test_every_searched_sampler_runs_within_the_budget(replay: Any) -> None:
     table = replay.load_table("quadratic/full", limit=40)
     budget_epochs = 2 * table.full_training
     cheap = {n: s for n, s in {**replay.SAMPLER_VARIANTS, **replay.SAMPLER_CHECKS}.items() if not n.startswith("gp")}
@@ -197,11 +197,3 @@ def test_every_searched_sampler_runs_within_the_budget_and_qmc_then_tpe_hands_ov
         task = replay.replay(table, strategy, seed=0, budget_epochs=budget_epochs, tables={})
         assert task.epochs == budget_epochs, name
     assert set(replay.GROUPS["samplers"]) <= set(replay.STRATEGIES)
-    # The first 4 trials are the scrambled Sobol points of a QMCSampler with the same seed; the 5th is TPE's.
-    sampler = replay.QmcThenTpe(seed=3, n_startup_trials=4)
-    study = optuna.create_study(sampler=sampler)
-    study.optimize(lambda t: t.suggest_float("x", -5, 5) ** 2 + t.suggest_float("y", -5, 5) ** 2, n_trials=6)
-    alone = optuna.create_study(sampler=optuna.samplers.QMCSampler(seed=3, scramble=True))
-    alone.optimize(lambda t: t.suggest_float("x", -5, 5) ** 2 + t.suggest_float("y", -5, 5) ** 2, n_trials=4)
-    assert [t.params for t in study.trials[:4]] == [t.params for t in alone.trials]
-    assert study.trials[4].system_attrs.get("qmc:sample_id") is None  # not asked of the sequence
