@@ -173,8 +173,9 @@ class QMCSamplerConfig:
 @dataclass
 class QmcTpeSamplerConfig:
     """Quasi-random start, then TPE: scrambled Sobol points for the first trials, TPE from them on
-    (tuneflow.search.samplers.QmcThenTpeSampler). In the replay benchmark it reached the target in fewer
-    epochs than the default TPE under ASHA on every recorded table (benchmarks/README.md, sampler search)."""
+    (tuneflow.search.samplers.QmcThenTpeSampler). In the replay benchmark, with hydra/sweeper/pruner=asha, it
+    reached the target in as few or fewer epochs than the default TPE on every recorded table (1x-1.4x, each
+    interval holding 1; benchmarks/README.md, the sampler search). Not the default."""
 
     _target_: str = "tuneflow.search.samplers.QmcThenTpeSampler"
     # Seed of the scrambling and of TPE; null = a fresh seed per process (workers then draw other sequences).
