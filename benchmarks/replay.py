@@ -45,6 +45,8 @@ with budgets scaled to the replay's (``scaled_to_budget``), and with time_to_goo
 Usage: python benchmarks/replay.py [--seeds 20] [--tables mlp/full,...] [--budget 60]
        python benchmarks/replay.py --tables quadratic/full --budget 60 --target-share 0.04
            --strategies "tpe (no pruning),strategy-variants"   (one line: beside time_to_good.py's quadratic run)
+       python benchmarks/replay.py --strategies samplers --summary-only   # the sampler search (GP rows: hours)
+       python benchmarks/replay.py --ask-cost   # each searched sampler's seconds per ask at 20 and 100 trials
        python benchmarks/replay.py --check 3    # retrain 3 recorded configurations per table and compare
        python benchmarks/replay.py --quick
 """
