@@ -45,6 +45,8 @@ with budgets scaled to the replay's (``scaled_to_budget``), and with time_to_goo
 Usage: python benchmarks/replay.py [--seeds 20] [--tables mlp/full,...] [--budget 60]
        python benchmarks/replay.py --tables quadratic/full --budget 60 --target-share 0.04
            --strategies "tpe (no pruning),strategy-variants"   (one line: beside time_to_good.py's quadratic run)
+       python benchmarks/replay.py --strategies samplers --summary-only   # the sampler search (GP rows: hours)
+       python benchmarks/replay.py --ask-cost   # each searched sampler's seconds per ask at 20 and 100 trials
        python benchmarks/replay.py --check 3    # retrain 3 recorded configurations per table and compare
        python benchmarks/replay.py --quick
 """
@@ -336,7 +338,7 @@ def fast_epochs(arch: str) -> int | None:
 Strategy = Callable[[ReplayTask, int], None]
 
 
-def _build(group: dict[str, Any], name: str, **overrides: Any) -> Any:
+def _build(group: dict[str, Any], name: str, /, **overrides: Any) -> Any:
     """A sampler or pruner built from tuneflow's structured configs (what hydra/sweeper/... selects)."""
     from hydra.utils import instantiate
 
@@ -415,6 +417,70 @@ VARIANTS: dict[str, Strategy] = {
                                                          n_warmup_steps=1),
 }
 STRATEGIES.update(VARIANTS)
+
+
+def _sampler(name: str, seed: int, **args: Any) -> optuna.samplers.BaseSampler:
+    """A sampler of the sampler search: "default" (tuneflow's default sampler, as single_study's "tpe") or a
+    name of tuneflow.search.configs.SAMPLERS with ``args`` ("qmc_tpe": Sobol points, then TPE)."""
+    from tuneflow.search.configs import SAMPLERS
+    from tuneflow.search.samplers import default_sampler
+
+    if name == "default":
+        return default_sampler(seed=seed, failure_aware=False)
+    quiet = {"warn_independent_sampling": False} if name in ("gp", "cmaes") else {}
+    return _build(SAMPLERS, name, seed=seed, **{**quiet, **args})
+
+
+def sampler_study(sampler: str, pruner: str, sampler_args: Mapping[str, Any] | None = None,
+                  **pruner_args: Any) -> Strategy:
+    """One study with ``sampler`` (see ``_sampler``) and a pruner of tuneflow.search.configs.PRUNERS."""
+
+    def strategy(task: ReplayTask, seed: int) -> None:
+        from tuneflow.search.configs import PRUNERS
+
+        args = {k: (v(task.table) if callable(v) else v) for k, v in pruner_args.items()}
+        task.optimize(_sampler(sampler, seed, **(sampler_args or {})), _build(PRUNERS, pruner, **args))
+
+    return strategy
+
+
+#: The sampler search (issue 17: ``--strategies samplers``), each sampler with ASHA r=4
+#: (hydra/sweeper/pruner=asha) and with the median pruner (tuneflow's default pruner); the reference rows are
+#: tuneflow's default sampler with each ("tpe + asha (r=4)", "tpe + median (tuneflow default)"), and random
+#: search with each ("random + successive halving" is random + ASHA r=4, "random + median").
+#: Left out, as they change nothing here: TPE's group=True (the replayed spaces are flat: one group, the
+#: multivariate model) and constant_liar off (a single sequential worker has no running trial to lie about:
+#: the same draws; SAMPLER_CHECKS runs both once to show it).
+SAMPLER_VARIANTS: dict[str, Strategy] = {
+    "tpe (startup 5) + median": single_study("tpe", "median", {"n_startup_trials": 5}),
+    "tpe (independent) + asha (r=4)": single_study("tpe", "asha", {"multivariate": False}),
+    "tpe (independent) + median": single_study("tpe", "median", {"multivariate": False}),
+    # hydra/sweeper/sampler=qmc_tpe (tuneflow.search.samplers.QmcThenTpeSampler: 5 Sobol trials, then TPE
+    # with tuneflow's settings), and with 10 Sobol trials (TPE's own start-up length).
+    "qmc (10) then tpe + asha (r=4)": sampler_study("qmc_tpe", "asha", {"n_startup_trials": 10}),
+    "qmc (10) then tpe + median": sampler_study("qmc_tpe", "median", {"n_startup_trials": 10}),
+    "qmc (5) then tpe + asha (r=4)": sampler_study("qmc_tpe", "asha"),
+    "qmc (5) then tpe + median": sampler_study("qmc_tpe", "median"),
+    "gp + asha (r=4)": sampler_study("gp", "asha"),
+    "gp + median": sampler_study("gp", "median"),
+    "gp (startup 5; deterministic) + asha (r=4)": sampler_study("gp", "asha", {"n_startup_trials": 5,
+                                                                             "deterministic_objective": True}),
+    "cmaes + asha (r=4)": sampler_study("cmaes", "asha"),
+    "cmaes + median": sampler_study("cmaes", "median"),
+    # CMA-ES learns only from completed trials unless told otherwise; under ASHA most trials are pruned.
+    # (Its restart_strategy, ipop/bipop, is ignored since Optuna 4.4: it falls back to None, moved to OptunaHub.)
+    "cmaes (pruned trials) + asha (r=4)": sampler_study("cmaes", "asha", {"consider_pruned_trials": True}),
+}
+#: Settings that should replay exactly as the default sampler does (a check, not a search).
+SAMPLER_CHECKS: dict[str, Strategy] = {
+    "tpe (group) + asha (r=4)": single_study("tpe", "asha", {"group": True}),
+    "tpe (no constant liar) + asha (r=4)": single_study("tpe", "asha", {"constant_liar": False}),
+}
+#: The reference rows run beside the sampler search (already rows of STRATEGIES / VARIANTS).
+SAMPLER_REFERENCES = ("tpe + median (tuneflow default)", "tpe + asha (r=4)", "tpe (startup 5) + asha (r=4)",
+                      "random + median", "random + successive halving")
+STRATEGIES.update(SAMPLER_VARIANTS)
+STRATEGIES.update(SAMPLER_CHECKS)
 
 
 def packaged_strategy(name: str, stages: Mapping[str, Mapping[str, Any]] | None = None, scale: bool = True,
@@ -547,6 +613,11 @@ STRATEGY_VARIANTS: dict[str, Strategy] = {
         scale=False),
 }
 STRATEGIES.update(STRATEGY_VARIANTS)
+#: --strategies names that stand for several rows.
+GROUPS: dict[str, Sequence[str]] = {
+    "variants": list(VARIANTS), "strategy-variants": list(STRATEGY_VARIANTS),
+    "samplers": [*SAMPLER_REFERENCES, *SAMPLER_VARIANTS], "sampler-checks": ["tpe + asha (r=4)", *SAMPLER_CHECKS],
+}
 
 
 def replay(table: Table, strategy: Strategy, seed: int, budget_epochs: int,
@@ -691,7 +762,7 @@ def summary_table(summaries: Mapping[str, Mapping[str, tuple[float, float, float
 
 
 def to_tpe_table(all_runs: Mapping[str, Mapping[str, list[Run]]], tables: Mapping[str, Table], budget: int,
-                 reference: str = "tpe (no pruning)") -> str:
+                 reference: str = "tpe (no pruning)", only: Callable[[str], bool] | None = None) -> str:
     """Each row's ratios to plain TPE (issue 13 asks for them beside those to random), or to another
     ``reference`` row (tuneflow's default, for the pruner search): epochs to the target and the mean regret
     after the whole budget, with the same bootstrap as the ratios to random."""
@@ -702,7 +773,7 @@ def to_tpe_table(all_runs: Mapping[str, Mapping[str, list[Run]]], tables: Mappin
         base = runs[reference]
         cap = budget * tables[name].full_training
         for strategy, found in runs.items():
-            if strategy in ("random (no pruning)", reference):
+            if strategy in ("random (no pruning)", reference) or (only is not None and not only(strategy)):
                 continue
             epochs = fmt_ratio(ratio_interval([r.epochs_to_target for r in base], [r.epochs_to_target for r in found],
                                               rng, cap))
@@ -712,6 +783,52 @@ def to_tpe_table(all_runs: Mapping[str, Mapping[str, list[Run]]], tables: Mappin
     than = "plain TPE" if reference == "tpe (no pruning)" else reference
     return markdown_table(["table", "strategy", f"x fewer epochs to the target than {than} [95%]",
                            f"mean regret@{last} x lower than {than} [95%]"], rows)
+
+
+# --- what the clock does not charge: the sampler's own time -------------------------------------
+
+#: The samplers of the sampler search, for --ask-cost: label -> (``_sampler`` name, its arguments).
+ASK_COST_SAMPLERS: dict[str, tuple[str, dict[str, Any]]] = {
+    "tuneflow default (TPE multivariate, constant liar)": ("default", {}),
+    "tpe (startup 5)": ("tpe", {"n_startup_trials": 5}),
+    "tpe (independent)": ("tpe", {"multivariate": False}),
+    "qmc_tpe (5 Sobol, then tpe)": ("qmc_tpe", {}),
+    "gp": ("gp", {}),
+    "gp (deterministic)": ("gp", {"deterministic_objective": True}),
+    "cmaes": ("cmaes", {}),
+    "random": ("random", {}),
+}
+
+
+#: Study sizes at which --ask-cost times a sampler.
+ASK_COST_AT = (20, 100)
+
+
+def ask_cost(table: Table, trials: int, asks: int = 5, seed: int = 0) -> dict[str, float]:
+    """Median seconds of one ``study.ask()`` (the sampler's suggestion of every parameter of the table's
+    space) in an in-memory study already holding ``trials`` completed trials: recorded configurations drawn at
+    random with their recorded objectives. The trials are added, not sampled (add_trial), so CMA-ES, whose
+    state lives in its own generations, starts over from them: its figure is a floor."""
+    rng = random.Random(seed)
+    finished = [i for i, c in enumerate(table.curves) if math.isfinite(c.final)]
+    times: dict[str, float] = {}
+    for label, (name, args) in ASK_COST_SAMPLERS.items():
+        study = optuna.create_study(direction=table.direction, sampler=_sampler(name, seed, **args))
+        for index in rng.sample(finished, trials):
+            study.add_trial(optuna.trial.create_trial(params=table.configs[index], value=table.curves[index].final,
+                                                      distributions=table.distributions))
+        spent = []
+        for _ in range(asks):
+            started = time.perf_counter()
+            trial = study.ask()
+            for param, dist in table.distributions.items():
+                trial._suggest(param, dist)
+            spent.append(time.perf_counter() - started)
+            index = table.nearest(trial.params)
+            study.tell(trial, table.curves[index].final if math.isfinite(table.curves[index].final) else None,
+                       state=None if math.isfinite(table.curves[index].final) else optuna.trial.TrialState.FAIL)
+        times[label] = statistics.median(spent)
+    return times
 
 
 # --- does the table tell the truth? --------------------------------------------------------------
@@ -756,8 +873,9 @@ def main() -> int:
                         help="where the tables are (default benchmarks/replay_tables; a copy, to replay a table "
                              "replay_record.py is still appending to)")
     parser.add_argument("--strategies", default=",".join(DEFAULT_STRATEGIES),
-                        help=f"comma-separated, of: variants (all of: {', '.join(VARIANTS)}), strategy-variants (all of: "
-                             f"{', '.join(STRATEGY_VARIANTS)}), {', '.join(STRATEGIES)}")
+                        help="comma-separated, of: " + ", ".join(f"{group} (all of: {', '.join(rows)})"
+                                                                 for group, rows in GROUPS.items())
+                             + f", {', '.join(STRATEGIES)}")
     parser.add_argument("--runs", type=Path, default=None,
                         help="keep every run's measurements here (JSON lines) and reuse those already there "
                              "(same table size, strategy, seed and budget: a replay is deterministic)")
@@ -775,6 +893,9 @@ def main() -> int:
                              "search: 20 rows per table)")
     parser.add_argument("--check", type=int, default=0, metavar="N",
                         help="retrain the first N configurations of each table and compare with it")
+    parser.add_argument("--ask-cost", action="store_true",
+                        help="print each sampler of the sampler search's seconds per ask at 20 and 100 trials on "
+                             "each table's space (what the simulated clock does not charge), and stop")
     parser.add_argument("--quick", action="store_true",
                         help="smoke run: 2 seeds, 3 strategies, quadratic + lstm_attention/fast, budget 12")
     args = parser.parse_args()
@@ -785,10 +906,10 @@ def main() -> int:
     # "random (no pruning)" first: the baseline every ratio is taken to; "variants" names them all.
     strategies = list(dict.fromkeys(["random (no pruning)", *(
         name for item in args.strategies.split(",")
-        for name in (VARIANTS if item == "variants" else STRATEGY_VARIANTS if item == "strategy-variants" else [item]))]))
+        for name in GROUPS.get(item, [item]))]))
     unknown = [name for name in strategies if name not in STRATEGIES]
     if unknown:
-        parser.error(f"unknown strategy {', '.join(unknown)}; one of: variants, {', '.join(STRATEGIES)}")
+        parser.error(f"unknown strategy {', '.join(unknown)}; one of: {', '.join(GROUPS)}, {', '.join(STRATEGIES)}")
     seeds, budget = args.seeds, args.budget
     if args.quick:
         names, strategies, seeds, budget = ["quadratic/full", "lstm_attention/fast"], list(STRATEGIES)[:3], 2, 12
@@ -798,6 +919,12 @@ def main() -> int:
         print(markdown_table(CHECK_HEADER, rows))
         return 0
     tables = {name: load_table(name, limits.get(name), args.table_dir) for name in names}
+    if args.ask_cost:
+        costs = {(name, n): ask_cost(table, n) for name, table in tables.items() for n in ASK_COST_AT}
+        print(markdown_table(["sampler", *(f"{name}: s per ask at {n} trials" for name, n in costs)],
+                             [[label, *(f"{found[label]:.3g}" for found in costs.values())]
+                              for label in ASK_COST_SAMPLERS]))
+        return 0
     saved: dict[str, Run] = {}
     if args.runs and args.runs.exists():
         for line in args.runs.read_text().splitlines():
@@ -836,9 +963,14 @@ def main() -> int:
         print("\n**Ratios to plain TPE (no pruning)** (> 1: better than TPE):\n")
         print(to_tpe_table(all_runs, tables, budget))
     default = "tpe + median (tuneflow default)"
-    if default in strategies and any(name in VARIANTS for name in strategies):
+    if default in strategies and any(name in VARIANTS or name in SAMPLER_VARIANTS for name in strategies):
         print(f"\n**Ratios to tuneflow's default, {default}** (> 1: better than the default):\n")
         print(to_tpe_table(all_runs, tables, budget, reference=default))
+    asha = "tpe + asha (r=4)"
+    if asha in strategies and any(name in SAMPLER_VARIANTS and name.endswith(asha[3:]) for name in strategies):
+        # The sampler search's question: another sampler under the same pruner (ASHA r=4).
+        print(f"\n**Ratios to tuneflow's default sampler with ASHA, {asha}** (> 1: the sampler does better):\n")
+        print(to_tpe_table(all_runs, tables, budget, reference=asha, only=lambda name: name.endswith(asha[3:])))
     return 0
 
 

@@ -72,6 +72,9 @@ BENCHMARKS = (
     Benchmark("replay_variants", "replay.py",
               ("--summary-only", "--strategies", "variants,tpe (no pruning),tpe + median (tuneflow default),"
                                                    "tpe + hyperband,random + successive halving"), "2-3 hours"),
+    # Issue 17's sampler search: TPE settings, Sobol then TPE, GP, CMA-ES, each with ASHA r=4 and the median
+    # pruner (GP asks take ~0.5-1.5 s each: its rows are most of the time).
+    Benchmark("replay_samplers", "replay.py", ("--summary-only", "--strategies", "samplers"), "3-5 hours"),
 )
 
 

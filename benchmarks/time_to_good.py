@@ -143,6 +143,10 @@ STRATEGIES: dict[str, tuple[str, ...]] = {
     "tuneflow + asha(min 1, rf 3)": ("hydra/sweeper/pruner=successive_halving",
                                      "hydra.sweeper.pruner.min_resource=1", "hydra.sweeper.pruner.reduction_factor=3"),
     "tpe, no pruning": NO_PRUNING,
+    # Issue 17's sampler search: tuneflow's named asha pruner (min_resource 1, reduction factor 4) after the
+    # default sampler and after hydra/sweeper/sampler=qmc_tpe (5 Sobol trials, then TPE).
+    "tuneflow + asha (r=4)": ("hydra/sweeper/pruner=asha",),
+    "qmc_tpe + asha (r=4)": ("hydra/sweeper/sampler=qmc_tpe", "hydra/sweeper/pruner=asha"),
     # Whole strategies (tuneflow.strategy; README "strategies"), each stage's budget cut so that the Optuna
     # trials add up to about 60, the default --max-trials (the repeats come on top, after the target is
     # usually reached). Their trials are counted over all stage studies, in the order they completed.

@@ -187,3 +187,13 @@ def test_the_quick_summary_run_prints_each_tables_line_with_its_ceiling_and_the_
         assert "The ceiling of pruning after random search" in line
     assert "| strategy |" not in done.stdout  # no per-table rows: the summaries only
     assert "| **tables with >= 5x** |" in done.stdout
+
+
+def test_every_searched_sampler_runs_within_the_budget(replay: Any) -> None:
+    table = replay.load_table("quadratic/full", limit=40)
+    budget_epochs = 2 * table.full_training
+    cheap = {n: s for n, s in {**replay.SAMPLER_VARIANTS, **replay.SAMPLER_CHECKS}.items() if not n.startswith("gp")}
+    for name, strategy in cheap.items():
+        task = replay.replay(table, strategy, seed=0, budget_epochs=budget_epochs, tables={})
+        assert task.epochs == budget_epochs, name
+    assert set(replay.GROUPS["samplers"]) <= set(replay.STRATEGIES)
