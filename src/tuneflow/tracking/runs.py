@@ -8,13 +8,15 @@ on SQLite, a batch ~30 ms).
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import tempfile
+import threading
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
-from functools import cache, lru_cache
+from functools import cache, lru_cache, wraps
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -259,14 +261,20 @@ def save_model(model: Any, flavor: str | None, directory: Path, input_example: A
     Pip requirements are given explicitly unless ``kwargs`` names them: inferring them costs 5-10 s
     per model.
     """
-    import importlib
-
     flavor = flavor or infer_flavor(model)
-    if "pip_requirements" not in kwargs and "extra_pip_requirements" not in kwargs:
+    pinned_here = "pip_requirements" not in kwargs and "extra_pip_requirements" not in kwargs
+    if pinned_here:
         kwargs["pip_requirements"] = [
             f"{package}=={installed}" for package in (_FLAVOR_PACKAGES.get(flavor, flavor), "tuneflow")
             if (installed := installed_version(package)) is not None
         ]
+    with _requirements_check_skipped(pinned_here):
+        _save_with_flavor(model, flavor, directory, kwargs)
+
+
+def _save_with_flavor(model: Any, flavor: str, directory: Path, kwargs: dict[str, Any]) -> None:
+    import importlib
+
     if flavor == "pytorch":
         import logging
 
@@ -294,6 +302,45 @@ def save_model(model: Any, flavor: str | None, directory: Path, input_example: A
     except ImportError:
         raise ValueError(f"model flavor is {flavor!r}, but MLflow has no flavor mlflow.{flavor}") from None
     module.save_model(model, str(directory), **kwargs)
+
+
+_skip_check = threading.local()
+
+
+@contextlib.contextmanager
+def _requirements_check_skipped(skip: bool) -> Iterator[None]:
+    """MLflow checks every saved model's requirements against the installed packages (to warn of a
+    mismatch): ~3 ms per save, and ~0.8 s for its map of every installed distribution's modules on the
+    first. Requirements tuneflow pinned itself are the installed versions, so the check cannot warn:
+    it is skipped for those saves only (a thread-local flag; a user's own saves are still checked)."""
+    if not skip:
+        yield
+        return
+    _install_check_switch()
+    _skip_check.active = True
+    try:
+        yield
+    finally:
+        _skip_check.active = False
+
+
+@cache
+def _install_check_switch() -> None:
+    """Wrap MLflow's check (``mlflow.utils.environment`` calls it by this name) once per process; an
+    MLflow without it is left as it is."""
+    import mlflow.utils.environment as environment
+
+    check = getattr(environment, "warn_dependency_requirement_mismatches", None)
+    if check is None:
+        return
+
+    @wraps(check)
+    def switchable(*args: Any, **kwargs: Any) -> Any:
+        if getattr(_skip_check, "active", False):
+            return None
+        return check(*args, **kwargs)
+
+    setattr(environment, "warn_dependency_requirement_mismatches", switchable)  # noqa: B010 - not re-exported
 
 
 @cache
