@@ -1,4 +1,4 @@
-"""How a trial's model is saved: straight into a local run's artifact folder, with the requirements
+"""How a trial's model and texts are saved: straight into a local run's artifact folder, with the requirements
 tuneflow pins itself not checked again by MLflow, and still loadable by ``mlflow.pyfunc.load_model``."""
 
 from __future__ import annotations
@@ -65,3 +65,13 @@ def test_a_model_saved_into_a_local_store_leaves_nothing_when_saving_fails(tmp_p
     with pytest.raises(Exception, match="serialize"):
         tracking.log_model(store, _Unpicklable(), None, name="broken")
     assert not (tmp_path / "artifacts" / "broken").exists()
+
+
+def test_text_written_into_a_local_store_is_the_runs_artifact(tmp_path: Path) -> None:
+    from mlflow.store.artifact.local_artifact_repo import LocalArtifactRepository
+
+    store = LocalArtifactRepository(str(tmp_path / "artifacts"))
+    tracking.log_text(store, "a: 1\n", "config.yaml")
+    tracking.log_text(store, "a: 2\n", "config.yaml")  # an existing artifact is replaced, as MLflow does
+    assert [info.path for info in store.list_artifacts()] == ["config.yaml"]
+    assert (tmp_path / "artifacts" / "config.yaml").read_text() == "a: 2\n"

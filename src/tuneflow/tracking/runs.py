@@ -391,6 +391,12 @@ def artifact_store(client: MlflowClient, artifact_uri: str) -> ArtifactRepositor
 
 def log_text(store: ArtifactRepository, text: str, artifact_file: str) -> None:
     """Write ``text`` as the run's artifact ``artifact_file`` (a file name, as in ``config.yaml``)."""
+    local = _local_artifact_folder(store, artifact_file)
+    if local is not None:
+        # Straight into a local run's folder: a temporary file copied there and deleted costs more than
+        # writing it (log_model).
+        local.write_text(text, encoding="utf-8")
+        return
     with tempfile.TemporaryDirectory(prefix="tuneflow-text-") as tmp:
         path = Path(tmp) / artifact_file
         path.write_text(text, encoding="utf-8")
@@ -418,8 +424,9 @@ def log_model(store: ArtifactRepository, model: Any, flavor: str | None, *, name
 
 
 def _local_artifact_folder(store: ArtifactRepository, name: str) -> Path | None:
-    """Where artifact ``name`` goes in a local (file) artifact store, when it does not exist yet (MLflow
-    saves a model only into a new or empty folder); None for a remote store or an existing artifact."""
+    """Where artifact ``name`` (a model's folder, a file) goes in a local (file) artifact store, when it
+    does not exist yet (MLflow saves a model only into a new or empty folder); None for a remote store or
+    an existing artifact."""
     from mlflow.store.artifact.local_artifact_repo import LocalArtifactRepository
 
     if not isinstance(store, LocalArtifactRepository):
