@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import gc
 import logging
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -57,6 +58,19 @@ from tuneflow.tracking import trials_csv as results
 from tuneflow.trial.job import TrialJob, TrialOutcome
 
 log = logging.getLogger("tuneflow")
+
+
+@contextlib.contextmanager
+def startup_objects_frozen() -> Iterator[None]:
+    """Python's full garbage collections during the trials skip the objects that exist before them
+    (imported modules, Hydra's configs, the study): on 2 cores they scanned them every ~15 trials,
+    ~0.45 s of a 100-trial sweep's in-study time of the quadratic arch, ~0.2 s with them frozen.
+    Frozen objects are still freed when unreferenced; only cycles among them wait for the unfreeze."""
+    gc.freeze()
+    try:
+        yield
+    finally:
+        gc.unfreeze()
 
 
 class StudySweeper:
@@ -203,6 +217,10 @@ class StudySweeper:
         return outcomes
 
     def loop(self, opened: OpenStudy, plan: SweepPlan, csv_path: Path) -> list[TrialOutcome]:
+        with startup_objects_frozen():
+            return self._loop(opened, plan, csv_path)
+
+    def _loop(self, opened: OpenStudy, plan: SweepPlan, csv_path: Path) -> list[TrialOutcome]:
         study, settings = opened.study, plan.settings
         share_with_jobs(settings.storage_url, study)  # its jobs in this process read through the sweeper's cache
         asker = TrialAsker(study, opened.storage, plan, self.config)

@@ -8,12 +8,15 @@ on SQLite, a batch ~30 ms).
 
 from __future__ import annotations
 
+import contextlib
 import os
+import shutil
 import tempfile
+import threading
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
-from functools import cache, lru_cache
+from functools import cache, lru_cache, wraps
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -258,14 +261,20 @@ def save_model(model: Any, flavor: str | None, directory: Path, input_example: A
     Pip requirements are given explicitly unless ``kwargs`` names them: inferring them costs 5-10 s
     per model.
     """
-    import importlib
-
     flavor = flavor or infer_flavor(model)
-    if "pip_requirements" not in kwargs and "extra_pip_requirements" not in kwargs:
+    pinned_here = "pip_requirements" not in kwargs and "extra_pip_requirements" not in kwargs
+    if pinned_here:
         kwargs["pip_requirements"] = [
             f"{package}=={installed}" for package in (_FLAVOR_PACKAGES.get(flavor, flavor), "tuneflow")
             if (installed := installed_version(package)) is not None
         ]
+    with _requirements_check_skipped(pinned_here):
+        _save_with_flavor(model, flavor, directory, kwargs)
+
+
+def _save_with_flavor(model: Any, flavor: str, directory: Path, kwargs: dict[str, Any]) -> None:
+    import importlib
+
     if flavor == "pytorch":
         import logging
 
@@ -293,6 +302,45 @@ def save_model(model: Any, flavor: str | None, directory: Path, input_example: A
     except ImportError:
         raise ValueError(f"model flavor is {flavor!r}, but MLflow has no flavor mlflow.{flavor}") from None
     module.save_model(model, str(directory), **kwargs)
+
+
+_skip_check = threading.local()
+
+
+@contextlib.contextmanager
+def _requirements_check_skipped(skip: bool) -> Iterator[None]:
+    """MLflow checks every saved model's requirements against the installed packages (to warn of a
+    mismatch): ~3 ms per save, and ~0.8 s for its map of every installed distribution's modules on the
+    first. Requirements tuneflow pinned itself are the installed versions, so the check cannot warn:
+    it is skipped for those saves only (a thread-local flag; a user's own saves are still checked)."""
+    if not skip:
+        yield
+        return
+    _install_check_switch()
+    _skip_check.active = True
+    try:
+        yield
+    finally:
+        _skip_check.active = False
+
+
+@cache
+def _install_check_switch() -> None:
+    """Wrap MLflow's check (``mlflow.utils.environment`` calls it by this name) once per process; an
+    MLflow without it is left as it is."""
+    import mlflow.utils.environment as environment
+
+    check = getattr(environment, "warn_dependency_requirement_mismatches", None)
+    if check is None:
+        return
+
+    @wraps(check)
+    def switchable(*args: Any, **kwargs: Any) -> Any:
+        if getattr(_skip_check, "active", False):
+            return None
+        return check(*args, **kwargs)
+
+    setattr(environment, "warn_dependency_requirement_mismatches", switchable)  # noqa: B010 - not re-exported
 
 
 @cache
@@ -343,6 +391,12 @@ def artifact_store(client: MlflowClient, artifact_uri: str) -> ArtifactRepositor
 
 def log_text(store: ArtifactRepository, text: str, artifact_file: str) -> None:
     """Write ``text`` as the run's artifact ``artifact_file`` (a file name, as in ``config.yaml``)."""
+    local = _local_artifact_folder(store, artifact_file)
+    if local is not None:
+        # Straight into a local run's folder: a temporary file copied there and deleted costs more than
+        # writing it (log_model).
+        local.write_text(text, encoding="utf-8")
+        return
     with tempfile.TemporaryDirectory(prefix="tuneflow-text-") as tmp:
         path = Path(tmp) / artifact_file
         path.write_text(text, encoding="utf-8")
@@ -351,11 +405,37 @@ def log_text(store: ArtifactRepository, text: str, artifact_file: str) -> None:
 
 def log_model(store: ArtifactRepository, model: Any, flavor: str | None, *, name: str = "model",
               input_example: Any = None, **kwargs: Any) -> None:
-    """Save the model to a temporary folder and upload it as the run's artifact ``name``."""
+    """Save the model as the run's artifact ``name``: straight into the run's artifact folder when it is
+    local, else into a temporary folder uploaded from there."""
+    local = _local_artifact_folder(store, name)
+    if local is not None:
+        # A local store would copy the saved files and the temporary folder be deleted: on this project's
+        # disk the copy and the deletion cost ~5 ms per trial, more than writing the files.
+        try:
+            save_model(model, flavor, local, input_example, **kwargs)
+        except BaseException:
+            shutil.rmtree(local, ignore_errors=True)  # no half-written model left in the run
+            raise
+        return
     with tempfile.TemporaryDirectory(prefix="tuneflow-model-") as tmp:
         target = Path(tmp) / name
         save_model(model, flavor, target, input_example, **kwargs)
         store.log_artifacts(str(target), artifact_path=name)  # type: ignore[no-untyped-call]
+
+
+def _local_artifact_folder(store: ArtifactRepository, name: str) -> Path | None:
+    """Where artifact ``name`` (a model's folder, a file) goes in a local (file) artifact store, when it
+    does not exist yet (MLflow saves a model only into a new or empty folder); None for a remote store or
+    an existing artifact."""
+    from mlflow.store.artifact.local_artifact_repo import LocalArtifactRepository
+
+    if not isinstance(store, LocalArtifactRepository):
+        return None
+    folder = Path(store.artifact_dir) / name
+    if folder.exists() or Path(name).is_absolute() or ".." in Path(name).parts:
+        return None  # MLflow's own upload decides (and refuses a path outside the run's folder)
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    return folder
 
 
 def terminate(client: MlflowClient, run_id: str, state: str) -> None:
