@@ -53,3 +53,14 @@ def quantiles(values: Sequence[float]) -> tuple[float, float, float]:
         return (values[0],) * 3 if values else (math.nan,) * 3
     q1, q2, q3 = statistics.quantiles(values, n=4, method="inclusive")
     return q1, q2, q3
+
+
+def load_default_study(name: str, root_dir: Any) -> Any:
+    """Study ``name`` from the embedded default store under ``root_dir`` (the journal; an older project's
+    optuna.db), opened as tuneflow opens it."""
+    import optuna
+
+    from tuneflow.storage.study import open_storage
+    from tuneflow.storage.urls import default_storage_url
+
+    return optuna.load_study(study_name=name, storage=open_storage(default_storage_url(root_dir)))

@@ -31,7 +31,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import optuna
-from _common import markdown_table, progress
+from _common import load_default_study, markdown_table, progress
 
 WORKLOAD = ("+arch=mlp", "-m", "hydra/sweeper/sampler=random", "hydra/sweeper/pruner=none",
             "hydra.sweeper.params.batch_size=choice(32)", "hydra.sweeper.params.hidden_size=choice(256)",
@@ -77,7 +77,7 @@ def run_variant(variant: Variant, trials: int, extra: list[str]) -> Measurement:
         log.close()
     if any(codes):
         sys.exit(f"parallel: error: a worker exited {codes}; see {folder}/worker*.log")
-    study = optuna.load_study(study_name="mlp", storage=f"sqlite:///{folder / 'mlruns' / 'optuna.db'}")
+    study = load_default_study("mlp", folder / "mlruns")
     complete = study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
     span = max(t.datetime_complete for t in complete) - min(t.datetime_start for t in complete)
     per_worker = [len(COMPLETE_LINE.findall((folder / f"worker{i}.log").read_text())) for i in range(variant.workers)]

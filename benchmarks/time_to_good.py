@@ -9,7 +9,7 @@ Architectures (each with its default search space, conf/search_space/):
                   validation range, val_mae in degrees C (minimise), up to 4 epochs.
 
 Strategies, each run as the product runs (``python -m tuneflow +arch=... -m`` in a fresh folder, so every
-trial is a Hydra job with its MLflow run, on the default SQLite storage):
+trial is a Hydra job with its MLflow run, on SQLite: hydra/sweeper/storage=sqlite):
   grid              hydra/sweeper/sampler=grid, no pruning; the search space with each interval cut to
                     3-5 values (what a hand-written grid does), visited in the sampler's random order.
   random            hydra/sweeper/sampler=random, no pruning.
@@ -260,7 +260,10 @@ def tuneflow_command(arch: Arch, strategy: str, seed: int, max_trials: int, extr
     grid = [f"hydra.sweeper.params.{name}={space}" for name, space in arch.grid.items()] if strategy == "grid" else []
     seeded = [f"strategy.seed={seed}"] if is_strategy(strategy) else []
     return [sys.executable, "-m", "tuneflow", *arch.overrides, "-m", *STRATEGIES[strategy], *grid, *seeded,
-            f"hydra.sweeper.sampler.seed={seed}", f"hydra.sweeper.n_trials={max_trials}", "torch_threads=1", *extra]
+            f"hydra.sweeper.sampler.seed={seed}", f"hydra.sweeper.n_trials={max_trials}", "torch_threads=1",
+            # SQLite, not the journal default: the watcher reads the file read-only with sqlite3 while the run
+            # writes it, and the recorded runs were made on it (epoch counts do not depend on the storage).
+            "hydra/sweeper/storage=sqlite", *extra]
 
 
 def is_strategy(strategy: str) -> bool:

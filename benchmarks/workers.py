@@ -1,4 +1,4 @@
-"""Trials per minute with 1, 2 and 4 workers on one study: the embedded default (SQLite files, one
+"""Trials per minute with 1, 2 and 4 workers on one study: the embedded default (the journal file, one
 machine) and the local cluster (PostgreSQL + an MLflow server, ``tuneflow.deploy.local_cluster``).
 
 Every worker is the same command, ``python -m tuneflow +arch=quadratic -m hydra.sweeper.n_trials=N
@@ -54,6 +54,7 @@ from pathlib import Path
 from typing import Any
 
 import optuna
+from _common import load_default_study
 
 WORKLOADS = {"instant": 0.0, "short": 0.025, "long": 0.1}
 
@@ -119,9 +120,9 @@ def embedded(n_workers: int, trials: int, seconds: float, workload: str) -> Row:
                                         cwd=folder, env=worker_env(), stdout=out, stderr=subprocess.STDOUT)
 
         wall = run_workers(start, n_workers, folder)
-        study = optuna.load_study(study_name=study_name, storage=f"sqlite:///{folder / 'mlruns' / 'optuna.db'}")
+        study = load_default_study(study_name, folder / "mlruns")
         span, median = timings(study, trials)
-        return Row("embedded (SQLite)", workload, n_workers, trials, span, wall, median)
+        return Row("embedded (journal)", workload, n_workers, trials, span, wall, median)
 
 
 def on_cluster(cluster: Any, n_workers: int, trials: int, seconds: float, workload: str) -> Row:
@@ -233,7 +234,7 @@ def engine_row(engine: str, trials: int) -> EngineRow:
         if done.returncode != 0:
             last = (done.stderr.strip().splitlines() or ["?"])[-1][:120]
             return EngineRow(engine, slots, 0, 0.0, 0.0, wall, error=f"exit {done.returncode}: {last}")
-        study = optuna.load_study(study_name="engines", storage=f"sqlite:///{root / 'optuna.db'}")
+        study = load_default_study("engines", root)
         ended = [t for t in study.trials if t.state.name in ("COMPLETE", "PRUNED")]
         if len(ended) != trials:
             return EngineRow(engine, slots, len(ended), 0.0, 0.0, wall, error=f"{len(ended)} of {trials} trials")

@@ -104,7 +104,7 @@ def test_parallel_shares_one_study_between_two_workers(quick_outputs: dict[str, 
 def test_workers_reports_trials_per_minute_for_each_worker_count(quick_outputs: dict[str, str]) -> None:
     rows = table(quick_outputs["workers"], "storage")
     assert [(r["storage"], r["workers"], r["trials"]) for r in rows] == [
-        ("embedded (SQLite)", "1", "4"), ("embedded (SQLite)", "2", "4")]
+        ("embedded (journal)", "1", "4"), ("embedded (journal)", "2", "4")]
     assert rows[0]["vs 1 worker"] == "1.00x" and float(rows[1]["trials/min"]) > 0
 
 @pytest.mark.slow
