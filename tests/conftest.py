@@ -70,12 +70,12 @@ def load_study(project: Path, name: str) -> Any:
     import optuna
 
     from tuneflow.storage.study import open_storage
-    from tuneflow.storage.urls import embedded_file, stored_storage_url
+    from tuneflow.storage.urls import default_storage_url, embedded_file
 
     # The store the sweeper's default put there (the journal, or an earlier tuneflow's SQLite file).
     if not embedded_file(project / "mlruns").is_file():  # opening it would create it: reading must not
         raise FileNotFoundError(embedded_file(project / "mlruns"))
-    return optuna.load_study(study_name=name, storage=open_storage(stored_storage_url(project / "mlruns")))
+    return optuna.load_study(study_name=name, storage=open_storage(default_storage_url(project / "mlruns")))
 
 
 def mlflow_client(project: Path) -> Any:

@@ -14,7 +14,7 @@ import pytest
 from tuneflow.errors import ConfigError
 from tuneflow.storage.journal import HeartbeatJournalStorage, heartbeat_dir, journal_path_of
 from tuneflow.storage.study import open_storage
-from tuneflow.storage.urls import check_storage, storage_url, stored_storage_url
+from tuneflow.storage.urls import check_storage, default_storage_url, storage_url
 
 
 @pytest.fixture(autouse=True)
@@ -88,7 +88,7 @@ def test_the_default_is_the_journal_but_an_earlier_tuneflow_s_sqlite_file_stays_
     """Readers and the sweeper's default (the journal node, null or no storage) agree on the file."""
     root = tmp_path / "mlruns"
     journal, sqlite = f"journal://{(root / 'optuna.journal').resolve()}", f"sqlite:///{(root / 'optuna.db').resolve()}"
-    defaults = (lambda: stored_storage_url(root), lambda: storage_url({"kind": "journal", "url": None}, root),
+    defaults = (lambda: default_storage_url(root), lambda: storage_url({"kind": "journal", "url": None}, root),
                 lambda: storage_url(None, root))
     assert [url() for url in defaults] == [journal] * 3, "no store yet: the journal"
     root.mkdir()

@@ -20,7 +20,7 @@ from tuneflow.errors import ConfigError
 from tuneflow.storage import creation
 from tuneflow.storage.journal import journal_path_of
 from tuneflow.storage.study import FINISHED_STATES, SURPLUS_ATTR
-from tuneflow.storage.urls import shown, stored_storage_url
+from tuneflow.storage.urls import default_storage_url, shown
 from tuneflow.tracking.runs import resolve_tracking_uri
 
 if TYPE_CHECKING:
@@ -61,7 +61,7 @@ class StudyLocation:
         from tuneflow.storage.urls import check_storage, check_tracking, refuse_password, with_installed_driver
 
         root_dir = Path(args.root_dir)
-        storage_url = with_installed_driver(args.storage) if args.storage else stored_storage_url(root_dir)
+        storage_url = with_installed_driver(args.storage) if args.storage else default_storage_url(root_dir)
         refuse_password(storage_url, "--storage")
         # An SQLite file is only read here (read_storage says when it is missing); anything else is checked
         # as the sweeper checks it.

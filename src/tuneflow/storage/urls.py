@@ -116,11 +116,6 @@ def sqlite_storage_url(root_dir: str | Path) -> str:
     return f"sqlite:///{Path(root_dir).resolve() / SQLITE_FILE}"
 
 
-def stored_storage_url(root_dir: str | Path) -> str:
-    """What a reader (reports, ``tuneflow ui``) opens when no storage is named: the sweeper's default."""
-    return default_storage_url(root_dir)
-
-
 def storage_url(node: Any, root_dir: str | Path) -> str:
     """The Optuna storage URL of a ``hydra.sweeper.storage`` config (see the sweeper's config.py).
 
